@@ -1,0 +1,27 @@
+# facesleuth: the study of thesis.txt as a workflow. This file is a table of contents only;
+# the rules live in workflow/rules/, the logic in src/facesleuth/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/demo.smk"
+include: "workflow/rules/manifests.smk"
+include: "workflow/rules/faces.smk"
+include: "workflow/rules/splits.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/predict.smk"
+include: "workflow/rules/tables.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        all_tables(),
+        all_figures(),
+        extraction_summaries(),
+    default_target: True

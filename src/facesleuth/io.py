@@ -1,0 +1,163 @@
+"""Parquet contracts of the pipeline and atomic writes.
+
+Every stage writes exactly one schema per file, through :func:`write_parquet`, which writes
+to a temporary file beside the target and renames it, so an interrupted job never leaves a
+half-written output that Snakemake would take for a finished one.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterable
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+LABEL_REAL = 0
+LABEL_FAKE = 1
+LABEL_UNKNOWN = -1
+
+MANIFEST_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),  # unique within the dataset: path relative to its root, no suffix
+        ("path", pa.string()),
+        ("label", pa.int8()),  # 1 fake, 0 real, -1 unknown
+        ("split", pa.string()),
+        ("original", pa.string()),  # video_id of the real video a fake was made from, if known
+        ("group", pa.string()),  # DFDC part, Celeb-DF identity, FF++ method...
+        ("tags", pa.list_(pa.string())),  # augmenter/distractor names, may be empty
+        ("status", pa.string()),  # ok | missing
+        ("message", pa.string()),
+    ]
+)
+
+FACES_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),
+        ("face_id", pa.string()),  # f"{video_id}/{frame}/{face}", unique within the dataset
+        ("frame", pa.int32()),
+        ("face", pa.int16()),  # index of the face within its frame
+        ("track", pa.int32()),  # test flow: track id within the video; train flow: -1
+        ("x0", pa.float32()),  # box with margin, full-resolution pixels, clipped to the frame
+        ("y0", pa.float32()),
+        ("x1", pa.float32()),
+        ("y1", pa.float32()),
+        ("prob", pa.float32()),  # detector probability
+        ("label", pa.int8()),
+        ("box_source", pa.string()),  # self | original (train flow fakes reuse their original's boxes)
+        ("jpeg", pa.binary()),  # the crop, JPEG-encoded
+    ]
+)
+
+STATUS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),
+        ("path", pa.string()),
+        ("label", pa.int8()),
+        ("status", pa.string()),  # ok | no_face | unreadable | missing | too_short | error
+        ("message", pa.string()),
+        ("frames_total", pa.int32()),
+        ("frames_read", pa.int32()),
+        ("faces_detected", pa.int32()),
+        ("faces_kept", pa.int32()),
+        ("box_source", pa.string()),
+        ("seconds", pa.float32()),
+    ]
+)
+
+SPLITS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),
+        ("face_id", pa.string()),
+        ("group", pa.string()),
+        ("original", pa.string()),
+        ("label", pa.int8()),
+        ("split", pa.string()),  # train | val
+        ("jpeg", pa.binary()),
+    ]
+)
+
+VIDEO_PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),
+        ("label", pa.int8()),
+        ("tags", pa.list_(pa.string())),
+        ("status", pa.string()),  # extraction status of the video
+        ("n_faces", pa.int32()),
+        ("score", pa.float64()),  # aggregated fake confidence; no_face_score (or null) without faces
+        ("scored", pa.bool_()),  # False where the score is the no-face fallback
+    ]
+)
+
+FACE_PREDICTIONS_SCHEMA = pa.schema(
+    [
+        ("dataset", pa.string()),
+        ("video_id", pa.string()),
+        ("face_id", pa.string()),
+        ("frame", pa.int32()),
+        ("track", pa.int32()),
+        ("label", pa.int8()),
+        ("score", pa.float32()),  # softmax probability of the fake class
+    ]
+)
+
+
+def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    return target, tmp
+
+
+def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
+    """Write ``df`` to ``path`` atomically, cast to ``schema`` (columns in schema order)."""
+    if isinstance(df, pd.DataFrame):
+        if schema is not None:
+            missing = [name for name in schema.names if name not in df.columns]
+            if missing:
+                raise ValueError(f"cannot write {path}: columns missing for its schema: {missing}")
+            df = df[schema.names]
+        table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
+    else:
+        table = df.select(schema.names).cast(schema) if schema is not None else df
+    target, tmp = _atomic_target(path)
+    try:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=2048)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def empty_table(schema: pa.Schema) -> pd.DataFrame:
+    """An empty DataFrame with the columns of ``schema`` (for chunks with nothing to write)."""
+    return schema.empty_table().to_pandas()
+
+
+def read_parquets(paths: Iterable[str | os.PathLike], columns: list[str] | None = None) -> pd.DataFrame:
+    """Concatenate Parquet files (all of one schema) into one DataFrame."""
+    frames = [pq.read_table(p, columns=columns).to_pandas() for p in paths]
+    if not frames:
+        raise ValueError("no Parquet files to read")
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
+    target, tmp = _atomic_target(path)
+    try:
+        Path(tmp).write_text(text)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target

@@ -1,0 +1,49 @@
+"""Small runtime helpers shared by every stage: devices, logging, chunking."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import zlib
+from pathlib import Path
+
+log = logging.getLogger("facesleuth")
+
+
+def resolve_device(name: str = "auto") -> str:
+    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass through, checked."""
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was asked for but no CUDA GPU is visible; use device: auto or cpu")
+    return name
+
+
+def chunk_of(key: str, chunks: int) -> int:
+    """Stable chunk index of ``key`` (same on every machine and Python run, unlike ``hash``)."""
+    return zlib.crc32(key.encode("utf-8")) % chunks
+
+
+def chunk_names(chunks: int) -> list[str]:
+    return [f"{i:03d}" for i in range(chunks)]
+
+
+def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
+    """Send the package's logging (and warnings) to ``log_path`` and stderr.
+
+    Snakemake scripts call this first thing with ``snakemake.log[0]``.
+    """
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+    logging.captureWarnings(True)
+    return log

@@ -1,0 +1,16 @@
+# The embedded demo dataset: DFDC-, DFDC-test- and Celeb-DF-v2-style folders generated from
+# public-domain photos shipped inside the dependencies (see facesleuth.demo).
+
+
+rule demo_dataset:
+    output:
+        demo_flag(),
+    params:
+        demo=config["demo"],
+    log:
+        log_path("demo", "demo_dataset"),
+    benchmark:
+        bench_path("demo", "demo_dataset")
+    threads: 1
+    script:
+        "../scripts/demo_dataset.py"

@@ -1,0 +1,40 @@
+# Trained run x test set -> face and video scores -> metrics.
+
+
+rule predict:
+    input:
+        best="results/models/{model}/{aug}/best.pt",
+        faces=testset_faces,
+        status=testset_status,
+        manifest="results/manifests/{testset}.parquet",
+    output:
+        videos="results/predictions/{testset}/{model}/{aug}.parquet",
+        faces="results/predictions/{testset}/{model}/{aug}.faces.parquet",
+    params:
+        evaluation=config["evaluation"],
+    log:
+        log_path("predict", "{testset}/{model}/{aug}"),
+    benchmark:
+        bench_path("predict", "{testset}/{model}/{aug}")
+    threads: 2
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/predict.py"
+
+
+rule metrics:
+    input:
+        predictions="results/predictions/{testset}/{model}/{aug}.parquet",
+        threshold="results/models/{model}/{aug}/threshold.json",
+    output:
+        "results/metrics/{testset}/{model}/{aug}.json",
+    params:
+        evaluation=config["evaluation"],
+    log:
+        log_path("metrics", "{testset}/{model}/{aug}"),
+    benchmark:
+        bench_path("metrics", "{testset}/{model}/{aug}")
+    threads: 1
+    script:
+        "../scripts/metrics.py"

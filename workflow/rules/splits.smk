@@ -1,0 +1,19 @@
+# Train-flow faces -> balanced train/validation split, by video (and identity), no leaks.
+
+
+rule splits:
+    input:
+        faces=split_faces,
+        status=split_status,
+    output:
+        split="results/splits/{trainset}.parquet",
+        summary="results/splits/{trainset}.summary.csv",
+    params:
+        splits=config["splits"],
+    log:
+        log_path("splits", "{trainset}"),
+    benchmark:
+        bench_path("splits", "{trainset}")
+    threads: 1
+    script:
+        "../scripts/splits.py"
