@@ -8,7 +8,18 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SAMPLES = Path(os.environ.get("FACESLEUTH_SAMPLES", REPO_ROOT.parent / "shared" / "data" / "samples"))
+
+
+def _find_samples() -> Path:
+    """FACESLEUTH_SAMPLES, else ../shared beside the checkout, else the workplace's shared folder
+    (a clone made elsewhere, e.g. /tmp/ci-check, still finds it)."""
+    candidates = [REPO_ROOT.parent / "shared" / "data" / "samples", Path("/work/shared/data/samples")]
+    if os.environ.get("FACESLEUTH_SAMPLES"):
+        candidates.insert(0, Path(os.environ["FACESLEUTH_SAMPLES"]))
+    return next((c for c in candidates if c.is_dir()), candidates[0])
+
+
+SAMPLES = _find_samples()
 
 
 @pytest.fixture(scope="session")
