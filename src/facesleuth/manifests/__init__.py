@@ -1,0 +1,53 @@
+"""Dataset folders -> manifests: one row per listed video (``facesleuth.io.MANIFEST_SCHEMA``).
+
+Each format has its adapter (``dfdc``, ``celebdf``, ``ffpp``, ``table`` for plain CSV); all
+return the same columns, sorted by ``video_id``, every video once, with files that a labels file
+lists but the disk lacks kept as ``missing`` rows (nothing is dropped silently).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from facesleuth.io import MANIFEST_SCHEMA, write_parquet
+from facesleuth.manifests.celebdf import celebdf_manifest
+from facesleuth.manifests.common import ManifestError, parse_label
+from facesleuth.manifests.dfdc import dfdc_test_manifest, dfdc_train_manifest
+from facesleuth.manifests.ffpp import ffpp_manifest
+from facesleuth.manifests.table import csv_manifest
+
+Adapter = Callable[[str, dict[str, Any]], pd.DataFrame]
+
+ADAPTERS: dict[str, Adapter] = {
+    "dfdc_train": dfdc_train_manifest,
+    "dfdc_test": dfdc_test_manifest,
+    "celebdf": celebdf_manifest,
+    "ffpp": ffpp_manifest,
+    "csv": csv_manifest,
+}
+
+
+def build_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
+    """The manifest of dataset ``name`` from its config entry (``config["datasets"][name]``).
+
+    Raises :class:`ManifestError` for an unknown format, a missing root or an unreadable labels
+    file, naming the file or the config key to fix.
+    """
+    dataset = dict(dataset)
+    fmt = dataset.get("format")
+    adapter = ADAPTERS.get(str(fmt))
+    if adapter is None:
+        raise ManifestError(f"datasets.{name}.format: unknown format {fmt!r} (known: {', '.join(ADAPTERS)})")
+    return adapter(name, dataset)
+
+
+def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write a manifest atomically with its schema."""
+    return write_parquet(df, path, MANIFEST_SCHEMA)
+
+
+__all__ = ["ADAPTERS", "ManifestError", "build_manifest", "parse_label", "write_manifest"]
