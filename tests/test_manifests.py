@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from facesleuth.io import MANIFEST_SCHEMA
-from facesleuth.manifests import ManifestError, build_manifest, parse_label, write_manifest
+from facesleuth.manifests import ManifestError, build_manifest, parse_label, source_files, write_manifest
 
 
 def touch(path: Path, text: str = "") -> Path:
@@ -429,3 +429,15 @@ def test_manifest_rule_through_snakemake(samples, repo_root, tmp_path):
     written = pd.read_parquet(tmp_path / "results/manifests/ffpp.parquet")
     assert len(written) == 6 and (written["label"] == 1).sum() == 3
     assert "manifest ffpp: 6 videos, 3 fakes, 3 reals, 0 missing" in (tmp_path / "logs/manifests/ffpp.log").read_text()
+
+
+def test_source_files_are_the_labels_files_a_manifest_reads(samples, tmp_path):
+    dfdc = source_files("dfdc", {"format": "dfdc_train", "root": str(samples / "dfdc"), "flow": "train"})
+    assert sorted(p.parent.name for p in dfdc) == ["dfdc_train_part_0", "dfdc_train_part_1", "dfdc_train_part_10"]
+    assert all(p.name == "metadata.json" for p in dfdc)
+    assert source_files("ffpp", {"format": "ffpp", "root": str(samples / "ffpp"), "flow": "train"}) == []
+    (tmp_path / "labels.csv").write_text("filename,label\na.mp4,1\n")
+    test = source_files("t", {"format": "dfdc_test", "root": str(tmp_path), "flow": "test", "labels": None})
+    assert test == [tmp_path / "labels.csv"]
+    with pytest.raises(ManifestError, match=r"datasets\.gone\.root"):
+        source_files("gone", {"format": "celebdf", "root": str(tmp_path / "nope"), "flow": "test"})

@@ -8,6 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
+from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names  # noqa: E402
 
 try:
@@ -49,8 +50,14 @@ def demo_flag():
 
 
 def manifest_inputs(wildcards):
-    """The demo must exist before its manifests are read; real datasets are read in place."""
-    return [demo_flag()] if config["demo"]["enabled"] else []
+    """The demo must exist before its manifests are read; a real dataset's labels files are
+    inputs, so editing them reruns its manifest (and a wrong root fails while planning)."""
+    if config["demo"]["enabled"]:
+        return [demo_flag()]
+    try:
+        return [str(path) for path in source_files(wildcards.dataset, DATASETS[wildcards.dataset])]
+    except ManifestError as err:
+        raise WorkflowError(str(err)) from None
 
 
 # ---------------------------------------------------------------- faces

@@ -15,8 +15,14 @@ import pandas as pd
 
 from facesleuth.io import MANIFEST_SCHEMA, write_parquet
 from facesleuth.manifests.celebdf import celebdf_manifest
-from facesleuth.manifests.common import ManifestError, parse_label
-from facesleuth.manifests.dfdc import dfdc_test_manifest, dfdc_train_manifest
+from facesleuth.manifests.common import ManifestError, dataset_root, parse_label
+from facesleuth.manifests.dfdc import (
+    TRAIN_METADATA,
+    dfdc_test_manifest,
+    dfdc_train_manifest,
+    test_labels_file,
+    train_parts,
+)
 from facesleuth.manifests.ffpp import ffpp_manifest
 from facesleuth.manifests.table import csv_manifest
 
@@ -45,9 +51,29 @@ def build_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
     return adapter(name, dataset)
 
 
+def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
+    """The labels/metadata files a manifest is read from, for Snakemake to rerun on change.
+
+    Checked at planning time, so a wrong root fails before any job runs. FaceForensics++ has no
+    labels file (labels come from the layout), so only its root is checked.
+    """
+    dataset = dict(dataset)
+    fmt = dataset.get("format")
+    if fmt not in ADAPTERS:
+        raise ManifestError(f"datasets.{name}.format: unknown format {fmt!r} (known: {', '.join(ADAPTERS)})")
+    root = dataset_root(name, dataset, f"a {fmt} dataset")
+    if fmt == "dfdc_train":
+        return [part / TRAIN_METADATA for part in train_parts(root) if (part / TRAIN_METADATA).is_file()]
+    if fmt == "dfdc_test":
+        return [test_labels_file(name, dataset, root)]
+    if fmt in ("celebdf", "csv") and dataset.get("labels"):
+        return [root / str(dataset["labels"])]
+    return []
+
+
 def write_manifest(df: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Write a manifest atomically with its schema."""
     return write_parquet(df, path, MANIFEST_SCHEMA)
 
 
-__all__ = ["ADAPTERS", "ManifestError", "build_manifest", "parse_label", "write_manifest"]
+__all__ = ["ADAPTERS", "ManifestError", "build_manifest", "parse_label", "source_files", "write_manifest"]
