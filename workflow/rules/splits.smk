@@ -5,6 +5,8 @@ rule splits:
     input:
         faces=split_faces,
         status=split_status,
+        # group and original of each video (status and faces do not carry them)
+        manifests=expand("results/manifests/{dataset}.parquet", dataset=config["splits"]["train_datasets"]),
     output:
         split="results/splits/{trainset}.parquet",
         summary="results/splits/{trainset}.summary.csv",

@@ -1,0 +1,476 @@
+"""The thesis's figures (2.12-2.15, 3.1-3.12) drawn from the pipeline's outputs, as PNG.
+
+Every figure is a function returning a matplotlib ``Figure`` from already-read inputs, so
+tests can check it; :func:`make_figures` reads a rule's inputs, draws and writes atomically.
+matplotlib runs on the Agg backend (no display on cluster nodes).
+
+"Best" runs follow :mod:`facesleuth.tables`: per model, the setup with the lowest DFDC log
+loss; on Celeb-DF-v2, the highest F1 at the test set's EER threshold.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from facesleuth.metrics import THRESHOLD_KINDS
+from facesleuth.tables import (
+    TableError,
+    best_run_overall,
+    best_setups,
+    display_name,
+    read_history,
+    read_metrics,
+    run_of,
+    setup_label,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
+log = logging.getLogger("facesleuth.figures")
+
+FIGURE_NUMBERS = {
+    "augmentation_examples": "Fig. 2.12",
+    "train_loss": "Fig. 2.13",
+    "validation_loss": "Fig. 2.14",
+    "precision_epoch_time": "Fig. 2.15",
+    "eer": "Fig. 3.1",
+    "thresholds": "Fig. 3.2",
+    "dfdc_logloss_none": "Fig. 3.3",
+    "dfdc_logloss_default": "Fig. 3.4",
+    "dfdc_logloss_grid": "Fig. 3.5",
+    "dfdc_logloss_coarse": "Fig. 3.6",
+    "dfdc_roc": "Fig. 3.7",
+    "dfdc_misclassified_fake": "Fig. 3.8",
+    "dfdc_misclassified_real": "Fig. 3.9",
+    "celebdf_f1": "Fig. 3.10",
+    "celebdf_misclassified_fake": "Fig. 3.11",
+    "celebdf_misclassified_real": "Fig. 3.12",
+}
+
+DPI = 150
+# how the galleries' titles name the criterion that picked their run
+SELECTION_LABELS = {"log_loss": "lowest log loss", "f1_test_eer": "highest F1 at the test set's EER threshold"}
+# transforms that prepare rather than augment: not shown as a step of Fig. 2.12
+_NOT_A_STEP = {"Normalize", "ToTensorV2", "LongestMaxSize", "PadIfNeeded", "Resize"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig: "Figure", path: str | os.PathLike) -> Path:
+    """Write ``fig`` as PNG atomically (a temporary file renamed), then close it."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
+        os.replace(tmp, target)
+    finally:
+        _pyplot().close(fig)
+        if tmp.exists():
+            tmp.unlink()
+    return target
+
+
+def _bar_labels(ax, bars, fmt: str = "{:.3f}") -> None:
+    for bar in bars:
+        height = bar.get_height()
+        ax.annotate(fmt.format(height), (bar.get_x() + bar.get_width() / 2, height), ha="center", va="bottom",
+                    fontsize=7, xytext=(0, 2), textcoords="offset points")
+
+
+# ---------------------------------------------------------------- Fig. 2.12
+
+
+def first_real_face(split_path: str | os.PathLike) -> tuple[str, bytes]:
+    """``(face_id, jpeg)`` of a real face from the split, read batch by batch (the file holds
+    every training crop): the largest JPEG of the first batch holding reals, for detail."""
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(split_path)
+    for batch in parquet.iter_batches(columns=["face_id", "label", "jpeg"], batch_size=512):
+        frame = batch.to_pandas()
+        reals = frame[frame["label"] == 0]
+        if len(reals):
+            row = reals.loc[reals["jpeg"].map(len).idxmax()]
+            return str(row["face_id"]), bytes(row["jpeg"])
+    raise TableError(f"{split_path} holds no real face to show the augmentations on")
+
+
+def _steps(compose) -> list[tuple[str, Any]]:
+    """The individual augmentations of a Compose, OneOf alternatives listed one by one."""
+    steps = []
+    for transform in getattr(compose, "transforms", []):
+        children = getattr(transform, "transforms", None)
+        for t in children if children is not None else [transform]:
+            name = type(t).__name__
+            if name not in _NOT_A_STEP:
+                steps.append((name, t))
+    return steps
+
+
+def _displayable(image: np.ndarray) -> np.ndarray:
+    if image.dtype == np.uint8:
+        return image
+    image = image.astype(float)
+    return (image - image.min()) / max(float(image.max() - image.min()), 1e-12)
+
+
+def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0) -> "Figure":
+    """One real face letterboxed, under each augmentation step forced on, then one draw of each setup."""
+    import albumentations as A
+
+    from facesleuth.augment import build_augmentation
+    from facesleuth.preprocess import decode_jpeg, letterbox
+
+    plt = _pyplot()
+    source = letterbox(decode_jpeg(jpeg), input_size)
+    panels = [("Source (letterboxed)", source)]
+    seen = set()
+    composes = {setup: build_augmentation(setup, input_size, params, seed=seed) for setup in setups}
+    for setup, compose in composes.items():
+        for name, transform in _steps(compose):
+            if name in seen:
+                continue
+            seen.add(name)
+            forced = copy.deepcopy(transform)
+            forced.p = 1.0  # show what the step does, not whether it fired
+            panels.append((name, A.Compose([forced], seed=seed)(image=source)["image"]))
+    for setup, compose in composes.items():
+        if compose is not None:
+            compose.set_random_seed(seed)
+            panels.append((f"{setup_label(setup)}: one draw", compose(image=source)["image"]))
+    ncols = min(4, len(panels))
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (title, image) in zip(axes.ravel(), panels):
+        ax.imshow(_displayable(image))
+        ax.set_title(title, fontsize=8)
+    fig.suptitle(f"Augmentations on a {input_size} px letterboxed real face (steps forced on; last row: whole setups)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- Fig. 2.13-2.15
+
+
+def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str) -> "Figure":
+    """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for model, history in histories.items():
+        values = history[column].astype(float)
+        finite = np.isfinite(values)
+        label = display_name(model)
+        if not finite.all():
+            label += f" ({int((~finite).sum())} NaN epochs left out)"
+        ax.plot(history["epoch"][finite], values[finite], marker="o", markersize=3, label=label)
+    which = "Train" if column == "train_loss" else "Validation"
+    ax.set_title(f"{which} loss per epoch, setup: {setup_label(setup)}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss (per face)")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def precision_epoch_time(histories: dict[str, pd.DataFrame], batch_sizes: dict[str, int], model: str) -> "Figure":
+    """Seconds per epoch, bars grouped by epoch, one colour per precision."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    width = 0.8 / max(len(histories), 1)
+    for i, (precision, history) in enumerate(histories.items()):
+        x = history["epoch"].to_numpy(dtype=float) + (i - (len(histories) - 1) / 2) * width
+        total = float(history["seconds"].sum())
+        bars = ax.bar(x, history["seconds"], width, label=f"{precision.upper()} (batch {batch_sizes[precision]}, total {total / 60:.1f} min)")
+        _bar_labels(ax, bars, "{:.0f}")
+    longest = max(float(h["seconds"].max()) for h in histories.values())
+    ax.set_ylim(0, 1.35 * longest)  # room for the legend above the bars
+    ax.set_title(f"Training time per epoch of {display_name(model)}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("seconds per epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- Fig. 3.1-3.7, 3.10
+
+
+def eer_curve(run: dict[str, Any]) -> "Figure":
+    """FPR and FNR against the threshold for one run, the crossing (EER) marked."""
+    plt = _pyplot()
+    roc = run["roc"]
+    thresholds = np.clip(np.asarray(roc["thresholds"], dtype=float), 0.0, 1.0)
+    fpr = np.asarray(roc["fpr"], dtype=float)
+    fnr = 1.0 - np.asarray(roc["tpr"], dtype=float)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(thresholds, fpr, label="false positive rate (reals called fake)")
+    ax.plot(thresholds, fnr, label="false negative rate (fakes called real)")
+    ax.plot([run["eer_threshold"]], [run["eer"]], "ko", zorder=5)
+    ax.annotate(f"EER {run['eer']:.3f} at threshold {run['eer_threshold']:.3f}", (run["eer_threshold"], run["eer"]),
+                xytext=(10, 10), textcoords="offset points", fontsize=8)
+    ax.axvline(run["validation_threshold"], color="grey", linestyle="--", linewidth=1,
+               label=f"validation EER threshold {run['validation_threshold']:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("threshold on the video's mean fake confidence")
+    ax.set_ylabel("rate")
+    ax.set_title(f"Equal error rate: {display_name(run['model'])}, {setup_label(run['aug'])} ({run['testset']})")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+    """EER thresholds of each model's best run: the test set's own and the validation one."""
+    plt = _pyplot()
+    best = best_setups(runs, models, setups)
+    chosen = [run_of(runs, m, best[m]) for m in models]
+    x = np.arange(len(models))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
+    for offset, key, kind in ((-0.2, "eer_threshold", "test_eer"), (0.2, "validation_threshold", "validation")):
+        bars = ax.bar(x + offset, [r[key] for r in chosen], 0.4, label=THRESHOLD_KINDS[kind])
+        _bar_labels(ax, bars)
+    ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
+    ax.set_ylabel("threshold (video fake confidence)")
+    ax.set_ylim(0, 1.1)
+    ax.set_title("EER thresholds of each model's best setup (lowest DFDC log loss)")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def logloss_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setup: str) -> "Figure":
+    """DFDC video log loss of every model under one setup."""
+    plt = _pyplot()
+    values = [run_of(runs, m, setup)["log_loss"] for m in models]
+    fig, ax = plt.subplots(figsize=(max(6, 1.0 * len(models) + 2), 4.2))
+    bars = ax.bar([display_name(m) for m in models], values, color="tab:blue")
+    _bar_labels(ax, bars, "{:.4f}")
+    ax.axhline(math.log(2), color="grey", linestyle="--", linewidth=1, label="every video scored 0.5 (log 2)")
+    ax.set_ylabel("video log loss (lower is better)")
+    ax.set_title(f"Video log loss on the DFDC test set, setup: {setup_label(setup)}")
+    ax.tick_params(axis="x", labelsize=8, rotation=20)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def roc_curves(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+    """ROC of each model's best setup, AUC in the legend."""
+    plt = _pyplot()
+    best = best_setups(runs, models, setups)
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    for model in models:
+        run = run_of(runs, model, best[model])
+        ax.plot(run["roc"]["fpr"], run["roc"]["tpr"], label=f"{display_name(model)} ({best[model]}), AUC {run['auc']:.3f}")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="chance")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false positive rate (reals called fake)")
+    ax.set_ylabel("true positive rate (fakes called fake)")
+    ax.set_title("ROC of each model's best setup, DFDC test set")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+    """F1 of each model's best setup (by F1 at the test set's EER threshold), at both thresholds."""
+    plt = _pyplot()
+    best = best_setups(runs, models, setups, metric="f1_test_eer", lower_is_better=False)
+    chosen = [run_of(runs, m, best[m]) for m in models]
+    x = np.arange(len(models))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
+    for offset, kind in ((-0.2, "test_eer"), (0.2, "validation")):
+        bars = ax.bar(x + offset, [r["at_threshold"][kind]["f1"] for r in chosen], 0.4, label=f"at {THRESHOLD_KINDS[kind]}")
+        _bar_labels(ax, bars)
+    ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
+    ax.set_ylabel("F1 (fake is positive; higher is better)")
+    ax.set_ylim(0, 1.15)
+    ax.set_title(f"F1 of each model's best setup, {chosen[0]['testset']}")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=1, frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---------------------------------------------------------------- Fig. 3.8, 3.9, 3.11, 3.12
+
+
+def _run_key(path: str | os.PathLike) -> tuple[str, str]:
+    """(model, aug) of ``results/predictions/{testset}/{model}/{aug}[.faces].parquet``."""
+    path = Path(path)
+    return path.parent.name, path.name.removesuffix(".parquet").removesuffix(".faces")
+
+
+def misclassified_examples(
+    videos: pd.DataFrame, face_scores: pd.DataFrame, threshold: float, label: str, limit: int
+) -> pd.DataFrame:
+    """The most confidently misclassified ``label`` videos, each with its most wrong face.
+
+    Columns: video_id, video_score, face_id, face_score. Fakes are wrong below the threshold,
+    reals at or above it (the metrics' convention); the worst come first.
+    """
+    is_fake = label == "fake"
+    scored = videos[(videos["label"] == (1 if is_fake else 0)) & videos["score"].notna()]
+    wrong = scored[scored["score"] < threshold] if is_fake else scored[scored["score"] >= threshold]
+    wrong = wrong.sort_values(["score", "video_id"], ascending=[is_fake, True])
+    faces = face_scores[face_scores["video_id"].isin(wrong["video_id"])]
+    if faces.empty:
+        return pd.DataFrame(columns=["video_id", "video_score", "face_id", "face_score"])
+    pick = faces["score"].groupby(faces["video_id"]).idxmin() if is_fake else faces["score"].groupby(faces["video_id"]).idxmax()
+    worst_face = faces.loc[pick.to_numpy(), ["video_id", "face_id", "score"]].rename(columns={"score": "face_score"})
+    examples = wrong[["video_id", "score"]].rename(columns={"score": "video_score"}).merge(worst_face, on="video_id")
+    return examples.head(limit).reset_index(drop=True)
+
+
+def read_crops(faces_paths: Sequence[str | os.PathLike], face_ids: Sequence[str]) -> dict[str, bytes]:
+    """JPEG bytes of ``face_ids`` from faces Parquet files, reading only those rows."""
+    import pyarrow.parquet as pq
+
+    wanted = set(face_ids)
+    crops: dict[str, bytes] = {}
+    if not wanted:
+        return crops
+    for path in faces_paths:
+        table = pq.read_table(path, columns=["face_id", "jpeg"], filters=[("face_id", "in", wanted)])
+        crops.update(zip(table.column("face_id").to_pylist(), table.column("jpeg").to_pylist()))
+    return crops
+
+
+def gallery(examples: pd.DataFrame, crops: dict[str, bytes], title: str, empty_note: str) -> "Figure":
+    """Face crops with their video and face scores; a note panel when there is nothing to show."""
+    from facesleuth.preprocess import decode_jpeg
+
+    plt = _pyplot()
+    if examples.empty:
+        fig, ax = plt.subplots(figsize=(7, 3))
+        ax.axis("off")
+        ax.text(0.5, 0.5, empty_note, ha="center", va="center", wrap=True, fontsize=10)
+        ax.set_title(title, fontsize=9)
+        return fig
+    ncols = min(4, len(examples))
+    nrows = math.ceil(len(examples) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.7 * ncols, 3.1 * nrows + 0.4), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, row in zip(axes.ravel(), examples.itertuples(index=False)):
+        data = crops.get(row.face_id)
+        if data is None:
+            ax.text(0.5, 0.5, f"crop {row.face_id}\nnot in the faces files", ha="center", va="center", fontsize=7)
+        else:
+            ax.imshow(decode_jpeg(data))
+        video = row.video_id if len(row.video_id) <= 28 else "..." + row.video_id[-25:]
+        ax.set_title(f"{video}\nvideo {row.video_score:.3f}, face {row.face_score:.3f}", fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def misclassified_gallery(
+    runs: Sequence[dict[str, Any]],
+    video_paths: Sequence[str | os.PathLike],
+    face_score_paths: Sequence[str | os.PathLike],
+    faces_paths: Sequence[str | os.PathLike],
+    setups: Sequence[str],
+    label: str,
+    select_by: str = "log_loss",
+    limit: int = 12,
+) -> "Figure":
+    """Misclassified ``label`` videos of the best run (by ``select_by``: ``log_loss`` lowest,
+    anything else highest), at the test set's EER threshold."""
+    lower = select_by == "log_loss"
+    run = best_run_overall(runs, setups, metric=select_by, lower_is_better=lower)
+    key = (run["model"], run["aug"])
+    video_path = {_run_key(p): p for p in video_paths}.get(key)
+    face_path = {_run_key(p): p for p in face_score_paths}.get(key)
+    if video_path is None or face_path is None:
+        raise TableError(f"no predictions for the best run {key[0]}/{key[1]} among the inputs")
+    threshold = float(run["eer_threshold"])
+    videos = pd.read_parquet(video_path, columns=["video_id", "label", "score"])
+    face_scores = pd.read_parquet(face_path, columns=["video_id", "face_id", "score"])
+    examples = misclassified_examples(videos, face_scores, threshold, label, limit)
+    crops = read_crops(faces_paths, list(examples["face_id"]))
+    other = "real" if label == "fake" else "fake"
+    criterion = SELECTION_LABELS.get(select_by, f"{'lowest' if lower else 'highest'} {select_by}")
+    title = (
+        f"{label.capitalize()} videos of {run['testset']} called {other} by {display_name(run['model'])}, "
+        f"{setup_label(run['aug'])} (best run: {criterion})\n"
+        f"threshold {threshold:.3f} = {THRESHOLD_KINDS['test_eer']}; most confident mistakes first, "
+        f"each with its most {other}-looking face"
+    )
+    note = f"No {label} video was misclassified at threshold {threshold:.3f}."
+    return gallery(examples, crops, title, note)
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:
+    """Draw the figure(s) of ``kind`` from a rule's inputs and params and write ``outputs``.
+
+    ``outputs`` maps output names to paths: ``png`` for single figures, ``train_loss`` and
+    ``validation_loss`` for ``losses``.
+    """
+    written = []
+    if kind == "losses":
+        histories = {m: read_history(p) for m, p in zip(settings["models"], inputs["histories"])}
+        for name, column in (("train_loss", "train_loss"), ("validation_loss", "val_loss")):
+            written.append(save_figure(loss_curves(histories, column, settings["setup"]), outputs[name]))
+            log.info("wrote %s to %s", name, outputs[name])
+        return written
+    if kind == "augmentation_examples":
+        face_id, jpeg = first_real_face(inputs["split"][0])
+        log.info("augmentation examples on face %s", face_id)
+        fig = augmentation_examples(jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0))
+    elif kind == "precision_epoch_time":
+        study = settings["precision_study"]
+        histories = {p: read_history(path) for p, path in zip(study["runs"], inputs["histories"])}
+        fig = precision_epoch_time(histories, study["runs"], study["model"])
+    elif kind == "eer":
+        fig = eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]))
+    elif kind == "thresholds":
+        fig = threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    elif kind == "dfdc_logloss":
+        fig = logloss_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setup"])
+    elif kind == "dfdc_roc":
+        fig = roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    elif kind == "celebdf_f1":
+        fig = f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    elif kind == "misclassified":
+        fig = misclassified_gallery(
+            read_metrics(inputs["metrics"]), inputs["videos"], inputs["face_scores"], inputs["faces"],
+            settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
+        )
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}")
+    written.append(save_figure(fig, outputs["png"]))
+    log.info("wrote %s figure to %s", kind, outputs["png"])
+    return written

@@ -1,0 +1,468 @@
+"""The thesis's tables, computed from the pipeline's outputs (never typed in).
+
+Each table is written twice: a CSV for machines (marks as plain columns) and a Markdown copy
+for people (marks as *italic* / **bold**, as in the thesis), headed by its thesis number and a
+line saying which threshold its numbers used, where one was needed.
+
+Which run is a model's "best": the setup with the lowest DFDC video log loss (thesis 3.1.1,
+"highlighted as bold in Table 3.1"); for Celeb-DF-v2, the highest F1 (Fig. 3.10).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import pandas as pd
+
+from facesleuth.io import write_text_atomic
+from facesleuth.metrics import NO_TAG, THRESHOLD_KINDS
+
+log = logging.getLogger("facesleuth.tables")
+
+SETUP_LABELS = {
+    "none": "No augmentation",
+    "default": "Default",
+    "coarse": "Default + CoarseDropout",
+    "grid": "Default + GridDropout",
+}
+
+TABLE_NUMBERS = {
+    "params": "Table 2.1",
+    "precision": "Table 2.3",
+    "dfdc_logloss": "Table 3.1",
+    "dfdc_fake_errors_by_distractor": "Table 3.2",
+    "dfdc_real_errors_by_distractor": "Table 3.3",
+    "dfdc_fake_errors_by_augmenter": "Table 3.4",
+    "dfdc_real_errors_by_augmenter": "Table 3.5",
+    "celebdf_sensitivity_specificity": "Table 3.6",
+    "celebdf_f1": "Table 3.7",
+}
+
+
+class TableError(ValueError):
+    """An input needed by a table is missing or inconsistent; the message names it."""
+
+
+@dataclass
+class Table:
+    """A table's data (the CSV) and its Markdown rendering."""
+
+    data: pd.DataFrame
+    markdown: str
+
+
+# ---------------------------------------------------------------- reading results
+
+
+def display_name(model: str) -> str:
+    """The thesis's name of a configured model (from :mod:`facesleuth.models`)."""
+    from facesleuth.models import display_name as models_display_name
+
+    return models_display_name(model)
+
+
+def setup_label(aug: str) -> str:
+    setup, _, precision = aug.partition("-")
+    label = SETUP_LABELS.get(setup, setup)
+    return f"{label} ({precision.upper()})" if precision else label
+
+
+def read_metrics(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Metrics JSONs (``results/metrics/{testset}/{model}/{aug}.json``), each with ``model``,
+    ``aug`` and ``testset`` (taken from the path when the file lacks them) and ``path``."""
+    runs = []
+    for path in paths:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise TableError(f"metrics file {path} not found; run the metrics rule first") from None
+        except json.JSONDecodeError as err:
+            raise TableError(f"metrics file {path} is not valid JSON ({err}); delete it and rerun") from None
+        data.setdefault("model", path.parent.name)
+        data.setdefault("aug", path.stem)
+        data.setdefault("testset", path.parent.parent.name)
+        data["path"] = str(path)
+        runs.append(data)
+    return runs
+
+
+def metrics_frame(runs: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run with the headline numbers, at both thresholds."""
+    rows = []
+    for run in runs:
+        row = {
+            "model": run["model"],
+            "aug": run["aug"],
+            "log_loss": run["log_loss"],
+            "auc": run["auc"],
+            "eer": run["eer"],
+        }
+        for kind in THRESHOLD_KINDS:
+            at = run["at_threshold"][kind]
+            for key in ("threshold", "sensitivity", "specificity", "f1"):
+                row[f"{key}_{kind}"] = at[key]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def run_of(runs: Sequence[dict[str, Any]], model: str, aug: str) -> dict[str, Any]:
+    for run in runs:
+        if run["model"] == model and run["aug"] == aug:
+            return run
+    raise TableError(f"no metrics for model {model!r} with setup {aug!r} (have {[(r['model'], r['aug']) for r in runs]})")
+
+
+def grid_values(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str], value: Callable[[dict], float]) -> pd.DataFrame:
+    """models x setups of ``value(run)``; every cell must exist and be finite."""
+    grid = pd.DataFrame(index=list(models), columns=list(setups), dtype=float)
+    for model in models:
+        for setup in setups:
+            number = float(value(run_of(runs, model, setup)))
+            if not math.isfinite(number):
+                raise TableError(f"model {model!r} setup {setup!r}: the value is {number}; check its metrics JSON")
+            grid.loc[model, setup] = number
+    return grid
+
+
+def best_setups(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str], metric: str = "log_loss", lower_is_better: bool = True) -> dict[str, str]:
+    """model -> its best setup by ``metric`` (ties: the first setup in config order).
+
+    ``metric`` is a key of :func:`metrics_frame` (``log_loss``, ``f1_test_eer``...)."""
+    frame = metrics_frame([r for r in runs if r["aug"] in setups])
+    best = {}
+    for model in models:
+        rows = frame[frame["model"] == model].set_index("aug").reindex([s for s in setups])
+        rows = rows[rows[metric].notna()]
+        if rows.empty:
+            raise TableError(f"no metrics for model {model!r} in setups {list(setups)}")
+        best[model] = rows[metric].idxmin() if lower_is_better else rows[metric].idxmax()
+    return best
+
+
+def best_run_overall(runs: Sequence[dict[str, Any]], setups: Sequence[str], metric: str = "log_loss", lower_is_better: bool = True) -> dict[str, Any]:
+    """The single best grid run by ``metric`` (ties: the first run given)."""
+    frame = metrics_frame([r for r in runs if r["aug"] in setups])
+    if frame.empty:
+        raise TableError(f"no grid runs among the metrics (setups {list(setups)})")
+    index = frame[metric].idxmin() if lower_is_better else frame[metric].idxmax()
+    return run_of(runs, frame.loc[index, "model"], frame.loc[index, "aug"])
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]], align_first_left: bool = True) -> str:
+    """A GitHub-flavoured Markdown table (first column left-aligned, the rest right-aligned)."""
+    def clean(cell: Any) -> str:
+        return str(cell).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(clean(h) for h in header) + " |"]
+    lines.append("|" + "|".join([":---" if align_first_left else "---:"] + ["---:"] * (len(header) - 1)) + "|")
+    for row in rows:
+        lines.append("| " + " | ".join(clean(c) for c in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def emphasise(text: str, italic: bool = False, bold: bool = False) -> str:
+    if italic and bold:
+        return f"***{text}***"
+    if bold:
+        return f"**{text}**"
+    if italic:
+        return f"*{text}*"
+    return text
+
+
+def _document(name: str, caption: str, body: str, notes: Sequence[str] = ()) -> str:
+    text = f"**{TABLE_NUMBERS[name]}.** {caption}\n\n{body}"
+    if notes:
+        text += "\n" + "\n".join(f"{note}  " for note in notes).rstrip() + "\n"
+    return text
+
+
+def _is_min(values: pd.Series) -> pd.Series:
+    return values == values.min()
+
+
+# ---------------------------------------------------------------- Table 2.1
+
+
+def params_table(models: Sequence[str], dropout: float) -> Table:
+    """Trainable parameters of each configured model with its new two-class head, beside the
+    thesis's Table 2.1 value where the model is one of its eight."""
+    from facesleuth.models import build_model, count_parameters, resolve
+
+    rows = []
+    for model in models:
+        network = build_model(model, pretrained=False, weights=None, dropout=dropout)
+        count = int(count_parameters(network))
+        del network
+        rows.append(
+            {
+                "model": model,
+                "name": display_name(model),
+                "parameters": count,
+                "parameters_millions": round(count / 1e6, 1),
+                "thesis_millions": resolve(model).thesis_params_millions,
+            }
+        )
+        log.info("%s: %d trainable parameters", model, count)
+    data = pd.DataFrame(rows)
+    body = markdown_table(
+        ["Model", "Params count (Million)", "Thesis (Million)"],
+        [[r["name"], f"{r['parameters_millions']:.1f}", "–" if r["thesis_millions"] is None else f"{r['thesis_millions']:.1f}"] for r in rows],
+    )
+    notes = ["Thesis: Table 2.1 of the thesis, for its eight models (– for others)."]
+    return Table(data, _document("params", "Number of trainable parameters (with the two-class head).", body, notes))
+
+
+# ---------------------------------------------------------------- Table 2.3
+
+
+def format_duration(seconds: float) -> str:
+    """``9 hours 48 mins`` as in Table 2.3 (seconds shown only under a minute)."""
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    hours, minutes = divmod(int(round(seconds / 60)), 60)
+    text = f"{minutes} min{'s' if minutes != 1 else ''}"
+    return f"{hours} hour{'s' if hours != 1 else ''} {text}" if hours else text
+
+
+def read_history(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"training history {path} not found; run the train rule first")
+    history = pd.read_csv(path)
+    missing = {"epoch", "train_loss", "val_loss", "seconds"} - set(history.columns)
+    if missing:
+        raise TableError(f"{path} lacks columns {sorted(missing)} (has {list(history.columns)})")
+    if history.empty:
+        raise TableError(f"{path} has no epochs")
+    return history
+
+
+def precision_table(precisions: Sequence[str], batch_sizes: dict[str, int], histories: Sequence[str | os.PathLike], metrics: Sequence[str | os.PathLike], model: str) -> Table:
+    """Per precision of the study: batch size, training time (sum of epoch seconds), DFDC log loss.
+
+    ``histories`` and ``metrics`` are given in the order of ``precisions``."""
+    if not (len(precisions) == len(histories) == len(metrics)):
+        raise TableError(f"precision table: {len(precisions)} precisions, {len(histories)} histories, {len(metrics)} metrics files")
+    rows = []
+    for precision, history_path, run in zip(precisions, histories, read_metrics(metrics)):
+        history = read_history(history_path)
+        seconds = float(history["seconds"].sum())
+        rows.append(
+            {
+                "precision": precision.upper(),
+                "batch_size": int(batch_sizes[precision]),
+                "run": f"{run['model']}/{run['aug']}",
+                "epochs": int(len(history)),
+                "training_seconds": round(seconds, 1),
+                "training_duration": format_duration(seconds),
+                "seconds_per_epoch": round(seconds / len(history), 1),
+                "dfdc_log_loss": run["log_loss"],
+            }
+        )
+    data = pd.DataFrame(rows)
+    body = markdown_table(
+        ["", "Batch size", "Training duration", "Epochs", "Log loss"],
+        [[r["precision"], r["batch_size"], r["training_duration"], r["epochs"], f"{r['dfdc_log_loss']:.4f}"] for r in rows],
+    )
+    caption = f"Training {display_name(model)} with each precision (log loss: DFDC test set, per video)."
+    notes = ["Training duration: the sum of the epoch times in each run's history.csv. No threshold: log loss uses the scores."]
+    return Table(data, _document("precision", caption, body, notes))
+
+
+# ---------------------------------------------------------------- Tables 3.1 and 3.7
+
+
+def _marked_grid(grid: pd.DataFrame, setups: Sequence[str], lower_is_better: bool, extra: dict[str, Any] | None = None) -> tuple[pd.DataFrame, str]:
+    """A models x setups grid as CSV data and Markdown body, with the best value per setup
+    (``best_for_setup_<setup>`` columns, *italic*) and per model (``best_setup``, **bold**) marked.
+    Ties are all marked."""
+    sign = 1 if lower_is_better else -1
+    best_for_setup = grid.apply(lambda column: _is_min(sign * column))
+    best_for_model = grid.apply(lambda row: _is_min(sign * row), axis=1)
+    data = pd.DataFrame({"model": list(grid.index), "name": [display_name(m) for m in grid.index]})
+    for key, value in (extra or {}).items():
+        data[key] = value
+    for setup in setups:
+        data[setup] = grid[setup].to_numpy()
+    data["best_setup"] = [(sign * grid.loc[m]).idxmin() for m in grid.index]
+    for setup in setups:
+        data[f"best_for_setup_{setup}"] = best_for_setup[setup].to_numpy()
+    rows = []
+    for model in grid.index:
+        cells = [
+            emphasise(f"{grid.loc[model, s]:.4f}", italic=bool(best_for_setup.loc[model, s]), bold=bool(best_for_model.loc[model, s]))
+            for s in setups
+        ]
+        rows.append([display_name(model), *cells])
+    body = markdown_table(["Model / Augmentation", *[SETUP_LABELS.get(s, s) for s in setups]], rows)
+    return data, body
+
+
+def logloss_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
+    """Table 3.1: DFDC video log loss, models x setups."""
+    grid = grid_values(runs, models, setups, lambda run: run["log_loss"])
+    data, body = _marked_grid(grid, setups, lower_is_better=True)
+    caption = (
+        "Video log loss on the DFDC test set (lower is better). *Italic*: the best model for the "
+        "augmentation; **bold**: the best augmentation for the model."
+    )
+    return Table(data, _document("dfdc_logloss", caption, body, ["No threshold: log loss uses the scores themselves."]))
+
+
+def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
+    """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold."""
+    datas, bodies = [], []
+    for kind, description in THRESHOLD_KINDS.items():
+        grid = grid_values(runs, models, setups, lambda run, kind=kind: run["at_threshold"][kind]["f1"])
+        data, body = _marked_grid(grid, setups, lower_is_better=False, extra={"threshold": kind})
+        datas.append(data)
+        bodies.append(f"At {description}:\n\n{body}")
+    caption = (
+        "F1-score (fake is the positive class) of the models tested on Celeb-DF-v2 (higher is "
+        "better). **Bold**: the best augmentation for the model; *italic*: the best model for the augmentation."
+    )
+    notes = ["Threshold: each run's own, per block above; `threshold` column in the CSV (validation | test_eer)."]
+    return Table(pd.concat(datas, ignore_index=True), _document("celebdf_f1", caption, "\n".join(bodies), notes))
+
+
+# ---------------------------------------------------------------- Table 3.6
+
+
+def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
+    """Table 3.6: sensitivity and specificity per model and setup, at both thresholds."""
+    rows, bodies = [], []
+    for kind, description in THRESHOLD_KINDS.items():
+        md_rows = []
+        for model in models:
+            row: dict[str, Any] = {"model": model, "name": display_name(model), "threshold": kind}
+            cells = []
+            for setup in setups:
+                at = run_of(runs, model, setup)["at_threshold"][kind]
+                row[f"{setup}_sensitivity"] = at["sensitivity"]
+                row[f"{setup}_specificity"] = at["specificity"]
+                row[f"{setup}_threshold_value"] = at["threshold"]
+                cells += [f"{at['sensitivity']:.3f}", f"{at['specificity']:.3f}"]
+            rows.append(row)
+            md_rows.append([display_name(model), *cells])
+        header = ["Model"] + [f"{SETUP_LABELS.get(s, s)} {m}" for s in setups for m in ("sensitivity", "specificity")]
+        bodies.append(f"At {description}:\n\n{markdown_table(header, md_rows)}")
+    caption = "Sensitivity (fakes called fake) and specificity (reals called real) on Celeb-DF-v2 (higher is better)."
+    notes = ["Threshold: per block above; `threshold` column in the CSV (validation | test_eer), the value used in `<setup>_threshold_value`."]
+    return Table(pd.DataFrame(rows), _document("celebdf_sensitivity_specificity", caption, "\n".join(bodies), notes))
+
+
+# ---------------------------------------------------------------- Tables 3.2-3.5
+
+
+def errors_by_tag_table(
+    runs: Sequence[dict[str, Any]],
+    models: Sequence[str],
+    setups: Sequence[str],
+    label: str,
+    kind: str,
+    threshold_kind: str = "test_eer",
+) -> Table:
+    """% of misclassified ``label`` videos per ``kind`` tag, for each model's best setup.
+
+    The best setup is the one with the lowest DFDC log loss; the worst tag of each model is
+    marked. The augmenter tables end with a ``none`` row: videos with no augmenter nor distractor.
+    """
+    if label not in ("fake", "real") or kind not in ("distractor", "augmenter"):
+        raise TableError(f"errors by tag: label must be fake|real and kind distractor|augmenter, got {label!r}, {kind!r}")
+    name = f"dfdc_{label}_errors_by_{kind}"
+    best = best_setups(runs, models, setups)
+    percents: dict[str, dict[str, float]] = {}
+    videos: dict[str, int] = {}
+    thresholds = {}
+    for model in models:
+        run = run_of(runs, model, best[model])
+        thresholds[model] = run["at_threshold"][threshold_kind]["threshold"]
+        column = {}
+        for row in run["errors_by_tag"][threshold_kind]:
+            if row["label"] != label or not (row["kind"] == kind or (kind == "augmenter" and row["tag"] == NO_TAG)):
+                continue
+            column[row["name"]] = float(row["percent"])
+            videos[row["name"]] = max(videos.get(row["name"], 0), int(row["videos"]))
+        percents[model] = column
+    tags = sorted(t for t in videos if t != NO_TAG) + ([NO_TAG] if NO_TAG in videos else [])
+    what = "fake videos called real" if label == "fake" else "real videos called fake"
+    caption = (
+        f"Percentage of misclassified {label} videos ({what}) of the DFDC test set per {kind}, for each "
+        f"model's best setup (lowest DFDC log loss, in brackets). **Bold**: the worst {kind} for the model."
+    )
+    notes = [
+        f"Threshold: {THRESHOLD_KINDS[threshold_kind]}; "
+        + ", ".join(f"{display_name(m)} {thresholds[m]:.4f}" for m in models)
+        + "."
+    ]
+    if not tags:
+        # an honest empty table (a small test set may hold no such video), not a failed workflow
+        note = f"No {label} video of the test set carries a {kind} tag (the labels file has no {kind}s for them)."
+        log.warning("%s: %s", name, note)
+        columns = ["tag", "videos", *models, *[f"worst_{m}" for m in models], "threshold"]
+        return Table(pd.DataFrame(columns=columns), _document(name, caption, note + "\n", notes))
+    grid = pd.DataFrame({m: [percents[m].get(t, math.nan) for t in tags] for m in models}, index=tags)
+    absent = grid.isna()
+    if absent.any().any():
+        model = grid.columns[absent.any()][0]
+        raise TableError(f"{name}: model {model!r} has no {label} videos for tags {list(grid.index[absent[model]])}")
+    worst = grid.apply(lambda column: column == column.max())
+    data = pd.DataFrame({"tag": tags, "videos": [videos[t] for t in tags]})
+    for model in models:
+        data[model] = grid[model].to_numpy()
+    for model in models:
+        data[f"worst_{model}"] = worst[model].to_numpy()
+    data["threshold"] = threshold_kind
+    header = ["", *[f"{display_name(m)} ({best[m]})" for m in models]]
+    md_rows = [
+        ["no distractor/augmenter" if tag == NO_TAG else tag, *[emphasise(f"{grid.loc[tag, m]:.1f}", bold=bool(worst.loc[tag, m])) for m in models]]
+        for tag in tags
+    ]
+    return Table(data, _document(name, caption, markdown_table(header, md_rows), notes))
+
+
+# ---------------------------------------------------------------- writing
+
+
+def write(table: Table, csv_path: str | os.PathLike, md_path: str | os.PathLike) -> None:
+    write_text_atomic(table.data.to_csv(index=False), csv_path)
+    write_text_atomic(table.markdown, md_path)
+
+
+def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:
+    """Build table ``name`` (a key of ``TABLE_NUMBERS``) from rule inputs and params, and write it.
+
+    ``inputs``: ``metrics`` (JSON paths) and, for ``precision``, ``histories``; ``settings``:
+    ``models``, ``setups`` and per table ``dropout`` or the precision study's settings.
+    """
+    if name == "params":
+        table = params_table(settings["models"], settings["dropout"])
+    elif name == "precision":
+        study = settings["precision_study"]
+        table = precision_table(list(study["runs"]), study["runs"], inputs["histories"], inputs["metrics"], study["model"])
+    elif name == "dfdc_logloss":
+        table = logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    elif name.startswith("dfdc_") and "_errors_by_" in name:
+        label, kind = name.removeprefix("dfdc_").split("_errors_by_")
+        table = errors_by_tag_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], label, kind)
+    elif name == "celebdf_sensitivity_specificity":
+        table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    elif name == "celebdf_f1":
+        table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    else:
+        raise TableError(f"unknown table {name!r} (known: {sorted(TABLE_NUMBERS)})")
+    write(table, csv_path, md_path)
+    log.info("wrote %s (%s) to %s and %s", name, TABLE_NUMBERS[name], csv_path, md_path)
+    return table

@@ -1,0 +1,134 @@
+# Histories, metrics, predictions and face crops -> the thesis's figures (results/figures/<name>.png).
+# One rule per figure (train and validation loss share theirs), so asking for one figure runs
+# only what it needs. Names and thesis numbers: FIGURES in common.smk.
+
+
+include: "report_inputs.smk"
+
+
+rule figure_augmentation_examples:
+    input:
+        split=training_split,
+    output:
+        png=figure_report("augmentation_examples"),
+    params:
+        figure="augmentation_examples",
+        settings={
+            "setups": SETUPS,
+            "input_size": config["training"]["input_size"],
+            "augmentations": config["augmentations"],
+            "seed": config["training"]["seed"],
+        },
+    log:
+        log_path("figures", "augmentation_examples"),
+    benchmark:
+        bench_path("figures", "augmentation_examples")
+    threads: 1
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_losses:
+    input:
+        histories=loss_histories,
+    output:
+        train_loss=figure_report("train_loss"),
+        validation_loss=figure_report("validation_loss"),
+    params:
+        figure="losses",
+        settings={"models": MODELS, "setup": loss_setup()},
+    log:
+        log_path("figures", "losses"),
+    benchmark:
+        bench_path("figures", "losses")
+    threads: 1
+    script:
+        "../scripts/figures.py"
+
+
+rule figure_precision_epoch_time:
+    input:
+        histories=precision_histories,
+    output:
+        png=figure_report("precision_epoch_time"),
+    params:
+        figure="precision_epoch_time",
+        settings={"precision_study": config.get("precision_study")},
+    log:
+        log_path("figures", "precision_epoch_time"),
+    benchmark:
+        bench_path("figures", "precision_epoch_time")
+    threads: 1
+    script:
+        "../scripts/figures.py"
+
+
+# Figs. 3.1, 3.2, 3.7 (DFDC) and 3.10 (Celeb-DF-v2): every grid run's metrics on one test set.
+for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfdc"), ("celebdf_f1", "celebdf")):
+
+    rule:
+        name:
+            f"figure_{_name}"
+        input:
+            metrics=suite_files(_suite, "metrics"),
+        output:
+            png=figure_report(_name),
+        params:
+            figure=_name,
+            settings={"models": MODELS, "setups": SETUPS},
+        log:
+            log_path("figures", _name),
+        benchmark:
+            bench_path("figures", _name)
+        threads: 1
+        script:
+            "../scripts/figures.py"
+
+
+# Figs. 3.3-3.6: DFDC log loss of every model under one setup.
+for _setup in SETUPS:
+
+    rule:
+        name:
+            f"figure_dfdc_logloss_{_setup}"
+        input:
+            metrics=setup_metrics(_setup),
+        output:
+            png=figure_report(f"dfdc_logloss_{_setup}"),
+        params:
+            figure="dfdc_logloss",
+            settings={"models": MODELS, "setup": _setup},
+        log:
+            log_path("figures", f"dfdc_logloss_{_setup}"),
+        benchmark:
+            bench_path("figures", f"dfdc_logloss_{_setup}")
+        threads: 1
+        script:
+            "../scripts/figures.py"
+
+
+# Figs. 3.8, 3.9, 3.11, 3.12: face crops of the videos the best run misclassified.
+for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
+    for _label in ("fake", "real"):
+        _name = f"{_suite}_misclassified_{_label}"
+
+        rule:
+            name:
+                f"figure_{_name}"
+            input:
+                metrics=suite_files(_suite, "metrics"),
+                videos=suite_files(_suite, "videos"),
+                face_scores=suite_files(_suite, "face_scores"),
+                faces=suite_files(_suite, "faces"),
+            output:
+                png=figure_report(_name),
+            params:
+                figure="misclassified",
+                settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
+            log:
+                log_path("figures", _name),
+            benchmark:
+                bench_path("figures", _name)
+            threads: 1
+            script:
+                "../scripts/figures.py"

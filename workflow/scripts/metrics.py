@@ -1,0 +1,25 @@
+"""Rule metrics: one run's video predictions on one test set -> metrics JSON."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from facesleuth.metrics import evaluate
+from facesleuth.io import write_text_atomic
+from facesleuth.runtime import setup_logging
+
+log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
+
+videos = pd.read_parquet(snakemake.input.predictions)  # noqa: F821
+threshold = json.loads(Path(snakemake.input.threshold).read_text())  # noqa: F821
+if "eer_threshold" not in threshold:
+    raise KeyError(f"{snakemake.input.threshold} has no 'eer_threshold'; rerun the validate rule")  # noqa: F821
+result = {
+    "testset": snakemake.wildcards.testset,  # noqa: F821
+    "model": snakemake.wildcards.model,  # noqa: F821
+    "aug": snakemake.wildcards.aug,  # noqa: F821
+    **evaluate(videos, threshold["eer_threshold"]),
+    "validation": threshold,
+}
+write_text_atomic(json.dumps(result, indent=1) + "\n", snakemake.output[0])  # noqa: F821
