@@ -5,7 +5,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded demo is the default; --configfile config/thesis.yaml replaces it rather than
+# being merged into it (Snakemake merges every configfile it reads, and demo settings such as
+# demo.enabled must not leak into the study).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"
