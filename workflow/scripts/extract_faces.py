@@ -1,0 +1,21 @@
+"""Snakemake script of rule extract_faces: one chunk of a manifest -> faces + status Parquet."""
+
+import pandas as pd
+
+from facesleuth.extract import extract_chunk
+from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
+from facesleuth.runtime import setup_logging
+
+setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected by the script directive)
+
+params = snakemake.params.extraction  # noqa: F821
+faces, status = extract_chunk(
+    pd.read_parquet(snakemake.input.manifest),  # noqa: F821
+    chunk=int(snakemake.wildcards.chunk),  # noqa: F821
+    chunks=int(params["chunks"]),
+    flow=params["flow"],
+    detection=params["detection"],
+    flow_settings=params["flow_settings"],
+)
+write_parquet(faces, snakemake.output.faces, FACES_SCHEMA)  # noqa: F821
+write_parquet(status, snakemake.output.status, STATUS_SCHEMA)  # noqa: F821
