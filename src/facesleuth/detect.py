@@ -34,7 +34,12 @@ DETECTION_DEFAULTS: dict[str, Any] = {
     "min_face_size": 70,
     "margin": 30,
     "jpeg_quality": 95,
+    "implementation": "fast",
 }
+
+# "fast": facesleuth.mtcnn_fast (same networks and faces, about 3x faster on CPU); "facenet":
+# facenet-pytorch's own MTCNN.detect, kept as the reference and the fallback.
+IMPLEMENTATIONS = ("fast", "facenet")
 
 
 class FrameFaces(NamedTuple):
@@ -71,6 +76,9 @@ def _as_boxes(raw: Any) -> tuple[np.ndarray, np.ndarray]:
 class FaceDetector:
     """MTCNN (keep_all, batched, GPU when there is one) plus the thesis's filters.
 
+    ``implementation`` picks the MTCNN cascade: "fast" (:mod:`facesleuth.mtcnn_fast`, the same
+    networks and faces as facenet-pytorch, tested against it) or "facenet" (its own).
+
     Build it from the config's ``extraction.detection`` with :meth:`from_config`. The network is
     loaded on first use, so constructing one is cheap.
     """
@@ -84,7 +92,14 @@ class FaceDetector:
     min_face_size: int = 70
     margin: int = 30
     jpeg_quality: int = 95
+    implementation: str = "fast"
     _mtcnn: Any = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"extraction.detection.implementation: {self.implementation!r} is not one of {list(IMPLEMENTATIONS)}"
+            )
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> FaceDetector:
@@ -117,6 +132,12 @@ class FaceDetector:
                 thresholds=list(self.thresholds),
                 device=device,
             )
+            if self.implementation == "fast":
+                import torch
+
+                # mtcnn_fast feeds every network channels-last input; channels-last weights
+                # save the per-call weight reorder (about 15% of its CPU time), same faces.
+                self._mtcnn.to(memory_format=torch.channels_last)
             self.device = device
             log.info("MTCNN loaded on %s", device)
         return self._mtcnn
@@ -174,6 +195,10 @@ class FaceDetector:
     def _run_mtcnn(self, batch: np.ndarray, scale: float) -> list[tuple[np.ndarray, np.ndarray]]:
         mtcnn = self.mtcnn
         mtcnn.min_face_size = self.mtcnn_min_size(scale)
+        if self.implementation == "fast":
+            from facesleuth import mtcnn_fast
+
+            return mtcnn_fast.detect(mtcnn, batch)
         boxes, probs = mtcnn.detect(batch)
         return [_as_boxes((b, p)) for b, p in zip(boxes, probs)]
 
