@@ -1,0 +1,316 @@
+"""Scoring faces with a trained run and turning face scores into video scores (thesis 3).
+
+"Sampled frames from each video were passed through a model ... Confidence of the fake class
+averaged, and a single confidence value was created for the input video." The mean is the
+thesis's aggregation; median, max and top_mean are offered in :data:`AGGREGATIONS` for videos
+where only one of several people is fake.
+
+Every video of the manifest gets exactly one row: videos without a kept face (no face found,
+unreadable, missing) get ``no_face_score`` with ``scored=False`` (or NaN when it is None), so
+nothing disappears silently from the metrics.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterable
+
+import numpy as np
+import pandas as pd
+
+from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+    import torch
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------------- aggregations
+
+
+def _top_mean(scores: np.ndarray) -> float:
+    """Mean of the highest quarter of the face scores (at least one face)."""
+    count = max(1, math.ceil(len(scores) / 4))
+    return float(np.sort(scores)[-count:].mean())
+
+
+AGGREGATIONS: dict[str, Callable[[np.ndarray], float]] = {
+    "mean": lambda scores: float(np.mean(scores)),  # the thesis
+    "median": lambda scores: float(np.median(scores)),
+    "max": lambda scores: float(np.max(scores)),
+    "top_mean": _top_mean,
+}
+
+
+def get_aggregation(name: str) -> Callable[[np.ndarray], float]:
+    try:
+        return AGGREGATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown aggregation {name!r}; known: {', '.join(AGGREGATIONS)}") from None
+
+
+def aggregate_videos(
+    face_scores_df: pd.DataFrame,
+    status_df: pd.DataFrame | None,
+    manifest_df: pd.DataFrame,
+    aggregation: str = "mean",
+    no_face_score: float | None = 0.5,
+) -> pd.DataFrame:
+    """One row per manifest video (VIDEO_PREDICTIONS_SCHEMA columns) from its faces' scores.
+
+    ``face_scores_df``: ``video_id, score`` per face. ``status_df``: extraction status per video
+    (``video_id, status``); a video it lacks takes the manifest's status. Videos without faces
+    get ``no_face_score`` and ``scored=False`` (NaN score when ``no_face_score`` is None).
+    """
+    combine = get_aggregation(aggregation)
+    if manifest_df["video_id"].duplicated().any():
+        dupes = manifest_df.loc[manifest_df["video_id"].duplicated(), "video_id"].head(3).tolist()
+        raise ValueError(f"the manifest lists videos more than once, e.g. {dupes}")
+    known = set(manifest_df["video_id"])
+    strangers = sorted(set(face_scores_df["video_id"]) - known)
+    if strangers:
+        raise ValueError(f"{len(strangers)} videos have face scores but are not in the manifest, e.g. {strangers[:3]}; "
+                         "were faces and manifest made from the same dataset?")
+    by_video = face_scores_df.groupby("video_id", sort=False)["score"]
+    grouped = {video: group.to_numpy(dtype=np.float64) for video, group in by_video}
+    statuses: dict[str, str] = {}
+    if status_df is not None and len(status_df):
+        statuses = dict(zip(status_df["video_id"], status_df["status"], strict=True))
+    fallback = float("nan") if no_face_score is None else float(no_face_score)
+
+    bad = int((~np.isfinite(face_scores_df["score"].to_numpy(dtype=np.float64))).sum())
+    if bad:  # kept: a NaN video score shows up in the metrics instead of vanishing here
+        log.warning("%d face scores are NaN or infinite; their videos' scores will be too", bad)
+    rows = []
+    for video in manifest_df.itertuples(index=False):
+        scores = grouped.get(video.video_id)
+        scored = scores is not None and len(scores) > 0
+        tags = getattr(video, "tags", None)
+        rows.append({
+            "dataset": getattr(video, "dataset", None),
+            "video_id": video.video_id,
+            "label": int(video.label),
+            "tags": list(tags) if tags is not None else [],
+            "status": statuses.get(video.video_id, getattr(video, "status", None) or "no_status"),
+            "n_faces": int(len(scores)) if scored else 0,
+            "score": combine(scores) if scored else fallback,
+            "scored": bool(scored),
+        })
+    return pd.DataFrame(rows, columns=VIDEO_PREDICTIONS_SCHEMA.names)
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def load_run(
+    run_dir_or_checkpoint: str | os.PathLike, device: "str | torch.device" = "cpu"
+) -> tuple["nn.Module", dict[str, Any]]:
+    """Rebuild a run's model from its ``best.pt`` (a run folder or the file), in eval mode on ``device``.
+
+    The architecture comes from the settings embedded in the checkpoint (the same as run.yaml),
+    built without pretrained weights, then the trained weights are loaded strictly.
+    """
+    import torch
+
+    from facesleuth.models import build_model
+    from facesleuth.train import load_checkpoint
+
+    path = Path(run_dir_or_checkpoint)
+    checkpoint_path = path / "best.pt" if path.is_dir() else path
+    if not checkpoint_path.exists():
+        raise FileNotFoundError(f"no trained model at {checkpoint_path} (train the run first, or name its best.pt)")
+    checkpoint = load_checkpoint(checkpoint_path)
+    info = dict(checkpoint.get("run") or {})
+    if not info and (checkpoint_path.parent / "run.yaml").exists():
+        import yaml
+
+        info = yaml.safe_load((checkpoint_path.parent / "run.yaml").read_text())
+    for key in ("input_size", "dropout"):
+        if key not in info:
+            raise ValueError(f"{checkpoint_path} does not say its {key}: not a facesleuth checkpoint?")
+    name = info.get("timm_name") or info["model"]
+    model = build_model(name, pretrained=False, weights=None, dropout=float(info["dropout"]))
+    model.load_state_dict(checkpoint["model_state"])
+    device = torch.device(device)
+    # channels_last: faster convolutions on GPU and on CPU (oneDNN) alike, as in training.
+    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    info["checkpoint"] = str(checkpoint_path)
+    info["best_epoch"] = checkpoint.get("epoch")
+    return model, info
+
+
+def predict_faces(
+    model: "nn.Module",
+    run_info: dict[str, Any],
+    faces_df: "pd.DataFrame | pa.Table",
+    device: "str | torch.device" = "cpu",
+    batch_size: int = 128,
+    num_workers: int | None = None,
+) -> np.ndarray:
+    """Fake probability (softmax of class 1, float32) of each face in ``faces_df`` (``jpeg`` column), in order.
+
+    ``faces_df`` may also be a pyarrow Table (the JPEG bytes then stay in Arrow buffers).
+
+    Inputs are prepared exactly as in training (letterbox to the run's input size, ImageNet
+    normalisation); inference runs in float32 (fp16 overflow cost the thesis a validation loss).
+    """
+    import torch
+
+    from facesleuth.data import FaceDataset, make_loader
+    from facesleuth.preprocess import normalize_batch
+
+    if len(faces_df) == 0:
+        return np.zeros(0, dtype=np.float32)
+    device = torch.device(device)
+    if num_workers is None:
+        num_workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+    dataset = FaceDataset.from_faces(faces_df, int(run_info["input_size"]))
+    loader = make_loader(dataset, batch_size, num_workers=num_workers, device=device)
+    scores = []
+    from tqdm import tqdm
+
+    with torch.inference_mode():
+        for images, _ in tqdm(loader, desc="faces", unit="batch", disable=None, leave=False):
+            inputs = normalize_batch(images.to(device, non_blocking=True), channels_last=True)
+            probabilities = torch.softmax(model(inputs).float(), dim=1)[:, 1]
+            scores.append(probabilities.cpu())
+    return torch.cat(scores).numpy().astype(np.float32)
+
+
+def predict_crops(
+    model: "nn.Module",
+    run_info: dict[str, Any],
+    crops: "list[np.ndarray]",
+    device: "str | torch.device" = "cpu",
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Fake probability of RGB uint8 face crops held in memory (the scanner), prepared as in training."""
+    import torch
+
+    from facesleuth.preprocess import letterbox, normalize_batch
+
+    device = torch.device(device)
+    size = int(run_info["input_size"])
+    scores = []
+    with torch.inference_mode():
+        for start in range(0, len(crops), batch_size):
+            batch = np.stack([letterbox(crop, size) for crop in crops[start : start + batch_size]])
+            inputs = normalize_batch(torch.from_numpy(batch).to(device), channels_last=True)
+            scores.append(torch.softmax(model(inputs).float(), dim=1)[:, 1].cpu())
+    return torch.cat(scores).numpy().astype(np.float32) if scores else np.zeros(0, dtype=np.float32)
+
+
+def face_predictions(faces_df: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame:
+    """FACE_PREDICTIONS_SCHEMA rows for scored faces (no JPEG bytes)."""
+    frame = pd.DataFrame({name: faces_df[name].to_numpy() if name in faces_df else None
+                          for name in FACE_PREDICTIONS_SCHEMA.names if name != "score"})
+    if "track" not in faces_df:
+        frame["track"] = -1
+    if "frame" not in faces_df:
+        frame["frame"] = -1
+    frame["score"] = scores.astype(np.float32)
+    return frame[FACE_PREDICTIONS_SCHEMA.names]
+
+
+def _read_faces(path: str | os.PathLike) -> "pa.Table":
+    import pyarrow.parquet as pq
+
+    wanted = ["dataset", "video_id", "face_id", "frame", "track", "label", "jpeg"]
+    names = pq.read_schema(path).names
+    missing = [n for n in ("video_id", "face_id", "jpeg") if n not in names]
+    if missing:
+        raise ValueError(f"{path} is not a faces file: columns {missing} are missing")
+    return pq.read_table(path, columns=[n for n in wanted if n in names], memory_map=True)
+
+
+def predict_testset(
+    run_dir: str | os.PathLike,
+    faces_paths: Iterable[str | os.PathLike],
+    status_paths: Iterable[str | os.PathLike],
+    manifest_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every face of a test set (chunk by chunk) and aggregate per video.
+
+    Returns ``(videos_df, faces_df)`` in VIDEO_PREDICTIONS_SCHEMA and FACE_PREDICTIONS_SCHEMA.
+    """
+    from facesleuth.io import read_parquets
+    from facesleuth.runtime import resolve_device
+
+    device = resolve_device(str(device))
+    model, info = load_run(run_dir, device)
+    batch_size = int(evaluation.get("batch_size", 128))
+    face_frames = []
+    for path in faces_paths:
+        faces = _read_faces(path)
+        log.info("%s: scoring %d faces with %s/%s", path, len(faces), info.get("model"), info.get("setup"))
+        scores = predict_faces(model, info, faces, device, batch_size)
+        face_frames.append(face_predictions(faces.drop_columns(["jpeg"]).to_pandas(), scores))
+    faces_df = (pd.concat(face_frames, ignore_index=True) if face_frames
+                else pd.DataFrame({n: pd.Series(dtype=object) for n in FACE_PREDICTIONS_SCHEMA.names}))
+    status_paths = list(status_paths)
+    status_df = read_parquets(status_paths, columns=["video_id", "status"]) if status_paths else None
+    manifest_df = pd.read_parquet(manifest_path)
+    videos_df = aggregate_videos(faces_df, status_df, manifest_df, evaluation.get("aggregation", "mean"),
+                                 evaluation.get("no_face_score", 0.5))
+    scored = int(videos_df["scored"].sum())
+    log.info("%d videos, %d with faces, %d faces scored", len(videos_df), scored, len(faces_df))
+    return videos_df, faces_df
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def validate_run(
+    run_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Video scores on the validation split and the EER threshold chosen on them (thesis 3, Fig. 3.1).
+
+    Returns ``(videos_df, threshold)`` with ``threshold`` = ``{eer_threshold, eer, auc, n_videos,
+    source: "validation", aggregation}``, the threshold the metrics and the scanner apply to test
+    scores (``aggregation`` names how face scores became these video scores, so the scanner
+    aggregates the same way).
+    """
+    from facesleuth.data import read_split
+    from facesleuth.metrics import equal_error_rate, roc_auc
+    from facesleuth.runtime import resolve_device
+
+    device = resolve_device(str(device))
+    model, info = load_run(run_dir, device)
+    table = read_split(split_path, "val")
+    scores = predict_faces(model, info, table, device, int(evaluation.get("batch_size", 128)))
+    faces = table.drop_columns(["jpeg"]).to_pandas()
+    face_scores = pd.DataFrame({"video_id": faces["video_id"], "score": scores})
+    # Every validation video has faces (the split is made of them): the videos are the split's.
+    columns = ["video_id", "label"] + (["dataset"] if "dataset" in faces else [])
+    videos = faces[columns].drop_duplicates("video_id").sort_values("video_id", ignore_index=True)
+    videos["tags"] = [[] for _ in range(len(videos))]
+    videos["status"] = "ok"
+    aggregation = evaluation.get("aggregation", "mean")
+    videos_df = aggregate_videos(face_scores, None, videos, aggregation, None)
+    y_true = videos_df["label"].to_numpy()
+    y_score = videos_df["score"].to_numpy()
+    if len(set(y_true.tolist())) < 2:
+        raise ValueError(f"{split_path}: the validation videos are all of one class; the EER needs real and fake videos")
+    eer, threshold = equal_error_rate(y_true, y_score)
+    result = {
+        "eer_threshold": float(threshold),
+        "eer": float(eer),
+        "auc": float(roc_auc(y_true, y_score)),
+        "n_videos": int(len(videos_df)),
+        "source": "validation",
+        "aggregation": aggregation,
+    }
+    log.info("validation: %d videos, EER %.4f at threshold %.4f, AUC %.4f", result["n_videos"], result["eer"],
+             result["eer_threshold"], result["auc"])
+    return videos_df, result

@@ -1,0 +1,731 @@
+"""Training one run (thesis 2.5): cross-entropy, Adam at a fixed learning rate, at most N epochs.
+
+A run folder (``results/models/{model}/{aug}/``, see docs/architecture.md "Run folder") gets:
+
+- ``run.yaml``: the resolved settings (also embedded in every checkpoint, so ``best.pt`` alone
+  is enough for the scanner);
+- ``best.pt``: the weights of the epoch with the lowest validation loss;
+- ``last.pt``: everything needed to resume (model, optimizer, grad scaler, RNG states, history,
+  the best weights so far and a fingerprint of the settings). Snakemake deletes the declared
+  outputs before a job reruns but not ``last.pt``, so a killed run resumes from it, rewrites
+  ``best.pt`` and ``history.csv`` and ends in the same state as an uninterrupted run. A
+  ``last.pt`` written for other settings (or another split) is ignored, and the log says so;
+- ``history.csv``: ``epoch, train_loss, val_loss, seconds, images_per_s``.
+
+Precision: ``fp16`` is autocast + GradScaler (the thesis), ``bf16`` autocast without a scaler,
+``fp32`` none. A NaN or infinite loss stops the run with an error naming the epoch and step;
+the last good checkpoint stays (the thesis lost EfficientNet-B4's validation loss to NaN).
+
+Reproducibility: the model is initialised from ``seed``; every epoch reseeds the shuffle, the
+augmentation and dropout from ``(seed, epoch)``, so the same seed gives the same history on
+CPU and a resumed run replays exactly the epochs it missed.
+
+Multi-GPU (DistributedDataParallel): with ``training.gpus`` > 1 :func:`train_or_launch` starts
+``torchrun`` (one process per GPU; gloo processes on a CPU-only machine); under ``torchrun``
+(``WORLD_SIZE`` > 1) :func:`train_run` joins the process group. ``batch_size`` stays the global
+batch, cut into equal per-process slices, so the steps, samples per epoch and the averaged
+gradient are those of a single-process run; losses are reduced across processes and only
+rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from facesleuth import __version__
+from facesleuth.io import write_text_atomic
+
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
+log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
+PRECISIONS = ("fp16", "bf16", "fp32")
+#: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
+#: run may resume with more workers, on another device, or with more epochs than it first had.
+RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus"})
+
+
+class NonFiniteLossError(RuntimeError):
+    """The loss became NaN or infinite; the message names the epoch and step."""
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def _training(settings: dict[str, Any]) -> dict[str, Any]:
+    training = dict(settings.get("training") or {})
+    required = ["input_size", "epochs", "batch_size", "precision", "lr", "dropout", "pretrained", "seed"]
+    missing = [key for key in required if key not in training]
+    if missing:
+        raise ValueError(f"training settings lack {missing}; pass the validated config's training section")
+    if training["precision"] not in PRECISIONS:
+        raise ValueError(f"training.precision must be one of {PRECISIONS}, got {training['precision']!r}")
+    return training
+
+
+def settings_fingerprint(settings: dict[str, Any], split_fingerprint: str) -> tuple[str, dict[str, Any]]:
+    """Hash of everything that decides what a run learns (and the split it learns from)."""
+    training = {k: v for k, v in _training(settings).items() if k not in RUNTIME_KEYS}
+    described = {
+        "model": settings["model"],
+        "setup": settings["setup"],
+        "training": training,
+        "augmentations": settings.get("augmentations") or {},
+        "split": split_fingerprint,
+    }
+    text = json.dumps(described, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16], json.loads(text)
+
+
+def split_fingerprint(path: str | os.PathLike) -> str:
+    """Hash of the split's face ids, labels and sides (cheap: leaves the JPEG bytes unread)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path, columns=["face_id", "label", "split"], memory_map=True)
+    digest = hashlib.sha256()
+    # Values, not Arrow buffers: buffer padding and slicing must not change the hash.
+    digest.update("\0".join(table.column("face_id").to_pylist()).encode())
+    digest.update(table.column("label").to_numpy().astype(np.int8).tobytes())
+    digest.update("\0".join(table.column("split").to_pylist()).encode())
+    return digest.hexdigest()[:16]
+
+
+def _seed_of(*parts: int) -> int:
+    return int(np.random.SeedSequence([p % 2**32 for p in parts]).generate_state(1)[0])
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        """torchrun's variables (absent: one process)."""
+        return cls(
+            rank=int(os.environ.get("RANK", 0)),
+            local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+            world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        )
+
+
+def resolve_training_device(name: str, dist_ctx: Distributed) -> "torch.device":
+    import torch
+
+    from facesleuth.runtime import resolve_device
+
+    device = torch.device(resolve_device(name))
+    if device.type == "cuda" and dist_ctx.enabled:
+        if torch.cuda.device_count() < dist_ctx.world_size:
+            raise RuntimeError(
+                f"{dist_ctx.world_size} training processes but only {torch.cuda.device_count()} GPUs are visible; "
+                "lower training.gpus"
+            )
+        device = torch.device("cuda", dist_ctx.local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return device
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    autocast_dtype: "torch.dtype | None"
+    use_scaler: bool
+
+
+def resolve_precision(name: str, device_type: str) -> Precision:
+    """fp16 = autocast float16 + GradScaler; bf16 = autocast bfloat16; fp32 = full precision.
+
+    fp16 autocast on CPU works in torch 2.14 but runs several times slower than fp32 (measured
+    about 7x on mobilenetv3_small_050): allowed, with a warning to use bf16 or fp32 there.
+    """
+    import torch
+
+    if name == "fp32":
+        return Precision(name, None, False)
+    if name == "bf16":
+        if device_type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise RuntimeError("training.precision bf16 needs a GPU with bfloat16 support (Ampere or newer); use fp16")
+        return Precision(name, torch.bfloat16, False)
+    if name == "fp16":
+        if device_type == "cpu":
+            log.warning("training.precision fp16 on CPU is slow (no fast float16 kernels); bf16 or fp32 train faster there")
+        return Precision(name, torch.float16, True)
+    raise ValueError(f"training.precision must be one of {PRECISIONS}, got {name!r}")
+
+
+# ---------------------------------------------------------------------------- the loop
+
+
+class Trainer:
+    """One model, its optimizer and precision: a training step, an epoch and an evaluation.
+
+    The benchmark (benchmarks/train_throughput.py) drives the same object, so it measures the
+    very loop that training runs.
+    """
+
+    def __init__(
+        self,
+        model: "nn.Module",
+        device: "torch.device",
+        precision: str = "fp32",
+        lr: float = 1e-4,
+        channels_last: bool = False,
+        compile_model: bool = False,
+        dist_ctx: Distributed | None = None,
+        check_every: int | None = None,
+    ):
+        import torch
+
+        self.device = device
+        self.dist = dist_ctx or Distributed()
+        self.precision = resolve_precision(precision, device.type)
+        self.channels_last = channels_last
+        memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.module = model.to(device=device, memory_format=memory_format)
+        self.model: nn.Module = self.module
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model = DistributedDataParallel(
+                self.module, device_ids=[device.index] if device.type == "cuda" else None
+            )
+        self.forward_model = torch.compile(self.model) if compile_model else self.model
+        fused = device.type == "cuda"
+        self.optimizer = torch.optim.Adam(self.module.parameters(), lr=lr, fused=fused)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.use_scaler)
+        # Reading a loss back forces a device sync; on GPU do it every few steps only.
+        self.check_every = check_every or (1 if device.type == "cpu" else 16)
+
+    def autocast(self):
+        import torch
+
+        if self.precision.autocast_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
+
+    def to_device(self, images: "torch.Tensor", labels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
+        from facesleuth.preprocess import normalize_batch
+
+        images = images.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
+        return normalize_batch(images, channels_last=self.channels_last), labels
+
+    def train_step(self, images: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
+        """One optimiser step on a uint8 (N, H, W, 3) batch; returns the detached mean loss."""
+        import torch.nn.functional as F
+
+        inputs, targets = self.to_device(images, labels)
+        with self.autocast():
+            logits = self.forward_model(inputs)
+        loss = F.cross_entropy(logits.float(), targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+    def _all_reduce(self, tensor: "torch.Tensor") -> "torch.Tensor":
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            dist.all_reduce(tensor)
+        return tensor
+
+    def _check(self, pending: list[tuple[int, "torch.Tensor"]], epoch: int, steps: int, what: str, checkpoint_note: str) -> None:
+        import torch
+
+        losses = torch.stack([loss for _, loss in pending])
+        bad = self._all_reduce((~torch.isfinite(losses)).any().to(torch.float32))
+        if bad.item() == 0:
+            return
+        finite = torch.isfinite(losses).tolist()
+        if False in finite:
+            step = pending[finite.index(False)][0]
+            value = float(losses[finite.index(False)])
+            where = f"{'step' if what == 'training' else 'batch'} {step} of {steps}"
+        else:  # another process saw it first
+            where = f"a step between {pending[0][0]} and {pending[-1][0]} of {steps} (on another process)"
+            value = float("nan")
+        if self.precision.name == "fp16":
+            hint = " (fp16 overflow is the usual cause: try training.precision bf16 or fp32, or a lower lr)"
+        else:
+            hint = " (try a lower training.lr)"
+        raise NonFiniteLossError(f"{what} loss became {value} at epoch {epoch}, {where}: stopping{hint}. {checkpoint_note}")
+
+    def train_epoch(
+        self, loader, epoch: int, max_steps: int | None = None, checkpoint_note: str = "", desc: str = ""
+    ) -> dict[str, float]:
+        """Train on ``loader`` (at most ``max_steps``); mean loss and images/s over all processes."""
+        import torch
+        from tqdm import tqdm
+
+        self.model.train()
+        steps = len(loader) if max_steps is None else min(len(loader), max_steps)
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        samples = 0
+        pending: list[tuple[int, torch.Tensor]] = []
+        bar = tqdm(total=steps, desc=desc or f"epoch {epoch}", unit="batch", file=sys.stderr,
+                   disable=None if self.dist.is_main else True, leave=False, dynamic_ncols=True)
+        started = time.perf_counter()
+        with bar:
+            for step, (images, labels) in enumerate(loader, start=1):
+                loss = self.train_step(images, labels)
+                total += loss * labels.shape[0]
+                samples += int(labels.shape[0])
+                pending.append((step, loss))
+                last = step == steps
+                if len(pending) >= self.check_every or last:
+                    self._check(pending, epoch, steps, "training", checkpoint_note)
+                    bar.set_postfix(loss=f"{float(pending[-1][1]):.4f}", refresh=False)
+                    pending.clear()
+                bar.update(1)
+                if last:
+                    break
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        seconds = time.perf_counter() - started
+        reduced = self._all_reduce(torch.tensor([float(total), float(samples)], device=self.device, dtype=torch.float64))
+        total_loss, total_samples = reduced.tolist()
+        if total_samples == 0:
+            raise RuntimeError("the training loader yielded no batch: the training split is empty")
+        return {
+            "train_loss": total_loss / total_samples,
+            "train_images": int(total_samples),
+            "train_seconds": seconds,
+            "images_per_s": total_samples / seconds if seconds > 0 else float("nan"),
+        }
+
+    def _sync_buffers(self) -> None:
+        """BatchNorm statistics drift apart across processes; evaluate (and save) rank 0's."""
+        if self.dist.enabled:
+            import torch.distributed as dist
+
+            for buffer in self.module.buffers():
+                dist.broadcast(buffer, src=0)
+
+    def evaluate(self, loader, epoch: int, checkpoint_note: str = "") -> dict[str, float]:
+        """Mean validation loss over every sample (each process its shard, then summed)."""
+        import torch
+        import torch.nn.functional as F
+
+        self._sync_buffers()
+        self.module.eval()
+        total = torch.zeros((), device=self.device, dtype=torch.float64)
+        samples = 0
+        pending: list[tuple[int, torch.Tensor]] = []
+        with torch.inference_mode():
+            for step, (images, labels) in enumerate(loader, start=1):
+                inputs, targets = self.to_device(images, labels)
+                with self.autocast():
+                    logits = self.module(inputs)
+                loss = F.cross_entropy(logits.float(), targets, reduction="sum")
+                total += loss
+                samples += int(labels.shape[0])
+                pending.append((step, loss))
+        # Collective: every process checks, even one whose shard was empty.
+        self._check(pending or [(0, torch.zeros((), device=self.device))], epoch, len(loader), "validation", checkpoint_note)
+        reduced = self._all_reduce(torch.tensor([float(total), float(samples)], device=self.device, dtype=torch.float64))
+        total_loss, total_samples = reduced.tolist()
+        if total_samples == 0:
+            raise RuntimeError("the validation split is empty: the splits stage must hold out some faces")
+        return {"val_loss": total_loss / total_samples, "val_images": int(total_samples)}
+
+    # ------------------------------------------------------------------ state
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "model_state": self.module.state_dict(),
+            "optimizer_state": self.optimizer.state_dict(),
+            "scaler_state": self.scaler.state_dict(),
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["model_state"])
+        self.optimizer.load_state_dict(state["optimizer_state"])
+        if state.get("scaler_state"):
+            self.scaler.load_state_dict(state["scaler_state"])
+
+
+# ---------------------------------------------------------------------------- files
+
+
+def _rng_state() -> dict[str, Any]:
+    import torch
+
+    numpy_state = np.random.get_state(legacy=False)
+    numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": numpy_state,
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    import torch
+
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {**numpy_state["state"], "key": np.asarray(numpy_state["state"]["key"], dtype=np.uint32)}
+    np.random.set_state(numpy_state)
+    python = state["python"]
+    random.setstate((python[0], tuple(python[1]), python[2]))
+
+
+def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary file, then rename: a kill never leaves a truncated checkpoint."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary output
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
+        raise RuntimeError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
+
+
+def write_history(history: list[dict[str, Any]], path: Path) -> None:
+    frame = pd.DataFrame(history, columns=HISTORY_COLUMNS) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
+    write_text_atomic(frame.to_csv(index=False), path)
+
+
+def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
+    """The resolved settings written to run.yaml and embedded in every checkpoint."""
+    from facesleuth.models import resolve
+    from facesleuth.preprocess import PREPROCESSING
+
+    training = _training(settings)
+    spec = resolve(settings["model"])
+    return {
+        "model": settings["model"],
+        "timm_name": spec.timm_name,
+        "display_name": spec.display_name,
+        "setup": settings["setup"],
+        "input_size": int(training["input_size"]),
+        "preprocessing": PREPROCESSING,
+        "precision": training["precision"],
+        "batch_size": int(training["batch_size"]),
+        "epochs": int(training["epochs"]),
+        "lr": float(training["lr"]),
+        "dropout": float(training["dropout"]),
+        "seed": int(training["seed"]),
+        "pretrained": bool(training["pretrained"]),
+        "weights": training.get("weights"),
+        "max_steps_per_epoch": training.get("max_steps_per_epoch"),
+        "augmentations": settings.get("augmentations") or {},
+        "trained_on": trained_on,
+        "device": device,
+        "processes": world_size,
+        "facesleuth_version": __version__,
+    }
+
+
+def write_run_yaml(info: dict[str, Any], path: Path) -> None:
+    import yaml
+
+    write_text_atomic(yaml.safe_dump(info, sort_keys=False), path)
+
+
+def _trained_on(split_path: Path) -> list[str]:
+    import pyarrow.parquet as pq
+
+    if "dataset" in pq.read_schema(split_path).names:
+        values = pq.read_table(split_path, columns=["dataset"], memory_map=True).column("dataset").unique().to_pylist()
+        names = sorted(v for v in values if v)
+        if names:
+            return names
+    return [split_path.stem]
+
+
+# ---------------------------------------------------------------------------- one run
+
+
+def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any]) -> dict[str, Any]:
+    """Train (or resume) the run ``settings`` (``params.run`` of rule ``train``) into ``run_dir``.
+
+    Returns a summary: ``epochs`` trained in total, ``best_epoch``, ``best_val_loss``,
+    ``resumed_from`` (epoch or None), ``history`` (rows with sample counts), ``run`` (run.yaml).
+    """
+    import torch
+
+    from facesleuth.augment import build_augmentation
+    from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
+    from facesleuth.models import build_model
+
+    split_path, run_dir = Path(split_path), Path(run_dir)
+    training = _training(settings)
+    dist_ctx = Distributed.from_env()
+    device = resolve_training_device(training.get("device", "auto"), dist_ctx)
+    process_group = False
+    if dist_ctx.enabled:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            process_group = True
+    try:
+        if device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        seed = int(training["seed"])
+        epochs = int(training["epochs"])
+        input_size = int(training["input_size"])
+        batch_size = int(training["batch_size"])
+        num_workers = int(training.get("num_workers", 0))
+        max_steps = training.get("max_steps_per_epoch")
+        paths = {name: run_dir / name for name in ("best.pt", "last.pt", "history.csv", "run.yaml")}
+
+        fingerprint, described = settings_fingerprint(settings, split_fingerprint(split_path))
+        info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size)
+        name = f"{settings['model']}/{settings['setup']}"
+
+        train_set = FaceDataset.from_split(
+            split_path, "train", input_size,
+            build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {}), seed=seed,
+        )
+        val_set = FaceDataset.from_split(split_path, "val", input_size)
+        if len(train_set) == 0 or len(val_set) == 0:
+            raise ValueError(f"{split_path}: {len(train_set)} train and {len(val_set)} val faces; both sides need faces")
+        train_sampler = EpochBatchSampler(len(train_set), batch_size, shuffle=True, drop_last=True, seed=seed,
+                                          rank=dist_ctx.rank, world_size=dist_ctx.world_size)
+        train_loader = make_loader(train_set, batch_sampler=train_sampler, num_workers=num_workers, device=device, seed=seed)
+        val_loader = make_loader(val_set, batch_size // dist_ctx.world_size,
+                                 sampler=ShardSampler(len(val_set), dist_ctx.rank, dist_ctx.world_size),
+                                 num_workers=num_workers, device=device, seed=seed)
+
+        seed_everything(seed)
+        model = build_model(settings["model"], pretrained=bool(training["pretrained"]),
+                            weights=training.get("weights"), dropout=float(training["dropout"]))
+        trainer = Trainer(model, device, training["precision"], float(training["lr"]),
+                          channels_last=bool(training.get("channels_last", True)),
+                          dist_ctx=dist_ctx)
+
+        history: list[dict[str, Any]] = []
+        # The best weights so far stay in memory (on CPU) and travel inside last.pt, because
+        # Snakemake deletes best.pt before it reruns a job.
+        best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "model_state": None}
+        start_epoch, resumed_from = 0, None
+        if paths["last.pt"].exists():
+            state = load_checkpoint(paths["last.pt"])
+            if state.get("fingerprint") == fingerprint:
+                trainer.load_state(state)
+                _set_rng_state(state["rng"])
+                history = list(state["history"])
+                start_epoch = resumed_from = int(state["epoch"])
+                best = dict(state["best"])
+                if best["model_state"] is None:  # the best epoch was the last one
+                    best["model_state"] = state["model_state"]
+                log.info("%s: resuming from %s after epoch %d", name, paths["last.pt"], start_epoch)
+                if start_epoch > epochs:
+                    log.warning("%s: last.pt holds %d epochs, more than training.epochs %d; keeping them",
+                                name, start_epoch, epochs)
+            else:
+                old = state.get("settings") or {}
+                changed = sorted(k for k in set(old) | set(described) if old.get(k) != described.get(k))
+                log.warning("%s: %s was written for other settings (differs in %s): starting fresh",
+                            name, paths["last.pt"], ", ".join(changed) or "an unknown way")
+            del state
+
+        if dist_ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            write_run_yaml(info, paths["run.yaml"])
+            if resumed_from is not None:
+                write_history(history, paths["history.csv"])
+                save_checkpoint(_best_payload(best, info), paths["best.pt"])
+        log.info("%s: %d train / %d val faces, %d steps per epoch of %d, %s on %s x%d, epochs %d..%d",
+                 name, len(train_set), len(val_set), len(train_sampler), batch_size, training["precision"],
+                 device, dist_ctx.world_size, start_epoch + 1, epochs)
+
+        for epoch in range(start_epoch + 1, epochs + 1):
+            # Everything random in this epoch follows from (seed, epoch): resumable and reproducible.
+            torch.manual_seed(_seed_of(seed, epoch))
+            train_loader.generator.manual_seed(_seed_of(seed, epoch, 1))
+            train_sampler.set_epoch(epoch)
+            train_set.set_epoch(epoch)
+            note = (f"The last good checkpoint {paths['last.pt']} (epoch {epoch - 1}) is kept."
+                    if epoch > 1 else "No epoch had finished, so no checkpoint was written.")
+            started = time.perf_counter()
+            row: dict[str, Any] = {"epoch": epoch}
+            row.update(trainer.train_epoch(train_loader, epoch, max_steps, note, desc=f"{name} epoch {epoch}/{epochs}"))
+            row.update(trainer.evaluate(val_loader, epoch, note))
+            row["seconds"] = time.perf_counter() - started
+            history.append(row)
+            improved = row["val_loss"] < best["val_loss"]
+            state = trainer.state()
+            if improved:
+                best = {"epoch": epoch, "val_loss": row["val_loss"],
+                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()}}
+            log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, %.1f s, %.1f images/s%s", name, epoch, epochs,
+                     row["train_loss"], row["val_loss"], row["seconds"], row["images_per_s"], " (best)" if improved else "")
+            if dist_ctx.is_main:
+                if improved:
+                    save_checkpoint(_best_payload(best, info), paths["best.pt"])
+                save_checkpoint({
+                    **state,
+                    "epoch": epoch,
+                    "val_loss": row["val_loss"],
+                    "history": history,
+                    "best": {**best, "model_state": None if best["epoch"] == epoch else best["model_state"]},
+                    "rng": _rng_state(),
+                    "fingerprint": fingerprint,
+                    "settings": described,
+                    "run": info,
+                }, paths["last.pt"])
+                write_history(history, paths["history.csv"])
+            if dist_ctx.enabled:
+                import torch.distributed as dist
+
+                dist.barrier()
+        return {
+            "run_dir": str(run_dir),
+            "epochs": len(history),
+            "best_epoch": best["epoch"],
+            "best_val_loss": best["val_loss"],
+            "resumed_from": resumed_from,
+            "history": [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()} for row in history],
+            "run": info,
+        }
+    finally:
+        if process_group:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _best_payload(best: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    return {"model_state": best["model_state"], "epoch": best["epoch"], "val_loss": best["val_loss"], "run": info}
+
+
+# ---------------------------------------------------------------------------- torchrun
+
+
+def train_or_launch(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any],
+                    log_path: str | os.PathLike | None = None, threads: int | None = None) -> dict[str, Any]:
+    """Train in this process, or, when ``training.gpus`` > 1 and not already under torchrun, through torchrun.
+
+    ``threads``: CPU threads for torch in this process (the rule's threads); torchrun gives each
+    of its processes one.
+    """
+    processes = int((settings.get("training") or {}).get("gpus", 1) or 1)
+    if processes > 1 and int(os.environ.get("WORLD_SIZE", 1)) == 1:
+        batch_size = int(_training(settings)["batch_size"])
+        if batch_size % processes:
+            raise ValueError(f"training.batch_size {batch_size} must be divisible by training.gpus {processes} "
+                             "(it is the global batch, shared equally by the processes)")
+        return launch_distributed(split_path, run_dir, settings, processes, log_path)
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    return train_run(split_path, run_dir, settings)
+
+
+def launch_distributed(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any],
+                       processes: int, log_path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Run :func:`train_run` in ``processes`` processes with ``torchrun --standalone`` and return rank 0's summary."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".launch.", dir=run_dir) as tmp:
+        settings_file = Path(tmp) / "settings.json"
+        summary_file = Path(tmp) / "summary.json"
+        settings_file.write_text(json.dumps(settings))
+        command = [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1",
+            f"--nproc_per_node={processes}", "-m", "facesleuth.train",
+            "--split", str(split_path), "--run-dir", str(run_dir),
+            "--settings", str(settings_file), "--summary", str(summary_file),
+        ]
+        if log_path:
+            command += ["--log", str(log_path)]
+        log.info("launching %d training processes: %s", processes, " ".join(command))
+        result = subprocess.run(command, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"distributed training of {run_dir} failed (torchrun exit code {result.returncode}); "
+                               "the processes' errors are above in the log")
+        return json.loads(summary_file.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of each torchrun process: ``python -m facesleuth.train --split ... --run-dir ... --settings file.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Train one facesleuth run (one process of a torchrun launch).")
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--run-dir", required=True)
+    parser.add_argument("--settings", required=True, help="JSON file of the run's settings (params.run of rule train)")
+    parser.add_argument("--summary", help="rank 0 writes the run's summary JSON here")
+    parser.add_argument("--log", help="rank 0 appends its log here")
+    args = parser.parse_args(argv)
+    rank = int(os.environ.get("RANK", 0))
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if args.log and rank == 0:
+        handlers.append(logging.FileHandler(args.log, mode="a"))
+    logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s rank{rank} %(name)s: %(message)s", handlers=handlers, force=True)
+    settings = json.loads(Path(args.settings).read_text())
+    summary = train_run(args.split, args.run_dir, settings)
+    if args.summary and rank == 0:
+        write_text_atomic(json.dumps(summary, default=str), args.summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

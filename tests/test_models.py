@@ -1,0 +1,94 @@
+"""Backbone registry, the Dropout + Linear(2) head, weights loading and Table 2.1's counts."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from facesleuth import models
+from facesleuth.models import REGISTRY, WeightsUnavailableError, build_model, count_parameters, display_name, resolve
+
+# Table 2.1 (millions of trainable parameters), with the 2-class head.
+TABLE_2_1 = {
+    "resnet50": 23.5,
+    "mobilenetv3_large": 4.2,
+    "xception": 20.8,
+    "inception_v4": 41.1,
+    "inception_resnet_v2": 54.3,
+    "densenet161": 26.5,
+    "efb0_ns": 4.0,
+    "efb4_ns": 17.6,
+}
+
+
+def test_registry_holds_the_eight_thesis_models():
+    assert set(REGISTRY) == set(TABLE_2_1)
+    assert resolve("efb4_ns").timm_name == "tf_efficientnet_b4.ns_jft_in1k"
+    assert resolve("xception").timm_name == "legacy_xception"
+    assert resolve("mobilenetv3_large").timm_name == "mobilenetv3_large_100"
+    assert display_name("efb4_ns") == "EFB4_NS"
+    assert display_name("resnet10t") == "resnet10t"  # any timm name passes through
+
+
+def test_unknown_model_lists_the_registry():
+    with pytest.raises(ValueError, match="efb4_ns.*not a timm model"):
+        resolve("resnet5000")
+
+
+@pytest.mark.parametrize("name,width", [("mobilenetv3_small_050", 1024), ("resnet10t", 512)])
+def test_head_is_dropout_then_linear_2(name, width):
+    model = build_model(name, pretrained=False, dropout=0.3)
+    head = model.get_classifier()
+    assert [type(m) for m in head] == [nn.Dropout, nn.Linear]
+    assert head[0].p == 0.3
+    assert (head[1].in_features, head[1].out_features) == (width, 2)
+    model.eval()
+    assert model(torch.zeros(2, 3, 64, 64)).shape == (2, 2)
+
+
+def test_unreachable_pretrained_weights_say_both_ways_out(monkeypatch, tmp_path):
+    monkeypatch.setattr(models, "_hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache
+    with pytest.raises(WeightsUnavailableError) as info:
+        build_model("resnet10t", pretrained=True)
+    message = str(info.value)
+    assert "training.weights" in message and "resnet10t.safetensors" in message
+    assert "training.pretrained: false" in message
+
+
+def test_missing_local_weights_file_says_both_ways_out(tmp_path):
+    with pytest.raises(WeightsUnavailableError, match="training.pretrained: false") as info:
+        build_model("resnet10t", pretrained=True, weights=tmp_path)
+    assert str(tmp_path) in str(info.value)
+
+
+@pytest.mark.parametrize("as_folder", [True, False])
+def test_local_weights_file_loads(tmp_path, as_folder):
+    torch.manual_seed(3)
+    source = build_model("resnet10t", pretrained=False)
+    # An ImageNet-style checkpoint: backbone weights plus a 1000-class classifier (timm drops it).
+    state = {k: v for k, v in source.backbone.state_dict().items()}
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    path = tmp_path / "resnet10t.c3_in1k.pth"
+    torch.save(state, path)
+    torch.manual_seed(4)
+    loaded = build_model("resnet10t.c3_in1k", pretrained=True, weights=tmp_path if as_folder else path)
+    for key, value in source.backbone.state_dict().items():
+        assert torch.equal(loaded.backbone.state_dict()[key], value), key
+
+
+def test_count_parameters_counts_trainable_only():
+    model = build_model("resnet10t", pretrained=False)
+    total = count_parameters(model)
+    for p in model.head.parameters():
+        p.requires_grad_(False)
+    assert count_parameters(model) == total - (512 * 2 + 2)
+
+
+def test_parameter_counts_match_table_2_1():
+    """About 3 s on 2 cores: the eight backbones built without weights."""
+    counts = {}
+    for name in TABLE_2_1:
+        counts[name] = round(count_parameters(build_model(name, pretrained=False)) / 1e6, 1)
+    assert counts == TABLE_2_1

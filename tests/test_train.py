@@ -1,0 +1,206 @@
+"""Training on real face crops, on CPU: outputs, resume, NaN stop, determinism."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from face_crops import write_split
+
+from facesleuth import models
+from facesleuth.train import (
+    HISTORY_COLUMNS,
+    NonFiniteLossError,
+    load_checkpoint,
+    train_run,
+)
+
+SETTINGS = {
+    "model": "mobilenetv3_small_050",
+    "setup": "default",
+    "training": {
+        "input_size": 64, "epochs": 2, "batch_size": 8, "precision": "fp32", "lr": 0.001, "dropout": 0.2,
+        "pretrained": False, "weights": None, "num_workers": 0, "seed": 7, "device": "cpu",
+        "channels_last": True, "max_steps_per_epoch": None, "gpus": 1,
+    },
+    "augmentations": {},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def split(samples, tmp_path_factory):
+    # 6 train videos x 4 faces = 24 train faces (3 batches of 8), 4 val videos = 16 val faces
+    return write_split(tmp_path_factory.mktemp("split") / "train.parquet", samples)
+
+
+def settings(setup: str = "default", **training):
+    out = copy.deepcopy(SETTINGS)
+    out["setup"] = setup
+    out["training"].update(training)
+    return out
+
+
+def losses(history):
+    return [(row["epoch"], row["train_loss"], row["val_loss"]) for row in history]
+
+
+def test_two_epochs_write_the_run_folder(split, tmp_path):
+    summary = train_run(split, tmp_path, settings())
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history.columns) == HISTORY_COLUMNS
+    assert history["epoch"].tolist() == [1, 2]
+    assert (history[["train_loss", "val_loss", "seconds", "images_per_s"]] > 0).all().all()
+    assert [row["train_images"] for row in summary["history"]] == [24, 24]
+    assert [row["val_images"] for row in summary["history"]] == [16, 16]
+
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == int(history.loc[history["val_loss"].idxmin(), "epoch"]) == summary["best_epoch"]
+    assert best["val_loss"] == pytest.approx(history["val_loss"].min())
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 2 and len(last["history"]) == 2
+    assert {"model_state", "optimizer_state", "scaler_state", "rng", "fingerprint", "best"} <= set(last)
+
+    run = yaml.safe_load((tmp_path / "run.yaml").read_text())
+    assert run["model"] == "mobilenetv3_small_050" and run["timm_name"] == "mobilenetv3_small_050"
+    assert (run["setup"], run["input_size"], run["precision"], run["batch_size"]) == ("default", 64, "fp32", 8)
+    assert (run["epochs"], run["lr"], run["dropout"], run["seed"]) == (2, 0.001, 0.2, 7)
+    assert run["trained_on"] == ["samples"] and run["preprocessing"]["padding"] == "zeros, centred"
+    assert best["run"] == run
+
+
+def test_same_seed_same_history_other_seed_differs(split, tmp_path):
+    first = train_run(split, tmp_path / "a", settings(num_workers=0))
+    again = train_run(split, tmp_path / "b", settings())
+    other = train_run(split, tmp_path / "c", settings(seed=8))
+    assert losses(first["history"]) == losses(again["history"])
+    assert losses(first["history"]) != losses(other["history"])
+
+
+def test_killed_run_resumes_to_the_same_end_state(split, tmp_path, monkeypatch):
+    reference = train_run(split, tmp_path / "uninterrupted", settings(epochs=3))
+
+    run_dir = tmp_path / "killed"
+    real_evaluate = __import__("facesleuth.train", fromlist=["Trainer"]).Trainer.evaluate
+
+    def killed_in_epoch_3(self, loader, epoch, note=""):
+        if epoch == 3:
+            raise KeyboardInterrupt("killed")
+        return real_evaluate(self, loader, epoch, note)
+
+    with monkeypatch.context() as patch:
+        patch.setattr("facesleuth.train.Trainer.evaluate", killed_in_epoch_3)
+        with pytest.raises(KeyboardInterrupt):
+            train_run(split, run_dir, settings(epochs=3))
+    # Snakemake deletes the declared outputs before the rerun, not last.pt.
+    for name in ("best.pt", "history.csv", "run.yaml"):
+        (run_dir / name).unlink()
+    resumed = train_run(split, run_dir, settings(epochs=3))
+
+    assert resumed["resumed_from"] == 2
+    assert losses(resumed["history"]) == losses(reference["history"])
+    assert pd.read_csv(run_dir / "history.csv")["epoch"].tolist() == [1, 2, 3]
+    for name in ("best.pt", "last.pt"):
+        expected = load_checkpoint(tmp_path / "uninterrupted" / name)
+        got = load_checkpoint(run_dir / name)
+        assert got["epoch"] == expected["epoch"]
+        for key, value in expected["model_state"].items():
+            assert torch.equal(got["model_state"][key], value), (name, key)
+
+
+def test_finished_run_rerun_rewrites_outputs_without_training(split, tmp_path):
+    first = train_run(split, tmp_path, settings())
+    for name in ("best.pt", "history.csv", "run.yaml"):
+        (tmp_path / name).unlink()
+    again = train_run(split, tmp_path, settings())
+    assert again["resumed_from"] == 2 and losses(again["history"]) == losses(first["history"])
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == first["best_epoch"]
+    assert (tmp_path / "run.yaml").exists() and len(pd.read_csv(tmp_path / "history.csv")) == 2
+
+
+def test_changed_settings_start_fresh_and_say_so(split, tmp_path, caplog):
+    train_run(split, tmp_path, settings(epochs=1))
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+        summary = train_run(split, tmp_path, settings(epochs=1, lr=0.0005))
+    assert summary["resumed_from"] is None
+    assert "starting fresh" in caplog.text and "training" in caplog.text
+
+
+def test_more_epochs_continue_a_finished_run(split, tmp_path):
+    train_run(split, tmp_path, settings(epochs=1))
+    summary = train_run(split, tmp_path, settings(epochs=2))  # epochs are not part of the fingerprint
+    assert summary["resumed_from"] == 1 and [r["epoch"] for r in summary["history"]] == [1, 2]
+
+
+class _NaNAt:
+    """Wraps a model: the ``at``-th training forward pass returns NaN logits."""
+
+    def __init__(self, at: int):
+        self.at, self.calls = at, 0
+
+    def __call__(self, *args, **kwargs):
+        model = real_build_model(*args, **kwargs)
+        inner = model.forward
+        wrapper = self
+
+        def forward(x):
+            out = inner(x)
+            if model.training:
+                wrapper.calls += 1
+                if wrapper.calls == wrapper.at:
+                    return out * float("nan")
+            return out
+
+        model.forward = forward
+        return model
+
+
+real_build_model = models.build_model
+
+
+def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(split, tmp_path, monkeypatch):
+    monkeypatch.setattr(models, "build_model", _NaNAt(at=5))  # epoch 2 (3 steps each), step 2
+    with pytest.raises(NonFiniteLossError, match=r"training loss became nan at epoch 2, step 2 of 3") as info:
+        train_run(split, tmp_path, settings(epochs=3))
+    assert "epoch 1" in str(info.value) and "last.pt" in str(info.value)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in last["model_state"].values() if v.is_floating_point())
+    assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+
+
+def test_max_steps_per_epoch_caps_steps(split, tmp_path):
+    summary = train_run(split, tmp_path, settings(epochs=1, max_steps_per_epoch=2))
+    assert summary["history"][0]["train_images"] == 16
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_reduced_precision_trains_on_cpu(split, tmp_path, precision):
+    summary = train_run(split, tmp_path, settings(epochs=1, precision=precision, max_steps_per_epoch=1))
+    assert summary["history"][0]["train_loss"] > 0
+    assert yaml.safe_load((tmp_path / "run.yaml").read_text())["precision"] == precision
+
+
+def test_workers_load_the_same_augmented_batches_as_the_main_process(split, tmp_path):
+    main = train_run(split, tmp_path / "w0", settings(epochs=1, setup="coarse"))
+    workers = train_run(split, tmp_path / "w2", settings(epochs=1, setup="coarse", num_workers=2))
+    assert losses(main["history"]) == losses(workers["history"])
+
+
+def test_missing_training_keys_are_named(split, tmp_path):
+    broken = settings()
+    del broken["training"]["lr"]
+    with pytest.raises(ValueError, match=r"\['lr'\]"):
+        train_run(split, tmp_path, broken)
