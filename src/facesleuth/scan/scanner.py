@@ -1,0 +1,407 @@
+"""Scanning one input: a video through the pipeline's test flow, an image face by face, then the run's model.
+
+Videos go through :func:`facesleuth.extract.extract_video` (the pipeline's test flow: sequential
+decoding, MTCNN at reduced resolution, IoU tracks, proportional sampling, crops with margin, JPEG
+as stored by the pipeline), so a scanned video is scored exactly as a test-set video would be,
+except for two settings a scanner must change:
+
+- **frames**: the pipeline detects on every frame; an upload cannot be, on a CPU, in a
+  per-video budget. The scan detects on about ``frames`` evenly spaced frames (every k-th,
+  k = ceil(total / frames)).
+- **tracking**: with frames a third of a second apart, faces move more between the frames
+  compared than between consecutive ones, and the thesis's IoU of 0.75 breaks one still
+  presenter (FF++ 519, 32 frames) into 11 tracks and every walker of ``multiface/street.mp4``
+  into 1-2 frame pieces; at 0.3 they are whole (one track, and 17 + 8 frames). A track must
+  last longer than a fraction of the sampled frames (1/6: the thesis's 50 frames of a 300-frame
+  DFDC video). The extraction is asked for every face of every track and the thesis's rule
+  (:func:`facesleuth.tracking.sample_track_faces`) is applied here, so when no track is long
+  enough (a face seen only briefly) the faces of all tracks are scored instead of none, and the
+  message says so, without decoding the video twice.
+
+Faces are classified from the same JPEG crops the pipeline stores, letterboxed as in training
+(:func:`facesleuth.predict.predict_crops`); the input's score is the run's aggregation (the mean
+by default) and the verdict is ``fake`` when the score reaches the run's validation EER threshold.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import logging
+import math
+import os
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facesleuth.scan.discover import Candidate, discover, named_like_media
+from facesleuth.scan.runfolder import ScanRun, load_scan_run
+
+log = logging.getLogger(__name__)
+
+OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, ERROR = "ok", "no_face", "unreadable", "unsupported", "missing", "error"
+STATUSES = (OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, ERROR)
+#: Statuses of inputs that could not be scanned (exit code 1).
+FAILED_STATUSES = frozenset({UNREADABLE, UNSUPPORTED, MISSING, ERROR})
+_PENDING = "pending"  # a media file about to be scanned (never in a finished result)
+FAKE, REAL = "fake", "real"
+VERDICTS = (FAKE, REAL)
+
+# MTCNN frames per call on CPU when the config does not say: 8 ran 20% faster than the
+# schema's 32 (sized for GPUs) on 30 DFDC 1080p frames (1 thread, 4.6-4.8 s against 5.9-6.2 s).
+CPU_DETECTION_BATCH = 8
+THUMBNAIL_SIDE = 112  # pixels, longest side of the HTML report's face thumbnails
+# Asks the extraction for every face of every track (the sampling rule is applied here).
+_EVERY_FACE = 2**31 - 1
+
+
+@dataclass
+class ScanOptions:
+    """How inputs are scanned. ``detection``: the config's ``extraction.detection`` (partial is fine)."""
+
+    frames: int = 32
+    device: str = "auto"
+    detection: Mapping[str, Any] = field(default_factory=dict)
+    iou_threshold: float = 0.3
+    min_track_fraction: float = 1 / 6
+    faces_per_video: int = 50
+    batch_size: int = 64
+    thumbnails: int = 0  # faces per input given a base64 thumbnail (HTML report), most suspicious first
+
+    def check(self) -> ScanOptions:
+        """Raise ValueError naming the option when a value is out of range."""
+        problems = []
+        if int(self.frames) < 1:
+            problems.append(f"--frames must be at least 1, got {self.frames}")
+        if not 0.0 <= float(self.iou_threshold) < 1.0:
+            problems.append(f"--iou must be within [0, 1), got {self.iou_threshold}")
+        if not 0.0 <= float(self.min_track_fraction) < 1.0:
+            problems.append(f"--min-track must be within [0, 1), got {self.min_track_fraction}")
+        if int(self.faces_per_video) < 1:
+            problems.append(f"--faces must be at least 1, got {self.faces_per_video}")
+        if int(self.batch_size) < 1:
+            problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
+        if int(self.thumbnails) < 0:
+            problems.append(f"thumbnails must be 0 or more, got {self.thumbnails}")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "frames": int(self.frames),
+            "iou_threshold": float(self.iou_threshold),
+            "min_track_fraction": float(self.min_track_fraction),
+            "faces_per_video": int(self.faces_per_video),
+            "detection": dict(self.detection),
+        }
+
+
+@dataclass
+class FaceScore:
+    """One scored face. ``box``: the cropped region (detector box plus margin, clipped to the
+    frame) in full-resolution pixels; ``track`` is None for images."""
+
+    frame: int
+    face: int
+    track: int | None
+    box: tuple[int, int, int, int]
+    detector_prob: float
+    score: float
+    thumbnail: str | None = None  # base64 JPEG, only when asked for
+
+    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+        out = asdict(self)
+        out["box"] = list(self.box)
+        if not thumbnails:
+            out.pop("thumbnail")
+        return out
+
+
+@dataclass
+class ScanResult:
+    """The outcome for one input; ``score`` and ``verdict`` are None without scored faces."""
+
+    path: str
+    status: str
+    message: str
+    kind: str | None = None  # video | image
+    score: float | None = None
+    verdict: str | None = None
+    threshold: float | None = None
+    aggregation: str | None = None
+    model: str | None = None
+    faces: list[FaceScore] = field(default_factory=list)
+    faces_found: int = 0  # faces kept by the detector's filters, before track sampling
+    tracks: int = 0
+    tracks_scored: int = 0
+    frames_total: int | None = None
+    frames_read: int = 0
+    width: int | None = None
+    height: int | None = None
+    seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    def to_dict(self, thumbnails: bool = False) -> dict[str, Any]:
+        out = {key: value for key, value in asdict(self).items() if key != "faces"}
+        out["faces"] = [face.to_dict(thumbnails) for face in self.faces]
+        return out
+
+
+def _thumbnail(crop: np.ndarray) -> str:
+    """Small base64 JPEG of a face crop, for the self-contained HTML report."""
+    import cv2
+
+    from facesleuth.detect import encode_jpeg
+
+    scale = THUMBNAIL_SIDE / max(crop.shape[:2])
+    if scale < 1:
+        crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    return base64.b64encode(encode_jpeg(crop, 80)).decode("ascii")
+
+
+class Scanner:
+    """A loaded run and face detector that scan files one by one (load once, scan many)."""
+
+    def __init__(self, run: ScanRun | str | os.PathLike, options: ScanOptions | None = None):
+        import torch
+
+        from facesleuth.extract import make_detector
+        from facesleuth.runtime import resolve_device
+
+        self.options = (options or ScanOptions()).check()
+        device = resolve_device(str(self.options.device))
+        self.run = run if isinstance(run, ScanRun) else load_scan_run(run, device)
+        # One device for both networks: the run's (a ScanRun may come loaded elsewhere).
+        detection = {**dict(self.options.detection), "device": self.run.device}
+        if self.run.device == "cpu":
+            detection.setdefault("batch_size", CPU_DETECTION_BATCH)
+        self.detector = make_detector(detection).load()
+        # Reports show the settings in force, not only those given.
+        effective = {f.name: getattr(self.detector, f.name) for f in dataclasses.fields(self.detector) if f.init}
+        effective["thresholds"] = list(effective["thresholds"])
+        self.options = dataclasses.replace(self.options, detection=effective)
+        # channels_last: the same boxes, about 20% less CPU for MTCNN on 1080p frames
+        # (benchmarks/README.md, scan latency).
+        self.detector.mtcnn.to(memory_format=torch.channels_last)
+        #: Files met inside folders that are neither media by content nor named like media.
+        self.skipped: list[str] = []
+
+    # ------------------------------------------------------------------ many inputs
+
+    def scan_paths(self, paths: Iterable[str | os.PathLike], progress: bool = False) -> Iterator[ScanResult]:
+        """Results for ``paths`` (files and folders, walked recursively), in order, one per input."""
+        from tqdm.auto import tqdm
+
+        candidates = discover(paths)
+        bar = tqdm(total=len(candidates), desc="scan", unit="file", disable=None if progress else True,
+                   dynamic_ncols=True)
+        try:
+            for candidate in candidates:
+                bar.set_postfix_str(candidate.path.name[-40:])  # the file being scanned
+                result = self.scan_candidate(candidate)
+                bar.update(1)
+                if result is None:
+                    self.skipped.append(str(candidate.path))
+                    log.info("%s: skipped (neither a video nor an image)", candidate.path)
+                    continue
+                yield result
+        finally:
+            bar.close()
+
+    def scan_candidate(self, candidate: Candidate) -> ScanResult | None:
+        """Scan one candidate; None when it is a non-media file met inside a folder (skipped)."""
+        started = time.perf_counter()
+        result = self._classify_file(candidate)
+        if result is None or result.status != _PENDING:
+            if result is not None:
+                result.seconds = round(time.perf_counter() - started, 3)
+            return result
+        try:
+            if result.kind == "video":
+                self._scan_video(candidate.path, result)
+            else:
+                self._scan_image(candidate.path, result)
+        except Exception as err:  # one bad input never stops a scan of thousands
+            from facesleuth.video import VideoError
+
+            if isinstance(err, VideoError):
+                result.status, result.message = UNREADABLE, f"{err.message}{_REPAIR_HINT}"
+            else:
+                log.exception("%s: scan failed", candidate.path)
+                result.status, result.message = ERROR, f"{type(err).__name__}: {err} (please report this)"
+            result.faces, result.score, result.verdict = [], None, None
+        result.seconds = round(time.perf_counter() - started, 3)
+        return result
+
+    def scan_file(self, path: str | os.PathLike) -> ScanResult:
+        """Scan one file as if named on the command line (always a result)."""
+        result = self.scan_candidate(Candidate(Path(path), explicit=True))
+        assert result is not None  # explicit candidates are never skipped
+        return result
+
+    # ------------------------------------------------------------------ one input
+
+    def _new(self, path: Path, status: str, message: str = "", kind: str | None = None) -> ScanResult:
+        return ScanResult(path=str(path), status=status, message=message, kind=kind,
+                          threshold=self.run.threshold, aggregation=self.run.aggregation, model=self.run.name)
+
+    def _classify_file(self, candidate: Candidate) -> ScanResult | None:
+        """A finished result (missing, unsupported...), a ``pending`` one with its kind, or None (skip)."""
+        from facesleuth.video import sniff_media
+
+        path, reported = candidate.path, candidate.explicit or named_like_media(candidate.path)
+        if not path.exists():
+            why = "a broken symbolic link" if path.is_symlink() else "no such file or folder"
+            return self._new(path, MISSING, f"{why}: check the path")
+        if not path.is_file():
+            return self._new(path, UNSUPPORTED, "not a regular file (a device, pipe or socket); scan files or folders")
+        if not os.access(path, os.R_OK):
+            return self._new(path, UNREADABLE, "permission denied: make the file readable (chmod +r) and scan again")
+        if path.stat().st_size == 0:
+            if not reported:
+                return None
+            return self._new(path, UNREADABLE, "file is empty (0 bytes): re-download or re-upload it")
+        kind = sniff_media(path)
+        if kind is None:
+            if not reported:
+                return None
+            named = f"named like media ({path.suffix}) but its" if named_like_media(path) else "its"
+            return self._new(
+                path, UNSUPPORTED,
+                f"not a video or an image: {named} content is no format facesleuth can decode "
+                "(judged by content, not by name); scan video or image files",
+            )
+        return self._new(path, _PENDING, kind=kind)
+
+    def _scan_video(self, path: Path, result: ScanResult) -> None:
+        from facesleuth.extract import extract_video
+        from facesleuth.tracking import sample_track_faces
+        from facesleuth.video import every_kth_indices, probe
+
+        clock = time.perf_counter()
+        info = probe(path)
+        result.frames_total, result.width, result.height = info.frames, info.width, info.height
+        step = max(1, math.ceil(info.frames / int(self.options.frames)))
+        sampled = len(every_kth_indices(info.frames, step, int(self.options.frames)))
+        flow = {
+            "frame_step": step,
+            "max_frames": int(self.options.frames),
+            "iou_threshold": float(self.options.iou_threshold),
+            "min_track_length": 0,
+            "faces_per_video": _EVERY_FACE,
+        }
+        faces, status = extract_video(path, "test", self.detector, flow)
+        row = status.iloc[0]
+        result.timings["extract"] = round(time.perf_counter() - clock, 3)
+        result.frames_read = int(row["frames_read"] or 0)
+        result.faces_found = len(faces)
+        if row["status"] in (UNREADABLE, MISSING):
+            result.status, result.message = UNREADABLE, f"{row['message']}{_REPAIR_HINT}"
+            return
+        if row["status"] == ERROR:
+            result.status, result.message = ERROR, f"{row['message']} (please report this)"
+            return
+        if not len(faces):
+            result.status = NO_FACE
+            result.message = f"{row['message']}{self._no_face_hint(video=True)}"
+            return
+        faces = faces.sort_values(["frame", "face"], ignore_index=True)
+        tracks = [group.index.tolist() for _, group in faces.groupby("track", sort=True)]
+        min_length = int(sampled * float(self.options.min_track_fraction))
+        chosen = sample_track_faces(tracks, min_length, int(self.options.faces_per_video))
+        note = ""
+        if not chosen:
+            longest = max(len(track) for track in tracks)
+            chosen = sample_track_faces(tracks, 0, int(self.options.faces_per_video))
+            note = (f"; no face was tracked over more than {min_length} of {sampled} sampled frames "
+                    f"(longest {longest}), so faces of all {len(tracks)} tracks were scored")
+        rows = faces.loc[sorted(i for members in chosen.values() for i in members)]
+        result.tracks, result.tracks_scored = len(tracks), len(chosen)
+        self._score(
+            result,
+            jpegs=rows["jpeg"].tolist(),
+            frames=rows["frame"].tolist(),
+            face_indices=rows["face"].tolist(),
+            tracks=rows["track"].tolist(),
+            boxes=rows[["x0", "y0", "x1", "y1"]].to_numpy().tolist(),
+            probs=rows["prob"].tolist(),
+        )
+        result.message = (f"{len(rows)} faces from {len(chosen)} of {len(tracks)} tracks in "
+                          f"{result.frames_read} sampled frames{note}")
+
+    def _scan_image(self, path: Path, result: ScanResult) -> None:
+        from facesleuth.video import read_image
+
+        clock = time.perf_counter()
+        image = read_image(path)
+        result.height, result.width = image.shape[:2]
+        result.frames_total = result.frames_read = 1
+        found = self.detector.detect([image])[0]
+        jpegs, boxes = [], []
+        for box in found.boxes:
+            crop, crop_box = self.detector.crop(image, box)
+            jpegs.append(self.detector.encode(crop))
+            boxes.append(list(crop_box))
+        result.timings["extract"] = round(time.perf_counter() - clock, 3)
+        result.faces_found = len(jpegs)
+        if not jpegs:
+            result.status = NO_FACE
+            below = (f" ({found.detected} smaller or less certain detections were dropped)" if found.detected
+                     else "")
+            result.message = f"no face of at least {self.detector.min_face_size} px{below}{self._no_face_hint()}"
+            return
+        count = len(jpegs)
+        self._score(result, jpegs=jpegs, frames=[0] * count, face_indices=list(range(count)), tracks=[None] * count,
+                    boxes=boxes, probs=found.probs.tolist())
+        result.message = f"{count} face{'s' if count != 1 else ''} in the image"
+
+    def _score(self, result: ScanResult, *, jpegs: list[bytes], frames: list[int], face_indices: list[int],
+               tracks: list[int | None], boxes: list[list[float]], probs: list[float]) -> None:
+        """Classify the crops and fill ``result``'s faces, score and verdict."""
+        from facesleuth.predict import get_aggregation, predict_crops
+        from facesleuth.preprocess import decode_jpeg
+
+        clock = time.perf_counter()
+        # Decoded from the JPEG the pipeline would store, so scores match the pipeline's predictions.
+        crops = [decode_jpeg(jpeg) for jpeg in jpegs]
+        scores = predict_crops(self.run.model, self.run.info, crops, self.run.device, int(self.options.batch_size))
+        result.timings["classify"] = round(time.perf_counter() - clock, 3)
+        result.faces = [
+            FaceScore(frame=int(frame), face=int(face), track=None if track is None else int(track),
+                      box=tuple(round(float(v)) for v in box), detector_prob=round(float(prob), 4),
+                      score=round(float(score), 6))
+            for frame, face, track, box, prob, score in zip(frames, face_indices, tracks, boxes, probs, scores)
+        ]
+        if self.options.thumbnails:
+            for i in np.argsort(-scores, kind="stable")[: int(self.options.thumbnails)]:
+                result.faces[i].thumbnail = _thumbnail(crops[i])
+        result.score = round(float(get_aggregation(self.run.aggregation)(scores)), 6)
+        result.verdict = FAKE if result.score >= self.run.threshold else REAL
+        result.status = OK
+
+    def _no_face_hint(self, video: bool = False) -> str:
+        more = ", or sample more frames with --frames" if video else ""
+        return (f"; nothing to score (faces smaller than {self.detector.min_face_size} px are ignored: lower "
+                f"extraction.detection.min_face_size in a --config{more})")
+
+
+_REPAIR_HINT = ("; the file is truncated or corrupt: re-download or re-encode it "
+                "(e.g. ffmpeg -i in -c:v libx264 out.mp4)")
+
+
+def scan_paths(paths: Iterable[str | os.PathLike], run: ScanRun | str | os.PathLike,
+               options: ScanOptions | None = None, progress: bool = False) -> Iterator[ScanResult]:
+    """Scan ``paths`` (files and folders) with the run ``run`` (folder, best.pt or a loaded ScanRun).
+
+    A generator: results come one by one as inputs finish, in input order.
+    """
+    yield from Scanner(run, options).scan_paths(paths, progress=progress)
