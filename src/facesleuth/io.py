@@ -110,11 +110,19 @@ FACE_PREDICTIONS_SCHEMA = pa.schema(
 )
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    # mkstemp creates 0600; results are shared files, so give them the usual permissions
+    os.chmod(tmp, 0o666 & ~_umask())
     return target, tmp
 
 
