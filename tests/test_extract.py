@@ -420,6 +420,7 @@ def test_snakemake_scripts(tmp_path, samples):
         output=SimpleNamespace(faces=str(tmp_path / "000.parquet"), status=str(tmp_path / "000.status.parquet")),
         params=SimpleNamespace(extraction=params),
         wildcards=SimpleNamespace(chunk="000"),
+        threads=1,
         log=[str(tmp_path / "logs" / "extract.log")],
     )
     runpy.run_path(str(REPO / "workflow/scripts/extract_faces.py"), init_globals={"snakemake": extract})

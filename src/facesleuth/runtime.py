@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import zlib
 from pathlib import Path
@@ -10,12 +11,20 @@ from pathlib import Path
 log = logging.getLogger("facesleuth")
 
 
+DEVICE_ENV = "FACESLEUTH_DEVICE"
+
+
 def resolve_device(name: str = "auto") -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass through, checked."""
+    """``auto`` -> ``$FACESLEUTH_DEVICE`` if set, else ``cuda`` when a GPU is visible, else ``cpu``;
+    other names pass through, checked.
+
+    The environment variable lets a run pick a device without touching config (a device is a
+    runtime choice: changing it must not make Snakemake rerun anything).
+    """
     import torch
 
     if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        name = os.environ.get(DEVICE_ENV, "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device {name!r} was asked for but no CUDA GPU is visible; use device: auto or cpu")
     return name

@@ -13,7 +13,7 @@ rule extract_faces:
         log_path("faces", "{dataset}/{chunk}"),
     benchmark:
         bench_path("faces", "{dataset}/{chunk}")
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     script:

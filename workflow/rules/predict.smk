@@ -16,7 +16,7 @@ rule predict:
         log_path("predict", "{testset}/{model}/{aug}"),
     benchmark:
         bench_path("predict", "{testset}/{model}/{aug}")
-    threads: 2
+    threads: 1
     resources:
         mem_mb=8000,
     script:

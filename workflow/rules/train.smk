@@ -14,7 +14,7 @@ rule train:
         log_path("train", "{model}/{aug}"),
     benchmark:
         bench_path("train", "{model}/{aug}")
-    threads: 2
+    threads: 1
     resources:
         mem_mb=16000,
     script:
@@ -36,6 +36,6 @@ rule validate:
         log_path("validate", "{model}/{aug}"),
     benchmark:
         bench_path("validate", "{model}/{aug}")
-    threads: 2
+    threads: 1
     script:
         "../scripts/validate.py"

@@ -1,12 +1,14 @@
 """Snakemake script of rule extract_faces: one chunk of a manifest -> faces + status Parquet."""
 
 import pandas as pd
+import torch
 
 from facesleuth.extract import extract_chunk
 from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
 from facesleuth.runtime import setup_logging
 
 setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected by the script directive)
+torch.set_num_threads(snakemake.threads)  # noqa: F821 (jobs side by side must not oversubscribe cores)
 
 params = snakemake.params.extraction  # noqa: F821
 faces, status = extract_chunk(
