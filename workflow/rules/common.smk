@@ -1,11 +1,15 @@
 # Shared helpers: config validation, the model x augmentation grid, input functions.
+import os
 import re
 import sys
 from pathlib import Path
 
 # Scripts and input functions import the package; make the checkout's src/ importable even
 # where facesleuth is not installed (it normally is, with pip install -e .).
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+# Jobs (scripts, conda environments, cluster jobs) import it from here too.
+os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402

@@ -12,5 +12,7 @@ rule demo_dataset:
     benchmark:
         bench_path("demo", "demo_dataset")
     threads: 1
+    conda:
+        "../../envs/extract.yaml"
     script:
         "../scripts/demo_dataset.py"

@@ -16,6 +16,8 @@ rule extract_faces:
     threads: 1
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/extract.yaml"
     script:
         "../scripts/extract_faces.py"
 
@@ -32,5 +34,7 @@ rule extraction_summary:
     benchmark:
         bench_path("faces", "{dataset}/summary")
     threads: 1
+    conda:
+        "../../envs/extract.yaml"
     script:
         "../scripts/extraction_summary.py"

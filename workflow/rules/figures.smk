@@ -24,6 +24,8 @@ rule figure_augmentation_examples:
     benchmark:
         bench_path("figures", "augmentation_examples")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -42,6 +44,8 @@ rule figure_losses:
     benchmark:
         bench_path("figures", "losses")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -59,6 +63,8 @@ rule figure_precision_epoch_time:
     benchmark:
         bench_path("figures", "precision_epoch_time")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -81,6 +87,8 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         benchmark:
             bench_path("figures", _name)
         threads: 1
+        conda:
+            "../../envs/report.yaml"
         script:
             "../scripts/figures.py"
 
@@ -103,6 +111,8 @@ for _setup in SETUPS:
         benchmark:
             bench_path("figures", f"dfdc_logloss_{_setup}")
         threads: 1
+        conda:
+            "../../envs/report.yaml"
         script:
             "../scripts/figures.py"
 
@@ -130,5 +140,7 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
             benchmark:
                 bench_path("figures", _name)
             threads: 1
+            conda:
+                "../../envs/report.yaml"
             script:
                 "../scripts/figures.py"

@@ -13,5 +13,7 @@ rule manifest:
     benchmark:
         bench_path("manifests", "{dataset}")
     threads: 1
+    conda:
+        "../../envs/extract.yaml"
     script:
         "../scripts/manifest.py"

@@ -19,6 +19,8 @@ rule predict:
     threads: 1
     resources:
         mem_mb=8000,
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/predict.py"
 
@@ -36,5 +38,7 @@ rule metrics:
     benchmark:
         bench_path("metrics", "{testset}/{model}/{aug}")
     threads: 1
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/metrics.py"

@@ -17,5 +17,7 @@ rule splits:
     benchmark:
         bench_path("splits", "{trainset}")
     threads: 1
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/splits.py"

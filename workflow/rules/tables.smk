@@ -18,6 +18,8 @@ rule table_params:
     benchmark:
         bench_path("tables", "params")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/tables.py"
 
@@ -37,6 +39,8 @@ rule table_precision:
     benchmark:
         bench_path("tables", "precision")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/tables.py"
 
@@ -55,6 +59,8 @@ rule table_dfdc_logloss:
     benchmark:
         bench_path("tables", "dfdc_logloss")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/tables.py"
 
@@ -80,6 +86,8 @@ for _label in ("fake", "real"):
             benchmark:
                 bench_path("tables", _name)
             threads: 1
+            conda:
+                "../../envs/report.yaml"
             script:
                 "../scripts/tables.py"
 
@@ -98,6 +106,8 @@ rule table_celebdf_sensitivity_specificity:
     benchmark:
         bench_path("tables", "celebdf_sensitivity_specificity")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/tables.py"
 
@@ -116,5 +126,7 @@ rule table_celebdf_f1:
     benchmark:
         bench_path("tables", "celebdf_f1")
     threads: 1
+    conda:
+        "../../envs/report.yaml"
     script:
         "../scripts/tables.py"

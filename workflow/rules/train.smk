@@ -17,6 +17,8 @@ rule train:
     threads: 1
     resources:
         mem_mb=16000,
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/train.py"
 
@@ -37,5 +39,7 @@ rule validate:
     benchmark:
         bench_path("validate", "{model}/{aug}")
     threads: 1
+    conda:
+        "../../envs/train.yaml"
     script:
         "../scripts/validate.py"
