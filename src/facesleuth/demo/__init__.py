@@ -1,0 +1,146 @@
+"""The embedded demo dataset: DFDC-, DFDC-test- and Celeb-DF-v2-style folders generated from
+photos that ship inside the dependencies (public-domain and CC0 portraits; tiny LFW crops only as
+face-swap donors), so the whole study runs on a fresh machine with no dataset, on a CPU, in
+minutes (issue 4).
+
+:func:`generate_demo` writes ``<out>/dfdc_train``, ``<out>/dfdc_test`` and ``<out>/Celeb-DF-v2``
+(layouts in :mod:`facesleuth.demo.layouts`) and, last, ``<out>/demo.json``, the rule's output: a
+summary with one record per video (label, original, manipulation, donor, tags, size). Everything
+is a function of the settings and the seed: the same settings give byte-identical files.
+
+Modules: :mod:`.sources` (photos, landmarks, textures), :mod:`.rendering` (real videos and the
+encoder), :mod:`.fakes` (face swap, self-blending), :mod:`.augmenters` (the test set's augmenters
+and distractors), :mod:`.production` (casting per dataset), :mod:`.layouts` (the folders).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_JSON = "demo.json"
+SOURCES = {
+    "grace_hopper": "matplotlib: mpl-data/sample_data/grace_hopper.jpg (US Navy photo, public domain)",
+    "astronaut": "scikit-image: data/astronaut.png (NASA photo, public domain)",
+    "camera": "scikit-image: data/camera.png (CC0, photographer Lav Varshney)",
+    "lfw": "scikit-image: data/lfw_subset.npy (Labeled Faces in the Wild crops, 25x25, as scikit-image ships them; "
+    "face-swap donors and overlaid faces only)",
+}
+
+
+def demo_defaults() -> dict[str, Any]:
+    """The ``demo`` section's defaults, read from the config schema (the one source of truth)."""
+    import yaml
+
+    from facesleuth.config import SCHEMA_PATH
+
+    with open(SCHEMA_PATH) as fh:
+        schema = yaml.safe_load(fh)
+    properties = schema["properties"]["demo"]["properties"]
+    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+
+
+def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults and check what the schema cannot (even frame sides), naming the key."""
+    resolved = {**demo_defaults(), **dict(settings)}
+    width, height = (int(v) for v in resolved["size"])
+    if width % 2 or height % 2:
+        raise ValueError(f"demo.size: {[width, height]} has an odd side; the MPEG-4 encoder needs even sides")
+    for key in ("train_parts", "originals_per_part", "fakes_per_original"):
+        if int(resolved[key]) < 1:
+            raise ValueError(f"demo.{key}: must be at least 1, got {resolved[key]}")
+    for key in ("test_videos", "celebdf_videos"):
+        if int(resolved[key]) < 4:
+            raise ValueError(f"demo.{key}: must be at least 4, got {resolved[key]}")
+    if int(resolved["frames"]) < 8:
+        raise ValueError(f"demo.frames: must be at least 8, got {resolved['frames']}")
+    if min(width, height) < 160:
+        log.warning(
+            "demo.size %s: faces will be about %d px, under the pipeline's usual min_face_size; use 240 or more",
+            [width, height], int(0.36 * min(width, height)),
+        )
+    resolved["size"] = [width, height]
+    return resolved
+
+
+def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
+    """Generate the demo datasets into ``out`` and return the summary written to ``out/demo.json``.
+
+    ``settings`` is the validated ``demo`` config section (missing keys take the schema's
+    defaults). The three dataset folders are built in ``out/.staging`` and moved into place, so
+    an interrupted run never leaves a half-built dataset behind a stale ``demo.json``.
+    """
+    from facesleuth import __version__
+    from facesleuth.demo import layouts
+    from facesleuth.io import write_text_atomic
+
+    settings = resolve_settings(settings)
+    seed = int(settings["seed"])
+    out = Path(out)
+    staging = out / ".staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    started = time.perf_counter()
+    records = []
+    for name, build in (
+        ("dfdc_train", layouts.write_dfdc_train),
+        ("dfdc_test", layouts.write_dfdc_test),
+        ("celebdf", layouts.write_celebdf),
+    ):
+        step = time.perf_counter()
+        built = build(staging, settings, seed)
+        records += built
+        log.info("demo %s: %d videos in %.1f s", name, len(built), time.perf_counter() - step)
+    for folder in (layouts.DFDC_TRAIN_DIR, layouts.DFDC_TEST_DIR, layouts.CELEBDF_DIR):
+        target = out / folder
+        if target.exists():
+            shutil.rmtree(target)
+        (staging / folder).rename(target)
+    staging.rmdir()
+    summary = {
+        "generator": "facesleuth.demo",
+        "facesleuth_version": __version__,
+        "seed": seed,
+        "settings": settings,
+        "sources": SOURCES,
+        "datasets": _dataset_summaries(records),
+        "videos": records,
+    }
+    write_text_atomic(json.dumps(summary, indent=1) + "\n", out / DEMO_JSON)
+    log.info("demo dataset: %d videos in %s in %.1f s", len(records), out, time.perf_counter() - started)
+    return summary
+
+
+def _dataset_summaries(records: list[dict]) -> dict[str, dict]:
+    from facesleuth.demo import layouts
+
+    folders = {
+        "dfdc_train": (layouts.DFDC_TRAIN_DIR, "dfdc_train", None),
+        "dfdc_test": (layouts.DFDC_TEST_DIR, "dfdc_test", "labels.csv"),
+        "celebdf": (layouts.CELEBDF_DIR, "celebdf", "List_of_testing_videos.txt"),
+    }
+    summaries = {}
+    for dataset, (root, fmt, labels) in folders.items():
+        rows = [r for r in records if r["dataset"] == dataset]
+        summary = {
+            "root": root,
+            "format": fmt,
+            "labels": labels,
+            "videos": len(rows),
+            "real": sum(r["label"] == 0 for r in rows),
+            "fake": sum(r["label"] == 1 for r in rows),
+            "methods": {m: sum(r["method"] == m for r in rows) for m in sorted({r["method"] for r in rows if r["method"]})},
+        }
+        if dataset == "dfdc_test":
+            summary["tagged"] = sum(bool(r["augmenters"] or r["distractors"]) for r in rows)
+        if dataset == "celebdf":
+            summary["listed"] = sum(bool(r.get("listed")) for r in rows)
+        summaries[dataset] = summary
+    return summaries
