@@ -1,0 +1,275 @@
+"""Workflow tests: Snakemake on the demo config (end to end), config validation, the thesis
+dry run on a tree of empty files in the real layouts, and the cache (what a change reruns).
+
+The demo runs once per session in a temporary working directory; the tests after it read its
+outputs and plan reruns against it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.workflow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 3600) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), *args]
+    # cwd=workdir: relative paths in options (--configfile config/thesis.yaml) mean the workdir's files
+    result = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-5000:]}\n{result.stderr[-8000:]}"
+        )
+    return result
+
+
+def new_workdir(base: Path, config: dict | None = None) -> Path:
+    """A working directory with config/ as in the repo (optionally with config.yaml replaced)."""
+    base.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "config", base / "config")
+    if config is not None:
+        (base / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return base
+
+
+def planned_jobs(dry_run_output: str) -> dict[str, int]:
+    """Rule -> job count from the 'Job stats' table a dry run prints."""
+    counts: dict[str, int] = {}
+    in_table = False
+    for line in dry_run_output.splitlines():
+        if line.startswith("job") and "count" in line:
+            in_table = True
+            continue
+        if in_table:
+            match = re.match(r"^(\w+)\s+(\d+)$", line.strip())
+            if match and match.group(1) != "total":
+                counts[match.group(1)] = int(match.group(2))
+            elif line.strip().startswith("total"):
+                break
+    return counts
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    """The README's main job on the embedded demo, in a fresh working directory."""
+    workdir = new_workdir(tmp_path_factory.mktemp("demo"))
+    snakemake(workdir, "--cores", "2")
+    return workdir
+
+
+def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
+    planned = planned_jobs(snakemake(demo_run, "-n", "--cores", "2").stdout)
+    assert planned == {}, f"a complete demo run still plans jobs: {planned}"
+    tables = sorted(p.name for p in (demo_run / "results" / "tables").glob("*.csv"))
+    figures = sorted(p.name for p in (demo_run / "results" / "figures").glob("*.png"))
+    for name in [
+        "params.csv",
+        "precision.csv",
+        "dfdc_logloss.csv",
+        "dfdc_fake_errors_by_distractor.csv",
+        "dfdc_real_errors_by_distractor.csv",
+        "dfdc_fake_errors_by_augmenter.csv",
+        "dfdc_real_errors_by_augmenter.csv",
+        "celebdf_sensitivity_specificity.csv",
+        "celebdf_f1.csv",
+    ]:
+        assert name in tables
+        assert (demo_run / "results" / "tables" / name.replace(".csv", ".md")).stat().st_size > 0
+    assert len(figures) >= 16, figures
+    for png in (demo_run / "results" / "figures").glob("*.png"):
+        assert png.stat().st_size > 5_000, f"{png.name} looks empty"
+
+
+def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
+    config = demo_config()
+    table = pd.read_csv(demo_run / "results" / "tables" / "dfdc_logloss.csv")
+    assert len(table) == len(config["models"])
+    for setup in config["augmentation_setups"]:
+        column = [c for c in table.columns if c == setup]
+        assert column, f"no column for setup {setup!r} in {list(table.columns)}"
+        values = table[setup].astype(float)
+        assert all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_demo_learns(demo_run: Path) -> None:
+    """Issue 4: video ROC-AUC of at least 0.8 on the demo's own test set for the best setup."""
+    aucs = {}
+    for path in (demo_run / "results" / "metrics" / "dfdc_test").glob("*/*.json"):
+        aucs[f"{path.parent.name}/{path.stem}"] = json.loads(path.read_text())["auc"]
+    assert aucs, "no metrics were written"
+    best = max(aucs, key=aucs.get)
+    assert aucs[best] >= 0.8, f"best demo run {best} reaches AUC {aucs[best]:.3f}: {aucs}"
+
+
+def test_every_demo_video_has_one_status_row(demo_run: Path) -> None:
+    for dataset in demo_config()["datasets"]:
+        manifest = pd.read_parquet(demo_run / "results" / "manifests" / f"{dataset}.parquet")
+        status = pd.read_parquet(demo_run / "results" / "faces" / dataset / "status.parquet")
+        assert sorted(status["video_id"]) == sorted(manifest["video_id"])
+
+
+def test_demo_manifests_faces_and_splits_agree_with_the_generated_dataset(demo_run: Path) -> None:
+    """Labels and originals survive every stage: demo.json -> manifests -> faces -> splits."""
+    generated = json.loads((demo_run / "resources" / "demo" / "demo.json").read_text())
+    for dataset in demo_config()["datasets"]:
+        manifest = pd.read_parquet(demo_run / "results" / "manifests" / f"{dataset}.parquet")
+        expected = {
+            Path(r["path"]).as_posix(): r["label"]
+            for r in generated["videos"]
+            if r["dataset"] == dataset and r.get("listed", True)
+        }
+        rows = {Path(p).relative_to("resources/demo").as_posix(): int(label) for p, label in zip(manifest["path"], manifest["label"])}
+        assert rows == expected, f"{dataset}: the manifest's videos or labels differ from what the demo generated"
+        assert manifest["video_id"].is_unique
+        assert (manifest["status"] == "ok").all(), manifest[manifest["status"] != "ok"]
+
+        faces = pd.concat(pd.read_parquet(p) for p in sorted((demo_run / "results" / "faces" / dataset).glob("[0-9]*[0-9].parquet")))
+        by_video = dict(zip(manifest["video_id"], manifest["label"]))
+        assert (faces["video_id"].map(by_video) == faces["label"]).all(), f"{dataset}: a face carries another label than its video"
+        status = pd.read_parquet(demo_run / "results" / "faces" / dataset / "status.parquet")
+        kept = faces.groupby("video_id").size()
+        assert (status.set_index("video_id")["faces_kept"].reindex(kept.index) == kept).all(), f"{dataset}: status counts differ from the faces"
+
+    manifest = pd.read_parquet(demo_run / "results" / "manifests" / "dfdc_train.parquet")
+    fakes = manifest[manifest["label"] == 1]
+    assert set(fakes["original"]) <= set(manifest.loc[manifest["label"] == 0, "video_id"])
+    split = pd.read_parquet(demo_run / "results" / "splits" / "dfdc_train.parquet")
+    sides = split.groupby("video_id")["split"].nunique()
+    assert (sides == 1).all(), "a video has faces on both sides of the train/validation split"
+    # group_by: original keeps a real and its fakes together
+    family = split["original"].fillna(split["video_id"]).where(split["label"] == 1, split["video_id"])
+    assert (split.groupby(family)["split"].nunique() == 1).all(), "a fake and its original fall in different splits"
+
+
+def test_changed_training_setting_reruns_training_and_downstream_only(demo_run: Path) -> None:
+    config = demo_config()
+    config["training"]["lr"] = config["training"].get("lr", 1e-4) * 2
+    (demo_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        planned = planned_jobs(snakemake(demo_run, "-n", "--cores", "2").stdout)
+    finally:
+        shutil.copy(REPO / "config" / "config.yaml", demo_run / "config" / "config.yaml")
+    runs = len(config["models"]) * len(config["augmentation_setups"])
+    assert planned.get("train", 0) >= runs
+    assert planned.get("validate", 0) >= runs
+    assert planned.get("predict", 0) >= runs * len(config["evaluation"]["testsets"])
+    assert planned.get("metrics", 0) >= runs * len(config["evaluation"]["testsets"])
+    assert any(rule.startswith("table_") for rule in planned), planned
+    for upstream in ("demo_dataset", "manifest", "extract_faces", "extraction_summary", "splits"):
+        assert upstream not in planned, f"changing training.lr replans {upstream}: {planned}"
+
+
+def test_changed_test_flow_setting_does_not_rerun_train_extraction(demo_run: Path) -> None:
+    config = demo_config()
+    config["extraction"]["test_flow"]["faces_per_video"] += 1
+    (demo_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        planned = planned_jobs(snakemake(demo_run, "-n", "--cores", "2").stdout)
+    finally:
+        shutil.copy(REPO / "config" / "config.yaml", demo_run / "config" / "config.yaml")
+    assert "extract_faces" in planned, planned
+    test_chunks = sum(d["chunks"] for d in config["datasets"].values() if d["flow"] == "test")
+    assert planned["extract_faces"] == test_chunks, "train-flow chunks were replanned too"
+    assert "train" not in planned and "splits" not in planned
+
+
+def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> None:
+    config = demo_config()
+    config["training"]["precision"] = "fp8"
+    workdir = new_workdir(tmp_path / "typo", config)
+    result = snakemake(workdir, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "training.precision" in result.stderr + result.stdout
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
+    config = demo_config()
+    config["trainnig"] = {"epochs": 1}
+    workdir = new_workdir(tmp_path / "unknown", config)
+    result = snakemake(workdir, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "trainnig" in result.stderr + result.stdout
+
+
+def build_thesis_tree(root: Path) -> dict[str, Path]:
+    """Empty files in the real layouts of DFDC train, DFDC test and Celeb-DF-v2."""
+    dfdc_train = root / "dfdc" / "train"
+    for part in range(50):
+        folder = dfdc_train / f"dfdc_train_part_{part}"
+        folder.mkdir(parents=True)
+        metadata = {
+            f"real{part}.mp4": {"label": "REAL", "split": "train", "original": None},
+            f"fake{part}.mp4": {"label": "FAKE", "split": "train", "original": f"real{part}.mp4"},
+        }
+        (folder / "metadata.json").write_text(json.dumps(metadata))
+        for name in metadata:
+            (folder / name).touch()
+    dfdc_test = root / "dfdc" / "test"
+    dfdc_test.mkdir(parents=True)
+    rows = ["filename,label,augmenters,distractors"]
+    for i in range(10):
+        (dfdc_test / f"t{i}.mp4").touch()
+        rows.append(f"t{i}.mp4,{i % 2},noise,text")
+    (dfdc_test / "labels.csv").write_text("\n".join(rows) + "\n")
+    celebdf = root / "Celeb-DF-v2"
+    for folder, name in [("Celeb-real", "id0_0000"), ("YouTube-real", "00000"), ("Celeb-synthesis", "id0_id1_0000")]:
+        (celebdf / folder).mkdir(parents=True)
+        (celebdf / folder / f"{name}.mp4").touch()
+    (celebdf / "List_of_testing_videos.txt").write_text(
+        "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
+    )
+    return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "celebdf": celebdf}
+
+
+def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
+    roots = build_thesis_tree(tmp_path / "data")
+    thesis = yaml.safe_load((REPO / "config" / "thesis.yaml").read_text())
+    for name, root in roots.items():
+        thesis["datasets"][name]["root"] = str(root)
+    workdir = new_workdir(tmp_path / "work")
+    (workdir / "config" / "thesis.yaml").write_text(yaml.safe_dump(thesis, sort_keys=False))
+    planned = planned_jobs(snakemake(workdir, "-n", "--cores", "12", "--configfile", "config/thesis.yaml").stdout)
+
+    grid = len(thesis["models"]) * len(thesis["augmentation_setups"])  # 32 runs
+    assert grid == 32
+    # Table 2.3: the fp16 run at batch 64 is the grid's own; fp32 at batch 32 is one more run.
+    runs = grid + 1
+    testsets = thesis["evaluation"]["testsets"]
+    assert planned["manifest"] == 3
+    assert planned["extract_faces"] == sum(d["chunks"] for d in thesis["datasets"].values()) == 96
+    assert planned["extraction_summary"] == 3
+    assert planned["splits"] == 1
+    assert planned["train"] == runs
+    assert planned["validate"] == runs
+    # every grid run on both test sets, the extra precision run on the DFDC test set only
+    assert planned["predict"] == grid * len(testsets) + 1
+    assert planned["metrics"] == grid * len(testsets) + 1
+    assert "demo_dataset" not in planned
+    table_rules = [rule for rule in planned if rule.startswith("table")]
+    figure_rules = [rule for rule in planned if rule.startswith("figure")]
+    assert table_rules and figure_rules, planned
+
+
+def test_lint_is_clean() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(REPO), "--lint"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
