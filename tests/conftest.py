@@ -32,3 +32,15 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.fail(f"sample media not found at {SAMPLES}; set FACESLEUTH_SAMPLES to the shared samples folder")
     return SAMPLES
+
+
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for MTCNN-heavy tests: on a shared 2-core machine OpenMP threads spinning
+    against other jobs slow MTCNN about 5x. Modules opt in with ``pytestmark = usefixtures``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

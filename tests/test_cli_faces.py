@@ -11,21 +11,13 @@ from PIL import Image
 
 from facesleuth import cli_faces
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FAST_EXTRACTION = {
     "detection": {"detect_max_side": 320, "batch_size": 4},
     "train_flow": {"frames_per_video": 2},
     "test_flow": {"frame_step": 5, "max_frames": 6, "min_track_length": 2, "faces_per_video": 3},
 }
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def run_faces(argv: list[str]) -> int:

@@ -16,16 +16,7 @@ from facesleuth.detect import (
 from facesleuth.tracking import iou
 from facesleuth.video import read_image
 
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The 2 cores are shared; OpenMP threads spinning against other jobs slow MTCNN 5x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,21 +25,12 @@ from facesleuth.runtime import chunk_of
 from facesleuth.tracking import iou, link_tracks, sample_track_faces
 from facesleuth.video import every_kth_indices, read_frames
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 REPO = Path(__file__).resolve().parents[1]
 FAST_DETECTION = {"detect_max_side": 480, "batch_size": 8}
 TRAIN_FAST = {"frames_per_video": 3}
 FFPP_PAIRS = [("519", "519_515", "Deepfakes"), ("634", "634_660", "FaceSwap"), ("004", "004_982", "NeuralTextures")]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The 2 cores are shared; OpenMP threads spinning against other jobs slow MTCNN 5x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def row(video_id, path, label, original=None, status="ok", message="", dataset="test", group=""):

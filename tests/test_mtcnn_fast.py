@@ -11,6 +11,8 @@ from facesleuth.detect import FaceDetector, detection_size
 from facesleuth.tracking import iou
 from facesleuth.video import read_frames, read_image
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Detection runs at 960 px with MTCNN's smallest face raised for the 70 px filter, as
 # FaceDetector does: (sample, frame indices, min_face_size at detection size).
 SAMPLE_FRAMES = [
@@ -20,17 +22,6 @@ SAMPLE_FRAMES = [
     ("ffpp/original_sequences/youtube/c23/videos/519.mp4", [0], 56),  # 640x480, one face
     ("nonhuman/Megamind.avi", [40], 56),  # animation: whatever fires must fire in both
 ]
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """The 2 cores are shared; OpenMP threads spinning against other jobs slow MTCNN 5x."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -35,6 +35,8 @@ from facesleuth.scan import (
 from facesleuth.scan.discover import discover
 from facesleuth.scan.schema import DOCUMENT_SCHEMA, RESULT_SCHEMA
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 FFPP_VIDEOS = [
     "ffpp/manipulated_sequences/Deepfakes/c23/videos/519_515.mp4",
     "ffpp/manipulated_sequences/FaceSwap/c23/videos/634_660.mp4",
@@ -49,16 +51,6 @@ DFDC_VIDEOS = {  # path: (width, height)
     "dfdc/dfdc_train_part_10/yhffcuhhjy.mp4": (720, 1280),
 }
 FAST = ["--frames", "4", "--no-progress"]  # --threads auto: 1 on a busy CI machine
-
-
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -236,6 +236,21 @@ def warn_unlisted(unlisted: Sequence[str], where: str) -> None:
         )
 
 
+def warn_unlisted_beside(root: Path, listed: set[str], disk: DiskListing, where: str, *, include_root: bool = False) -> None:
+    """Warn about videos on disk in the folders of the ``listed`` paths (relative to ``root``,
+    and in ``root`` itself when ``include_root``) that the labels file does not list."""
+    folders = {PurePosixPath(path).parent for path in listed} | ({PurePosixPath(".")} if include_root else set())
+    warn_unlisted(
+        [
+            str(folder / video)
+            for folder in sorted(folders)
+            for video in disk.videos(root / str(folder))
+            if str(folder / video) not in listed
+        ],
+        where,
+    )
+
+
 # ---------------------------------------------------------------- rows and the manifest
 
 

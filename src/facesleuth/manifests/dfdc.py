@@ -33,6 +33,7 @@ from facesleuth.manifests.common import (
     video_id_of,
     warn_duplicates,
     warn_unlisted,
+    warn_unlisted_beside,
 )
 
 log = logging.getLogger(__name__)
@@ -204,14 +205,7 @@ def dfdc_test_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
         )
     if duplicates:
         warn_duplicates(source, duplicates)
-    folders = {PurePosixPath(".")} | {PurePosixPath(r).parent for r in seen}
-    unlisted = [
-        str(folder / video)
-        for folder in sorted(folders)
-        for video in disk.videos(root / str(folder))
-        if str(folder / video) not in seen
-    ]
-    warn_unlisted(unlisted, str(source))
+    warn_unlisted_beside(root, seen, disk, str(source), include_root=True)
     if not rows:
         raise ManifestError(f"{source}: lists no videos; check datasets.{name}.labels and datasets.{name}.root")
     return finalize(name, rows, str(source))

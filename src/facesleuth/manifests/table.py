@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
 from typing import Any
 
 import pandas as pd
@@ -25,7 +24,7 @@ from facesleuth.manifests.common import (
     split_names,
     video_id_of,
     warn_duplicates,
-    warn_unlisted,
+    warn_unlisted_beside,
 )
 
 REQUIRED = ("path", "label")
@@ -73,14 +72,7 @@ def csv_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
         )
     if duplicates:
         warn_duplicates(source, duplicates)
-    folders = {PurePosixPath(r).parent for r in seen}
-    unlisted = [
-        str(folder / video)
-        for folder in sorted(folders)
-        for video in disk.videos(root / str(folder))
-        if str(folder / video) not in seen
-    ]
-    warn_unlisted(unlisted, str(source))
+    warn_unlisted_beside(root, seen, disk, str(source))
     if not rows:
         raise ManifestError(f"{source}: lists no videos; add rows {USAGE} or fix datasets.{name}.labels")
     return finalize(name, rows, str(source))
