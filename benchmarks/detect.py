@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -44,20 +43,6 @@ SPEED_VIDEOS = ["dfdc/dfdc_train_part_10/widuwuoiur.mp4", "multiface/street.mp4"
 IMAGES = ["images/multiface.jpg", "images/ex_original.png", "images/ex_deepfakes.png"]
 VIDEO_SUFFIXES = {".mp4", ".avi"}
 
-
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-            "python": platform.python_version()}
 
 
 def speed_frames(samples: Path, per_video: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,9 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     settings = {**load_config(args.config)["extraction"]["detection"], "device": args.device}
     if args.batch:
         settings["batch_size"] = args.batch
-    info = machine()
+    from facesleuth.runtime import machine_info
+
+    info = machine_info()
     load_before = os.getloadavg()
-    print(f"{info['cpu']} x{info['cores']}, torch {info['torch']} ({info['threads']} threads), device {args.device}, "
+    print(f"{info['cpu']} x{info['cores']}, torch {info['torch']} ({info['torch_threads']} threads), device {args.device}, "
           f"batch {settings['batch_size']}; load average {load_before[0]:.2f} {load_before[1]:.2f} "
           f"{load_before[2]:.2f}", flush=True)
     full, half = speed_frames(args.samples, args.frames)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -173,21 +172,6 @@ def detector_recall(manifest, baseline_faces, settings, frames_per_video) -> flo
     return hits / max(len(baseline_faces), 1)
 
 
-def machine() -> dict:
-    import torch
-
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    return {"cpu": model, "cores": os.cpu_count(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-            "gpu": gpu, "python": platform.python_version()}
-
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -217,7 +201,9 @@ def main(argv=None) -> int:
     detector = TimedDetector.from_config(settings).load()
     mtcnn = MTCNN(keep_all=True, select_largest=False, min_face_size=settings["min_detection_size"],
                   thresholds=list(settings["thresholds"]), device=settings["device"])
-    info = machine()
+    from facesleuth.runtime import machine_info
+
+    info = machine_info()
     load_before = os.getloadavg()
     print(f"{len(manifest)} videos, {frames_per_video} frames each, detect_max_side {settings['detect_max_side']}, "
           f"device {settings['device']}, {info['cpu']} x{info['cores']}, torch {info['torch']} "

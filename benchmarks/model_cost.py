@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -78,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from facesleuth.models import build_model, count_parameters, resolve
-    from facesleuth.runtime import resolve_device
+    from facesleuth.runtime import machine_info, resolve_device
     from facesleuth.train import Trainer
 
     args = parse_args(argv)
@@ -87,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     else:
         torch.backends.cudnn.benchmark = True
-    described = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} torch threads"
+    info = machine_info()
+    described = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{info['cpu']}, {info['torch_threads']} torch threads"
     print(f"# {args.size} px | batch {args.batch} | {args.precision} | channels_last | {described} | torch {torch.__version__}", flush=True)
 
     images = torch.randint(0, 256, (args.batch, args.size, args.size, 3), dtype=torch.uint8)
@@ -104,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
         for name, row in rows.items():
             trainer = row["trainer"]
             trainer.module.train()
-            seconds = timed(lambda: trainer.train_step(images, labels), args.steps, args.warmup, device)
+            seconds = timed(lambda trainer=trainer: trainer.train_step(images, labels), args.steps, args.warmup, device)
             row["train"].append(args.batch / seconds)
             trainer.module.eval()
 
-            def forward() -> None:
+            def forward(trainer=trainer) -> None:
                 with torch.no_grad(), trainer.autocast():
                     trainer.forward_model(trainer.to_device(images, labels)[0])
 

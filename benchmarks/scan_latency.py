@@ -31,7 +31,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -113,19 +112,6 @@ def worker(args: argparse.Namespace) -> None:
     }))
 
 
-def machine() -> dict:
-    import torch
-
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()}
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -144,7 +130,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.video.is_file():
         parser.error(f"--video {args.video} does not exist; pass a 10 s 1080p video")
 
-    info = machine()
+    from facesleuth.runtime import machine_info
+
+    info = machine_info()
     load_before = os.getloadavg()
     print(f"machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']}, python {info['python']}")
     print(f"video: {args.video}")

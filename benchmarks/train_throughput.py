@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -83,14 +82,12 @@ def synthesise_split(path: Path, faces: int, crop: int, seed: int = 0) -> Path:
 def device_description(device) -> str:
     import torch
 
+    from facesleuth.runtime import machine_info
+
     if device.type == "cuda":
         return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    cpu = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return f"CPU {cpu}, {torch.get_num_threads()} threads, {os.cpu_count()} cores (torch {torch.__version__})"
+    info = machine_info()
+    return f"CPU {info['cpu']}, {info['torch_threads']} threads, {info['cores']} cores (torch {info['torch']})"
 
 
 def sync(device) -> None:

@@ -56,3 +56,25 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
     )
     logging.captureWarnings(True)
     return log
+
+
+def machine_info() -> dict:
+    """What benchmark figures are recorded with: CPU model and cores, GPU, torch and its threads."""
+    import platform
+
+    import torch
+
+    cpu = platform.processor() or platform.machine() or "unknown"
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+    }
