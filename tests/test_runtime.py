@@ -33,3 +33,17 @@ def test_cuda_without_a_gpu_says_what_to_do(monkeypatch):
     monkeypatch.setenv(DEVICE_ENV, "cuda:0")
     with pytest.raises(RuntimeError):
         resolve_device("auto")
+
+
+def test_machine_info_names_the_hardware_and_torch() -> None:
+    import os
+
+    import torch
+
+    from facesleuth.runtime import machine_info
+
+    info = machine_info()
+    assert info["cores"] == os.cpu_count()
+    assert info["torch"] == torch.__version__ and info["torch_threads"] == torch.get_num_threads()
+    assert info["cpu"] and info["cpu"] != "unknown"
+    assert (info["gpu"] is None) == (not torch.cuda.is_available())
