@@ -44,7 +44,6 @@ IMAGES = ["images/multiface.jpg", "images/ex_original.png", "images/ex_deepfakes
 VIDEO_SUFFIXES = {".mp4", ".avi"}
 
 
-
 def speed_frames(samples: Path, per_video: int) -> tuple[np.ndarray, np.ndarray]:
     """(1080p frames, the same frames at 960x540)."""
     import cv2

@@ -172,7 +172,6 @@ def detector_recall(manifest, baseline_faces, settings, frames_per_video) -> flo
     return hits / max(len(baseline_faces), 1)
 
 
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_samples = os.environ.get("FACESLEUTH_SAMPLES", REPO.parent / "shared/data/samples")

@@ -112,7 +112,6 @@ def worker(args: argparse.Namespace) -> None:
     }))
 
 
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="a 10 s 1080p video (default: DFDC sample)")
