@@ -61,7 +61,7 @@ def write_split(path: Path, samples: Path, train_videos: int = 6, val_videos: in
                 rows.append({
                     "dataset": "samples", "video_id": video_id, "face_id": f"{video_id}/{f}/0", "group": "part_0",
                     "original": None if not fake else f"part_0/{side}{v - 1:02d}", "label": int(fake),
-                    "split": side, "jpeg": jpeg,
+                    "split": side, "landmarks": None, "jpeg": jpeg,
                 })
     write_parquet(pd.DataFrame(rows), path, SPLITS_SCHEMA)
     return path

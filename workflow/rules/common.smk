@@ -12,6 +12,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
+from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names  # noqa: E402
 
@@ -80,9 +81,13 @@ def status_files(dataset):
 
 
 def extraction_params(wildcards):
-    """Only the settings of the dataset's own flow, so changing the other flow reruns nothing."""
+    """Only the settings of the dataset's own flow, so changing the other flow reruns nothing.
+    The faces table's columns are a parameter too: Snakemake reruns a script on changed
+    params, not on changed package code, so faces cached before a column was added (e.g. the
+    landmarks) are extracted again instead of lacking it."""
     flow = DATASETS[wildcards.dataset]["flow"]
     return {
+        "faces_columns": FACES_SCHEMA.names,
         "flow": flow,
         "detection": config["extraction"]["detection"],
         "flow_settings": config["extraction"][f"{flow}_flow"],
