@@ -95,9 +95,15 @@ def hull_mask(shape: tuple[int, int], landmarks: np.ndarray, expansion: float) -
     # Faces are taller than the five points suggest: the chin lies well below the mouth and the
     # brows above the eyes, so the vertical spread grows a little more than the horizontal.
     grown[:, 1] = centre[1] + (grown[:, 1] - centre[1]) * 1.2
-    grown[:, 0] = np.clip(grown[:, 0], 0, width - 1)
-    grown[:, 1] = np.clip(grown[:, 1], 0, height - 1)
-    hull = cv2.convexHull(np.round(grown).astype(np.int32))
+    # Round the pentagon off: add the ellipse inscribed in the grown points' bounding box, so the
+    # hull follows a face's outline rather than the five points' straight edges.
+    low, high = grown.min(axis=0), grown.max(axis=0)
+    angles = np.linspace(0, 2 * np.pi, 16, endpoint=False)
+    ellipse = (low + high) / 2 + np.stack([np.cos(angles), np.sin(angles)], axis=1) * (high - low) / 2
+    outline = np.concatenate([grown, ellipse])
+    outline[:, 0] = np.clip(outline[:, 0], 0, width - 1)
+    outline[:, 1] = np.clip(outline[:, 1], 0, height - 1)
+    hull = cv2.convexHull(np.round(outline).astype(np.int32))
     mask = np.zeros((height, width), np.uint8)
     cv2.fillConvexPoly(mask, hull, 1)
     return mask
