@@ -1,9 +1,7 @@
 # Histories, metrics, predictions and face crops -> the thesis's figures (results/figures/<name>.png).
 # One rule per figure (train and validation loss share theirs), so asking for one figure runs
-# only what it needs. Names and thesis numbers: FIGURES in common.smk.
-
-
-include: "report_inputs.smk"
+# only what it needs. Names, thesis numbers, captions and drawings: facesleuth.registry.
+# (FIGURES in common.smk; the DFDC log-loss figures follow the configured setups.)
 
 
 rule figure_augmentation_examples:
@@ -12,7 +10,7 @@ rule figure_augmentation_examples:
     output:
         png=figure_report("augmentation_examples"),
     params:
-        figure="augmentation_examples",
+        figure=FIGURES["augmentation_examples"].drawing,
         settings={
             "setups": SETUPS,
             "input_size": config["training"]["input_size"],
@@ -37,8 +35,8 @@ rule figure_losses:
         train_loss=figure_report("train_loss"),
         validation_loss=figure_report("validation_loss"),
     params:
-        figure="losses",
-        settings={"models": MODELS, "setup": loss_setup()},
+        figure=FIGURES["train_loss"].drawing,
+        settings={"models": MODELS, "setup": registry.loss_setup(config)},
     log:
         log_path("figures", "losses"),
     benchmark:
@@ -56,7 +54,7 @@ rule figure_precision_epoch_time:
     output:
         png=figure_report("precision_epoch_time"),
     params:
-        figure="precision_epoch_time",
+        figure=FIGURES["precision_epoch_time"].drawing,
         settings={"precision_study": config.get("precision_study")},
     log:
         log_path("figures", "precision_epoch_time"),
@@ -80,7 +78,7 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         output:
             png=figure_report(_name),
         params:
-            figure=_name,
+            figure=FIGURES[_name].drawing,
             settings={"models": MODELS, "setups": SETUPS},
         log:
             log_path("figures", _name),
@@ -104,7 +102,7 @@ for _setup in SETUPS:
         output:
             png=figure_report(f"dfdc_logloss_{_setup}"),
         params:
-            figure="dfdc_logloss",
+            figure=FIGURES[f"dfdc_logloss_{_setup}"].drawing,
             settings={"models": MODELS, "setup": _setup},
         log:
             log_path("figures", f"dfdc_logloss_{_setup}"),
@@ -133,7 +131,7 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
             output:
                 png=figure_report(_name),
             params:
-                figure="misclassified",
+                figure=FIGURES[_name].drawing,
                 settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             log:
                 log_path("figures", _name),
