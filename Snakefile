@@ -26,8 +26,8 @@ include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_tables(),
         all_figures(),
         extraction_summaries(),
-    default_target: True

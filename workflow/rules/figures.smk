@@ -9,6 +9,13 @@ rule figure_augmentation_examples:
         split=training_split,
     output:
         png=figure_report("augmentation_examples"),
+    log:
+        log_path("figures", "augmentation_examples"),
+    benchmark:
+        bench_path("figures", "augmentation_examples")
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
         figure=FIGURES["augmentation_examples"].drawing,
         settings={
@@ -17,13 +24,6 @@ rule figure_augmentation_examples:
             "augmentations": config["augmentations"],
             "seed": config["training"]["seed"],
         },
-    log:
-        log_path("figures", "augmentation_examples"),
-    benchmark:
-        bench_path("figures", "augmentation_examples")
-    threads: 1
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -34,16 +34,16 @@ rule figure_losses:
     output:
         train_loss=figure_report("train_loss"),
         validation_loss=figure_report("validation_loss"),
-    params:
-        figure=FIGURES["train_loss"].drawing,
-        settings={"models": MODELS, "setup": registry.loss_setup(config)},
     log:
         log_path("figures", "losses"),
     benchmark:
         bench_path("figures", "losses")
-    threads: 1
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    params:
+        figure=FIGURES["train_loss"].drawing,
+        settings={"models": MODELS, "setup": registry.loss_setup(config)},
     script:
         "../scripts/figures.py"
 
@@ -53,16 +53,16 @@ rule figure_precision_epoch_time:
         histories=precision_histories,
     output:
         png=figure_report("precision_epoch_time"),
-    params:
-        figure=FIGURES["precision_epoch_time"].drawing,
-        settings={"precision_study": config.get("precision_study")},
     log:
         log_path("figures", "precision_epoch_time"),
     benchmark:
         bench_path("figures", "precision_epoch_time")
-    threads: 1
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    params:
+        figure=FIGURES["precision_epoch_time"].drawing,
+        settings={"precision_study": config.get("precision_study")},
     script:
         "../scripts/figures.py"
 
@@ -77,16 +77,16 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
             metrics=suite_files(_suite, "metrics"),
         output:
             png=figure_report(_name),
-        params:
-            figure=FIGURES[_name].drawing,
-            settings={"models": MODELS, "setups": SETUPS},
         log:
             log_path("figures", _name),
         benchmark:
             bench_path("figures", _name)
-        threads: 1
         conda:
             "../../envs/report.yaml"
+        threads: 1
+        params:
+            figure=FIGURES[_name].drawing,
+            settings={"models": MODELS, "setups": SETUPS},
         script:
             "../scripts/figures.py"
 
@@ -101,16 +101,16 @@ for _setup in SETUPS:
             metrics=setup_metrics(_setup),
         output:
             png=figure_report(f"dfdc_logloss_{_setup}"),
-        params:
-            figure=FIGURES[f"dfdc_logloss_{_setup}"].drawing,
-            settings={"models": MODELS, "setup": _setup},
         log:
             log_path("figures", f"dfdc_logloss_{_setup}"),
         benchmark:
             bench_path("figures", f"dfdc_logloss_{_setup}")
-        threads: 1
         conda:
             "../../envs/report.yaml"
+        threads: 1
+        params:
+            figure=FIGURES[f"dfdc_logloss_{_setup}"].drawing,
+            settings={"models": MODELS, "setup": _setup},
         script:
             "../scripts/figures.py"
 
@@ -130,15 +130,15 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
                 faces=suite_files(_suite, "faces"),
             output:
                 png=figure_report(_name),
-            params:
-                figure=FIGURES[_name].drawing,
-                settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             log:
                 log_path("figures", _name),
             benchmark:
                 bench_path("figures", _name)
-            threads: 1
             conda:
                 "../../envs/report.yaml"
+            threads: 1
+            params:
+                figure=FIGURES[_name].drawing,
+                settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             script:
                 "../scripts/figures.py"

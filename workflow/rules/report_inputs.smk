@@ -43,9 +43,7 @@ def table_report(name, ext):
 
 
 def loss_histories(wildcards):
-    return expand(
-        "results/models/{model}/{aug}/history.csv", model=MODELS, aug=registry.loss_setup(config)
-    )
+    return expand("results/models/{model}/{aug}/history.csv", model=MODELS, aug=registry.loss_setup(config))
 
 
 def training_split(wildcards):

@@ -14,15 +14,15 @@ for _table in registry.TABLES.values():
         output:
             csv=table_report(_table.name, "csv"),
             md=table_report(_table.name, "md"),
-        params:
-            table=_table.name,
-            settings=_table.rule_settings(config),
         log:
             log_path("tables", _table.name),
         benchmark:
             bench_path("tables", _table.name)
-        threads: 1
         conda:
             "../../envs/report.yaml"
+        threads: 1
+        params:
+            table=_table.name,
+            settings=_table.rule_settings(config),
         script:
             "../scripts/tables.py"
