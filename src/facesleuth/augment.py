@@ -143,9 +143,9 @@ def build_augmentation(
     entry = registry.AUGMENTATION_SETUPS.get(setup)
     if entry is None:
         raise ValueError(f"unknown augmentation setup {setup!r}; known setups: {', '.join(registry.setup_names())}")
-    transforms = registry.resolve(entry.chain)(_resolve(params), input_size)
-    if transforms is None:
+    if not entry.augments:
         return None
+    transforms = registry.resolve(entry.chain)(_resolve(params), input_size)
     import albumentations as A
 
     return A.Compose(transforms, seed=seed)

@@ -49,12 +49,16 @@ class AugmentationSetup:
     chain: str | Builder
     #: thesis number of its DFDC log-loss figure (Figs. 3.3-3.6); None for a setup of our own
     logloss_figure: str | None = None
+    #: whether its runs read the config's ``augmentations`` section (not for ``none``)
+    augments: bool = True
 
 
 AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
     setup.name: setup
     for setup in (
-        AugmentationSetup("none", "No augmentation", "without augmentation", "facesleuth.augment:no_chain", "Fig. 3.3"),
+        AugmentationSetup(
+            "none", "No augmentation", "without augmentation", "facesleuth.augment:no_chain", "Fig. 3.3", augments=False
+        ),
         AugmentationSetup(
             "default", "Default", "with the default augmentation chain (Table 2.2)",
             "facesleuth.augment:default_setup_chain", "Fig. 3.4",

@@ -135,7 +135,7 @@ def run_settings(wildcards):
         "model": wildcards.model,
         "setup": setup,
         "training": settings,
-        "augmentations": config["augmentations"] if setup != "none" else {},
+        "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
     }
 
 
