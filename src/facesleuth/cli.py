@@ -13,6 +13,7 @@ from facesleuth import __version__
 
 # subcommand name -> module providing register(subparsers) and run(args) -> int
 SUBCOMMANDS = {
+    "config-docs": "facesleuth.cli_config",
     "faces": "facesleuth.cli_faces",
     "scan": "facesleuth.scan.cli",
 }

@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facesleuth.config import section_defaults
+
 log = logging.getLogger(__name__)
 
 DEMO_JSON = "demo.json"
@@ -36,14 +38,7 @@ SOURCES = {
 
 def demo_defaults() -> dict[str, Any]:
     """The ``demo`` section's defaults, read from the config schema (the one source of truth)."""
-    import yaml
-
-    from facesleuth.config import SCHEMA_PATH
-
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    properties = schema["properties"]["demo"]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    return section_defaults("demo")
 
 
 def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
