@@ -109,7 +109,7 @@ def contact_sheet(faces, path: Path, title: str = "", columns: int = 8) -> Path:
     faces, a small image carrying ``title`` so the file is always there to look at."""
     from PIL import Image, ImageDraw
 
-    from facesleuth.detect import decode_jpeg
+    from facesleuth.preprocess import decode_jpeg
 
     count = len(faces)
     columns = max(1, min(columns, count)) if count else 1
