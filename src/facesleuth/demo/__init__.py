@@ -15,7 +15,6 @@ and distractors), :mod:`.production` (casting per dataset), :mod:`.layouts` (the
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
@@ -73,7 +72,7 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
     """
     from facesleuth import __version__
     from facesleuth.demo import layouts
-    from facesleuth.io import write_text_atomic
+    from facesleuth.io import write_json
 
     settings = resolve_settings(settings)
     seed = int(settings["seed"])
@@ -108,7 +107,7 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
         "datasets": _dataset_summaries(records),
         "videos": records,
     }
-    write_text_atomic(json.dumps(summary, indent=1) + "\n", out / DEMO_JSON)
+    write_json(summary, out / DEMO_JSON)
     log.info("demo dataset: %d videos in %s in %.1f s", len(records), out, time.perf_counter() - started)
     return summary
 
