@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "config-docs": "facesleuth.cli_config",
     "faces": "facesleuth.cli_faces",
     "scan": "facesleuth.scan.cli",
+    "samples": "facesleuth.cli_samples",
 }
 # what `facesleuth --help` says of each subcommand
 SUMMARIES = {

@@ -1,7 +1,7 @@
 """The embedded demo dataset: DFDC-, DFDC-test- and Celeb-DF-v2-style folders generated from
 photos that ship inside the dependencies (public-domain and CC0 portraits; tiny LFW crops only as
 face-swap donors), so the whole study runs on a fresh machine with no dataset, on a CPU, in
-minutes (issue 4).
+minutes.
 
 :func:`generate_demo` writes ``<out>/dfdc_train``, ``<out>/dfdc_test`` and ``<out>/Celeb-DF-v2``
 (layouts in :mod:`facesleuth.demo.layouts`) and, last, ``<out>/demo.json``, the rule's output: a
