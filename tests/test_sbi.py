@@ -102,3 +102,80 @@ def test_settings_reach_the_mask(face):
     crop, landmarks = face
     half = SelfBlender(SelfBlendSettings(blend_ratios=(0.5,)))(crop, landmarks, np.random.default_rng(0))
     assert 0.45 < half.mask.max() <= 0.5
+
+
+# ---------------------------------------------------------------- the sbi setup's training set
+
+
+@pytest.fixture(scope="module")
+def split(samples, tmp_path_factory):
+    from face_crops import write_split
+
+    # train: 3 real and 3 fake videos of 4 faces each; every face has its landmarks
+    return write_split(tmp_path_factory.mktemp("sbi") / "split.parquet", samples)
+
+
+def test_real_only_pairs_each_real_with_its_blend(split):
+    from facesleuth.data import SelfBlendedFaceDataset
+
+    dataset = SelfBlendedFaceDataset.from_split(split, "train", 64, seed=3, real_only=True)
+    reals = np.flatnonzero(dataset.face_labels == 0)
+    assert len(reals) == 12 and len(dataset) == 24
+    assert dataset.labels.tolist() == [0] * 12 + [1] * 12
+    assert dataset.sources.tolist() == reals.tolist() * 2  # no split fake is used
+    real, blended = dataset.load(0), dataset.load(12)
+    assert real.shape == blended.shape == (64, 64, 3)
+    assert not np.array_equal(real, blended)
+    # the blend is the SelfBlender's on the decoded crop, seeded by (seed, epoch, index)
+    crop = dataset.decode(int(reals[0]))
+    expected = SelfBlender()(crop, dataset.landmarks[int(reals[0])], np.random.default_rng([3, 0, 12, 1])).image
+    from facesleuth.preprocess import letterbox
+
+    assert np.array_equal(blended, letterbox(expected, 64))
+    assert np.array_equal(dataset.load(12), blended)  # same epoch, same blend
+    dataset.set_epoch(1)
+    assert not np.array_equal(dataset.load(12), blended)  # a new blend each epoch
+
+
+def test_with_real_fakes_adds_the_blends_to_the_whole_split(split):
+    from facesleuth.data import SelfBlendedFaceDataset
+
+    dataset = SelfBlendedFaceDataset.from_split(split, "train", 64, real_only=False)
+    assert len(dataset) == 24 + 12
+    assert int((dataset.labels == 1).sum()) == 12 + 12
+
+
+def test_faces_without_landmarks_cannot_be_blended(face):
+    import pyarrow as pa
+
+    from facesleuth.data import SelfBlendedFaceDataset
+    from facesleuth.detect import encode_jpeg
+
+    crop, landmarks = face
+    jpegs = pa.array([encode_jpeg(crop)] * 3, type=pa.binary())
+    some = SelfBlendedFaceDataset(jpegs, [0, 0, 1], [landmarks.reshape(-1).tolist(), None, None], 64)
+    assert len(some) == 3 and some.sources.tolist() == [0, 1, 0]  # only the first real is blended
+    with pytest.raises(ValueError, match="extracted again"):
+        SelfBlendedFaceDataset(jpegs, [0, 0, 1], [None, [np.nan] * 10, None], 64)
+
+
+@pytest.mark.parametrize("real_only,images", [(True, 24), (False, 32)])
+def test_an_sbi_run_trains_on_the_self_blended_set(split, tmp_path, real_only, images):
+    """The registry's sbi entry reaches training: 12 reals + 12 blends (+ 12 split fakes,
+    with batches of 8 the last incomplete one dropped)."""
+    import torch
+
+    from facesleuth.train import train_run
+
+    torch.set_num_threads(1)
+    settings = {
+        "model": "mobilenetv3_small_050", "setup": "sbi", "augmentations": {},
+        "training": {
+            "input_size": 64, "epochs": 1, "batch_size": 8, "precision": "fp32", "lr": 0.001, "dropout": 0.2,
+            "pretrained": False, "weights": None, "num_workers": 0, "seed": 7, "device": "cpu",
+            "channels_last": True, "max_steps_per_epoch": None, "gpus": 1, "sbi": {"real_only": real_only},
+        },
+    }
+    summary = train_run(split, tmp_path, settings)
+    assert summary["history"][0]["train_images"] == images
+    assert summary["history"][0]["val_images"] == 16  # validation: the split's own val faces

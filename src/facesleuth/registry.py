@@ -51,6 +51,9 @@ class AugmentationSetup:
     logloss_figure: str | None = None
     #: whether its runs read the config's ``augmentations`` section (not for ``none``)
     augments: bool = True
+    #: ``(split_path, input_size, augmentation, seed, training) -> dataset``: a setup that changes
+    #: what a run trains on, not only how faces are augmented (None: the split's train faces)
+    train_set: str | Builder | None = None
 
 
 AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
@@ -70,6 +73,10 @@ AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
         AugmentationSetup(
             "grid", "Default + GridDropout", "with the default chain plus GridDropout",
             "facesleuth.augment:grid_chain", "Fig. 3.5",
+        ),
+        AugmentationSetup(
+            "sbi", "Self-blended images", "on self-blended fakes (SBI) with the default chain",
+            "facesleuth.augment:default_setup_chain", None, train_set="facesleuth.data:self_blended_train_set",
         ),
     )
 }

@@ -50,7 +50,7 @@ import pandas as pd
 
 from facesleuth import __version__
 from facesleuth.io import write_text_atomic
-from facesleuth.registry import PRECISIONS
+from facesleuth.registry import AUGMENTATION_SETUPS, PRECISIONS, resolve
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -537,10 +537,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size)
         name = f"{settings['model']}/{settings['setup']}"
 
-        train_set = FaceDataset.from_split(
-            split_path, "train", input_size,
-            build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {}), seed=seed,
-        )
+        augmentation = build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {})
+        make_train_set = AUGMENTATION_SETUPS[settings["setup"]].train_set
+        if make_train_set is None:
+            train_set = FaceDataset.from_split(split_path, "train", input_size, augmentation, seed=seed)
+        else:
+            train_set = resolve(make_train_set)(split_path, input_size, augmentation, seed, training)
         val_set = FaceDataset.from_split(split_path, "val", input_size)
         if len(train_set) == 0 or len(val_set) == 0:
             raise ValueError(f"{split_path}: {len(train_set)} train and {len(val_set)} val faces; both sides need faces")
