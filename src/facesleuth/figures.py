@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,7 @@ from facesleuth import registry
 from facesleuth.augment import build_augmentation
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.sbi import SelfBlender, landmarks_array
 from facesleuth.tables import (
     TableError,
     best_run_overall,
@@ -81,18 +82,36 @@ def _bar_labels(ax, bars, fmt: str = "{:.3f}") -> None:
 # ---------------------------------------------------------------- Fig. 2.12
 
 
-def first_real_face(split_path: str | os.PathLike) -> tuple[str, bytes]:
-    """``(face_id, jpeg)`` of a real face from the split, read batch by batch (the file holds
-    every training crop): the largest JPEG of the first batch holding reals, for detail."""
+class SplitFace(NamedTuple):
+    face_id: str
+    jpeg: bytes
+    landmarks: np.ndarray | None  # (5, 2), crop pixels; None where the split has none
+
+
+def first_real_face(split_path: str | os.PathLike) -> SplitFace:
+    """A real face from the split, read batch by batch (the file holds every training crop):
+    the largest JPEG of the first batch holding reals, for detail; one with landmarks when the
+    split has them (the self-blending examples need them)."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(split_path)
-    for batch in parquet.iter_batches(columns=["face_id", "label", "jpeg"], batch_size=512):
+    columns = ["face_id", "label", "jpeg"] + (["landmarks"] if "landmarks" in parquet.schema_arrow.names else [])
+    fallback = None
+    for batch in parquet.iter_batches(columns=columns, batch_size=512):
         frame = batch.to_pandas()
         reals = frame[frame["label"] == 0]
-        if len(reals):
-            row = reals.loc[reals["jpeg"].map(len).idxmax()]
-            return str(row["face_id"]), bytes(row["jpeg"])
+        if not len(reals):
+            continue
+        points = reals["landmarks"].map(landmarks_array) if "landmarks" in reals else pd.Series(None, index=reals.index)
+        with_points = reals[points.notna()]
+        chosen = with_points if len(with_points) else reals
+        index = chosen["jpeg"].map(len).idxmax()
+        face = SplitFace(str(reals.loc[index, "face_id"]), bytes(reals.loc[index, "jpeg"]), points.loc[index])
+        if face.landmarks is not None:
+            return face
+        fallback = fallback or face
+    if fallback is not None:
+        return fallback
     raise TableError(f"{split_path} holds no real face to show the augmentations on")
 
 
@@ -115,12 +134,41 @@ def _displayable(image: np.ndarray) -> np.ndarray:
     return (image - image.min()) / max(float(image.max() - image.min()), 1e-12)
 
 
-def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0) -> "Figure":
-    """One real face letterboxed, under each augmentation step forced on, then one draw of each setup."""
+def self_blend_examples(
+    crop: np.ndarray, landmarks: np.ndarray | None, input_size: int, compose: Any, seed: int
+) -> list[tuple[str, np.ndarray]]:
+    """The sbi setup's panels: self-blended fakes of ``crop`` beside their masks (letterboxed),
+    the last one also through the setup's chain ``compose``."""
+    if landmarks is None:
+        log.warning("the split's real faces have no landmarks: the figure shows no self-blended example")
+        return []
+    panels = []
+    blender = SelfBlender()
+    draws = 3
+    for draw in range(draws):
+        blended = blender(crop, landmarks, np.random.default_rng([seed, draw]))
+        mask = np.repeat((blended.mask[..., None] * 255 + 0.5).astype(np.uint8), 3, axis=2)
+        image = letterbox(blended.image, input_size)
+        title = f"SBI {draw + 1}"
+        if draw == draws - 1 and compose is not None:
+            compose.set_random_seed(seed)
+            image, title = compose(image=image)["image"], f"SBI {draw + 1} + chain"
+        panels += [(f"SBI {draw + 1}: mask", letterbox(mask, input_size)), (title, image)]
+    return panels
+
+
+def augmentation_examples(
+    jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0,
+    landmarks: np.ndarray | None = None,
+) -> "Figure":
+    """One real face letterboxed, under each augmentation step forced on, then one draw of each
+    setup (a setup with example panels of its own, as sbi, shows those; they need the face's
+    ``landmarks`` in crop pixels)."""
     import albumentations as A
 
     plt = _pyplot()
-    source = letterbox(decode_jpeg(jpeg), input_size)
+    crop = decode_jpeg(jpeg)
+    source = letterbox(crop, input_size)
     panels = [("Source (letterboxed)", source)]
     seen = set()
     composes = {setup: build_augmentation(setup, input_size, params, seed=seed) for setup in setups}
@@ -133,7 +181,10 @@ def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, p
             forced.p = 1.0  # show what the step does, not whether it fired
             panels.append((name, A.Compose([forced], seed=seed)(image=source)["image"]))
     for setup, compose in composes.items():
-        if compose is not None:
+        examples = registry.AUGMENTATION_SETUPS[setup].examples
+        if examples is not None:
+            panels += registry.resolve(examples)(crop, landmarks, input_size, compose, seed)
+        elif compose is not None:
             compose.set_random_seed(seed)
             panels.append((f"{setup_label(setup)}: one draw", compose(image=source)["image"]))
     ncols = min(4, len(panels))
@@ -414,9 +465,12 @@ def misclassified_gallery(
 
 
 def draw_augmentation_examples(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    face_id, jpeg = first_real_face(inputs["split"][0])
-    log.info("augmentation examples on face %s", face_id)
-    fig = augmentation_examples(jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0))
+    face = first_real_face(inputs["split"][0])
+    log.info("augmentation examples on face %s", face.face_id)
+    fig = augmentation_examples(
+        face.jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0),
+        face.landmarks,
+    )
     return {"png": fig}
 
 

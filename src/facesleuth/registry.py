@@ -54,6 +54,9 @@ class AugmentationSetup:
     #: ``(split_path, input_size, augmentation, seed, training) -> dataset``: a setup that changes
     #: what a run trains on, not only how faces are augmented (None: the split's train faces)
     train_set: str | Builder | None = None
+    #: ``(crop, landmarks, input_size, compose, seed) -> [(title, image)]``: panels of its own in
+    #: the augmentation examples figure (Fig. 2.12), in place of its one-draw panel
+    examples: str | Builder | None = None
 
 
 AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
@@ -77,6 +80,7 @@ AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
         AugmentationSetup(
             "sbi", "Self-blended images", "on self-blended fakes (SBI) with the default chain",
             "facesleuth.augment:default_setup_chain", None, train_set="facesleuth.data:self_blended_train_set",
+            examples="facesleuth.figures:self_blend_examples",
         ),
     )
 }
@@ -331,7 +335,9 @@ _STATIC_FIGURES = (
         "one real face crop from the training split, letterboxed to the input size (zero padding), then "
         "each augmentation step of the configured setups applied alone with its probability forced to 1 "
         "(GaussianBlur and Sharpen, alternatives of one step, shown separately), and finally one random "
-        "draw of each whole setup.",
+        "draw of each whole setup. With the sbi setup: self-blended fakes made from the same face, each "
+        "beside its blending mask (white: the jittered copy, black: the face untouched), the last one "
+        "also through the setup's augmentation chain.",
         "augmentation_examples",
     ),
     _figure(
