@@ -20,10 +20,11 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 import numpy as np
 import pandas as pd
 
-from facesleuth import registry
+from facesleuth import perturb, registry
 from facesleuth.augment import build_augmentation
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.robustness import CLEAN, METRICS
 from facesleuth.sbi import SelfBlender, landmarks_array
 from facesleuth.tables import (
     TableError,
@@ -514,6 +515,49 @@ def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -
         settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
     )
     return {"png": fig}
+
+
+# ---------------------------------------------------------------- robustness suite
+
+
+def severity_curves(data: pd.DataFrame, metric: str = "auc") -> "Figure":
+    """One panel per perturbation family: the metric (``auc`` or ``logloss``) against severity,
+    the family's parameter on the x axis with ``clean`` at its identity, a line per test set
+    and run; ``data`` is a robustness table (columns testset, run, clean, family_value...)."""
+    plt = _pyplot()
+    families: dict[str, list[tuple[float, str]]] = {}
+    for column in data.columns:
+        if column not in ("testset", "run", CLEAN):
+            family, value = perturb.parse_perturbation(column)
+            families.setdefault(family, []).append((value, column))
+    if not families:
+        raise TableError("the robustness table has no perturbation column")
+    title, _, better = METRICS[metric]
+    fig, axes = plt.subplots(1, len(families), figsize=(3.4 * len(families) + 0.6, 3.6), squeeze=False, sharey=True)
+    for ax, (family, columns) in zip(axes[0], families.items()):
+        entry = perturb.family_of(family)
+        columns = sorted(columns, key=lambda item: entry.severity(item[0]))
+        xs = [entry.severity(entry.identity)] + [entry.severity(value) for value, _ in columns]
+        for _, row in data.iterrows():
+            ys = [row[CLEAN]] + [row[column] for _, column in columns]
+            ax.plot(xs, ys, marker="o", label=f"{row['run']} ({row['testset']})")
+        ax.set_xticks(xs, [CLEAN] + [perturb.format_value(value) for value, _ in columns], fontsize=8)
+        ax.set_xlabel(entry.parameter, fontsize=8)
+        ax.set_title(family, fontsize=9)
+        ax.grid(alpha=0.3)
+        if metric == "auc":
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axes[0][0].set_ylabel(f"video {title} ({better} is better)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = math.ceil(len(labels) / 2)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.5, 0.05 + 0.05 * rows), 1, 1))
+    return fig
+
+
+def draw_robustness(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    """AUC against severity, from the robustness_auc table."""
+    return {"png": severity_curves(pd.read_csv(inputs["table"][0]), settings.get("metric", "auc"))}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:

@@ -280,14 +280,15 @@ def family_of(name: str) -> Family:
     return FAMILIES[name]
 
 
-def _format_value(value: float) -> str:
+def format_value(value: float) -> str:
+    """A parameter value as names and axis labels write it: 70, 1.5."""
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def perturbation_name(family: str, value: float) -> str:
     """``jpeg_70``, ``blur_1.5``: the name of one perturbation at one severity."""
     family_of(family)
-    return f"{family}_{_format_value(value)}"
+    return f"{family}_{format_value(value)}"
 
 
 def parse_perturbation(name: str) -> tuple[str, float]:

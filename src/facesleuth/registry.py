@@ -110,6 +110,41 @@ def aug_pattern() -> str:
     return rf"({setups})(-({precisions}))?"
 
 
+# ---------------------------------------------------------------- perturbations
+
+#: Families of the robustness suite's perturbations, implemented in facesleuth.perturb (each
+#: with one parameter; the config lists the values to test per family).
+PERTURBATION_FAMILIES: tuple[str, ...] = ("jpeg", "downscale", "blur", "noise", "framerate", "h264")
+
+
+def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The robustness suite's test sets, runs (model/setup) and perturbation names (family_value)
+    as the config asks, its defaults filled in; None without a ``robustness`` section."""
+    # facesleuth.perturb names the perturbations; imported here, as it imports this module
+    from facesleuth.perturb import perturbation_names
+
+    settings = config.get("robustness")
+    if not settings:
+        return None
+    runs = [f"{model}/{setup}" for model in config["models"] for setup in config["augmentation_setups"]]
+    return {
+        "testsets": list(settings.get("testsets") or config["evaluation"]["testsets"]),
+        "runs": list(settings.get("runs") or runs),
+        "perturbations": perturbation_names(settings["perturbations"]),
+    }
+
+
+def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every test set x run x (``clean`` + perturbation): the robustness tables' inputs, in order."""
+    plan = robustness_plan(config) or {"testsets": [], "runs": [], "perturbations": []}
+    return [
+        {"testset": testset, "run": run, "perturbation": perturbation}
+        for testset in plan["testsets"]
+        for run in plan["runs"]
+        for perturbation in ["clean", *plan["perturbations"]]
+    ]
+
+
 # ---------------------------------------------------------------- video statuses
 
 OK = "ok"
@@ -148,6 +183,7 @@ NEEDS = {
     "dfdc_testset": lambda config: bool(config["evaluation"].get("dfdc_testset")),
     "celebdf_testset": lambda config: bool(config["evaluation"].get("celebdf_testset")),
     "precision_study": lambda config: bool(config.get("precision_study")),
+    "robustness": lambda config: bool(config.get("robustness")),
 }
 
 
@@ -167,6 +203,8 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "seed": lambda config: config["training"]["seed"],
     "augmentations": lambda config: config["augmentations"],
     "precision_study": lambda config: config.get("precision_study"),
+    "cells": robustness_cells,
+    "perturbations": lambda config: (robustness_plan(config) or {}).get("perturbations", []),
 }
 
 
@@ -289,6 +327,24 @@ TABLES: dict[str, Table] = {
             "facesleuth.tables:build_sensitivity_specificity", {"metrics": "celebdf_metrics"}, _GRID,
             needs=("celebdf_testset",),
         ),
+        *(
+            Table(
+                f"robustness_{metric}", None,
+                f"video {title} ({better} is better) of the runs named in the config's ``robustness`` "
+                "section on perturbed copies of its test sets: one row per test set and run, one column "
+                "per perturbation (``family_value``: every video JPEG-compressed at that quality, "
+                "downscaled by 1/n and scaled back, blurred or noised with that sigma, reduced to every "
+                "n-th frame, or re-encoded with H.264 at that CRF), ``clean`` being the test set as it is. "
+                "Each perturbed test set is extracted with the test set's own settings, once, and scored "
+                f"like the clean one. {note}",
+                "facesleuth.robustness:build_robustness", {"predictions": "robustness_predictions"},
+                ("cells", "perturbations"), {"metric": metric}, ("robustness",),
+            )
+            for metric, title, better, note in (
+                ("auc", "ROC-AUC", "higher", "The area spans every threshold: none is chosen."),
+                ("logloss", "log loss", "lower", "Log loss uses the scores directly: no threshold."),
+            )
+        ),
         Table(
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
@@ -311,6 +367,7 @@ DRAWINGS: dict[str, str | Builder] = {
     "dfdc_roc": "facesleuth.figures:draw_roc",
     "celebdf_f1": "facesleuth.figures:draw_f1",
     "misclassified": "facesleuth.figures:draw_misclassified",
+    "robustness": "facesleuth.figures:draw_robustness",
 }
 
 
@@ -404,6 +461,14 @@ _STATIC_FIGURES = (
     _misclassified(
         "celebdf", "real", "Fig. 3.12", "highest Celeb-DF-v2 F1", "Celeb-DF-v2",
         ", each with its most fake-looking face and the video and face scores",
+    ),
+    _figure(
+        "robustness_auc", None,
+        "video ROC-AUC against the severity of each perturbation family (one panel per family; the "
+        "family's parameter on the x axis, ``clean`` the unperturbed test set), for each run and test "
+        "set of the robustness suite, from the robustness_auc table. The dotted line is chance (0.5). "
+        "No threshold is involved.",
+        "robustness", ("robustness",),
     ),
 )
 

@@ -4,6 +4,7 @@
 import os
 import re
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 # Scripts and input functions import the package; make the checkout's src/ importable even
@@ -40,6 +41,8 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.]+",
     # a grid run is named after its setup; precision-study variants add -<precision>
     aug=registry.aug_pattern(),
+    # robustness suite: family_value, e.g. jpeg_70
+    perturbation=rf"({'|'.join(registry.PERTURBATION_FAMILIES)})_[0-9]+(\.[0-9]+)?",
 
 
 def log_path(stage, name):
@@ -175,6 +178,53 @@ def metrics_files(testset, runs=None):
 def prediction_files(testset, runs=None):
     runs = grid_runs() if runs is None else runs
     return [f"results/predictions/{testset}/{run.removeprefix('results/models/')}.parquet" for run in runs]
+
+
+# ---------------------------------------------------------------- robustness suite
+
+
+def perturbed_chunks(wildcards):
+    return DATASETS[wildcards.testset]["chunks"]
+
+
+def robustness_seed(wildcards):
+    return config["robustness"]["seed"]
+
+
+def perturbed_extraction_params(wildcards):
+    """The test set's own extraction settings: a perturbed copy is extracted as the clean one is."""
+    return extraction_params(Namespace(dataset=wildcards.testset))
+
+
+def perturbed_faces_files(testset, perturbation, suffix=".parquet"):
+    return expand(
+        "results/robustness/faces/{testset}/{perturbation}/{chunk}{suffix}",
+        testset=testset,
+        perturbation=perturbation,
+        chunk=chunks_of(testset),
+        suffix=suffix,
+    )
+
+
+def perturbed_faces(wildcards):
+    return perturbed_faces_files(wildcards.testset, wildcards.perturbation)
+
+
+def perturbed_status(wildcards):
+    return perturbed_faces_files(wildcards.testset, wildcards.perturbation, ".status.parquet")
+
+
+def robustness_prediction_files():
+    """Video predictions of every robustness cell (registry.robustness_cells order): the clean
+    test set's own, or the perturbed copy's."""
+    files = []
+    for cell in registry.robustness_cells(config):
+        testset, run, perturbation = cell["testset"], cell["run"], cell["perturbation"]
+        if perturbation == "clean":
+            files.append(f"results/predictions/{testset}/{run}.parquet")
+        else:
+            files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
+    return files
 
 
 # ---------------------------------------------------------------- tables and figures

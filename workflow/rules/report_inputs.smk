@@ -19,12 +19,17 @@ def precision_metrics(wildcards):
     return metrics_files(config["evaluation"]["dfdc_testset"], precision_runs())
 
 
+def robustness_predictions(wildcards):
+    return robustness_prediction_files()
+
+
 # The kinds of input a registry table names (facesleuth.registry.Table.inputs).
 REPORT_INPUTS = {
     "dfdc_metrics": dfdc_metrics,
     "celebdf_metrics": celebdf_metrics,
     "precision_histories": precision_histories,
     "precision_metrics": precision_metrics,
+    "robustness_predictions": robustness_predictions,
 }
 
 
