@@ -6,16 +6,16 @@ the way uploads are: JPEG compression of every frame, downscaling, Gaussian blur
 noise, frame-rate halving and H.264 re-encoding. Each **family** has one parameter and a value
 of it that leaves the frames untouched (its identity):
 
-==========  =====================================  =========  ==========================
-family      parameter                              identity   thesis-style severities
-==========  =====================================  =========  ==========================
+==========  =====================================  =========  ===============
+family      parameter                              identity   config defaults
+==========  =====================================  =========  ===============
 jpeg        JPEG quality of every frame            none       90, 70, 50
 downscale   shrink factor (1/n), scaled back up    1          2, 4
 blur        Gaussian sigma, pixels                 0          1, 2, 4
 noise       Gaussian sigma, 0-255 levels           0          5, 10, 20
 framerate   keep every n-th frame (fps / n)        1          2
 h264        libx264 CRF (PyAV), encoded + decoded  none       23, 35
-==========  =====================================  =========  ==========================
+==========  =====================================  =========  ===============
 
 A perturbation is named ``{family}_{value}`` (``jpeg_70``, ``downscale_4``, ``h264_35``); that
 name is a column of the robustness tables and part of the cached files' paths.
