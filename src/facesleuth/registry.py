@@ -112,6 +112,8 @@ def aug_pattern() -> str:
 
 # ---------------------------------------------------------------- perturbations
 
+#: The robustness tables' column of the unperturbed test set (scored by the usual predictions).
+CLEAN = "clean"
 #: Families of the robustness suite's perturbations, implemented in facesleuth.perturb (each
 #: with one parameter; the config lists the values to test per family).
 PERTURBATION_FAMILIES: tuple[str, ...] = ("jpeg", "downscale", "blur", "noise", "framerate", "h264")
@@ -141,7 +143,7 @@ def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
         {"testset": testset, "run": run, "perturbation": perturbation}
         for testset in plan["testsets"]
         for run in plan["runs"]
-        for perturbation in ["clean", *plan["perturbations"]]
+        for perturbation in [CLEAN, *plan["perturbations"]]
     ]
 
 

@@ -31,8 +31,7 @@ from facesleuth.video import VideoError
 
 log = logging.getLogger(__name__)
 
-#: the column of the unperturbed test set (its usual predictions)
-CLEAN = "clean"
+CLEAN = registry.CLEAN
 METRICS = {"auc": ("ROC-AUC", roc_auc, "higher"), "logloss": ("video log loss", video_log_loss, "lower")}
 
 
@@ -61,6 +60,7 @@ def perturb_chunk(
     family, value = perturb.parse_perturbation(perturbation)
     if not perturb.family_of(family).needs():
         raise RuntimeError(f"perturbation {perturbation}: this installation cannot run {family} (see facesleuth.perturb)")
+    Path(out_dir).mkdir(parents=True, exist_ok=True)  # the rule's output, even for a chunk without videos
     rows = chunk_rows(manifest, chunk, chunks).copy().reset_index(drop=True)
     paths, statuses, messages = [], [], []
     for row in rows.itertuples(index=False):

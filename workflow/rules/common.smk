@@ -220,7 +220,7 @@ def robustness_prediction_files():
     files = []
     for cell in registry.robustness_cells(config):
         testset, run, perturbation = cell["testset"], cell["run"], cell["perturbation"]
-        if perturbation == "clean":
+        if perturbation == registry.CLEAN:
             files.append(f"results/predictions/{testset}/{run}.parquet")
         else:
             files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
