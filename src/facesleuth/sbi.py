@@ -138,11 +138,12 @@ def blend_mask(
     return np.clip(mask * ratio, 0.0, 1.0).astype(np.float32)
 
 
-def _colour_jitter(image: np.ndarray, rng: np.random.Generator, settings: SelfBlendSettings) -> np.ndarray:
-    """The source's colour and frequency jitter (albumentations, seeded from ``rng``)."""
+def colour_chain(settings: SelfBlendSettings):
+    """The source's colour and frequency jitter, an albumentations pipeline (built once per
+    blender: building one costs more than running it)."""
     import albumentations as A
 
-    chain = A.Compose(
+    return A.Compose(
         [
             A.RGBShift(
                 r_shift_limit=settings.rgb_shift, g_shift_limit=settings.rgb_shift, b_shift_limit=settings.rgb_shift, p=0.3
@@ -159,6 +160,10 @@ def _colour_jitter(image: np.ndarray, rng: np.random.Generator, settings: SelfBl
             A.OneOf([A.Downscale(scale_range=(0.25, 0.5), p=1.0), A.Sharpen(alpha=(0.2, 0.5), p=1.0)], p=0.5),
         ]
     )
+
+
+def _colour_jitter(image: np.ndarray, rng: np.random.Generator, chain) -> np.ndarray:
+    """``chain`` (:func:`colour_chain`) on ``image``, its draws seeded from ``rng``."""
     chain.set_random_state(rng, random.Random(int(rng.integers(2**63))))
     return chain(image=image)["image"]
 
@@ -189,10 +194,13 @@ class SelfBlender:
 
     def __init__(self, settings: SelfBlendSettings | None = None):
         self.settings = settings or SelfBlendSettings()
+        self._colour_chain = None
 
     def source(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """The altered copy that is blended in: colour/frequency then geometry jitter."""
-        return _geometry_jitter(_colour_jitter(image, rng, self.settings), rng, self.settings)
+        if self._colour_chain is None:
+            self._colour_chain = colour_chain(self.settings)
+        return _geometry_jitter(_colour_jitter(image, rng, self._colour_chain), rng, self.settings)
 
     def mask(self, shape: tuple[int, int], landmarks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return blend_mask(shape, landmarks, rng, self.settings)
