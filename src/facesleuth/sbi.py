@@ -40,13 +40,14 @@ class SelfBlendSettings:
     """Ranges of the random draws (defaults after the paper's source-target and mask generators).
 
     ``hull_expansion``: how far the hull points move out from the landmarks' centre, as a factor
-    of their distance (the five points lie well inside the face; 1.6-2.2 reaches its outline).
+    of their distance (the five points lie well inside the face; 1.3-1.8 reaches from the brows
+    to the chin, about the paper's 81-landmark hull).
     ``scale_range`` / ``shift_fraction``: the source's rescaling and shift (fraction of the crop).
     ``deform_fraction``: corner displacement of the mask's random affine warp (fraction of size).
     ``edge_blur_fraction``: sigma of the edge blur, as a fraction of the mask's size.
     """
 
-    hull_expansion: tuple[float, float] = (1.6, 2.2)
+    hull_expansion: tuple[float, float] = (1.3, 1.8)
     scale_range: tuple[float, float] = (0.95, 1.05)
     shift_fraction: float = 0.03
     deform_fraction: float = 0.04
