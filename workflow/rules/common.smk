@@ -136,6 +136,9 @@ def run_settings(wildcards):
     """Training settings of one run: the grid's, or a precision-study variant's."""
     setup, _, precision = wildcards.aug.partition("-")
     settings = dict(config["training"])
+    if registry.AUGMENTATION_SETUPS[setup].train_set is None:
+        # the sbi section concerns sbi runs only: changing it must not rerun the others
+        settings.pop("sbi", None)
     if precision:
         settings["precision"] = precision
         settings["batch_size"] = config["precision_study"]["runs"][precision]
