@@ -11,7 +11,7 @@ rule demo_dataset:
         log_path("demo", "demo_dataset"),
     benchmark:
         bench_path("demo", "demo_dataset")
-    threads: 1
+    threads: 2  # train parts and test sets in parallel processes (fewer where fewer cores)
     conda:
         "../../envs/extract.yaml"
     script:
