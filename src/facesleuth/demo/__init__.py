@@ -96,8 +96,9 @@ def generate_demo(out: str | Path, settings: dict[str, Any], workers: int = 1) -
     # The largest tasks first, so two workers finish together; records keep the canonical order.
     tasks = [("dfdc_test",), *(("dfdc_train", part) for part in range(int(settings["train_parts"]))), ("celebdf",)]
     if workers > 1 and len(tasks) > 1:
-        # spawn: a forked child could inherit OpenCV's thread pool in a locked state
-        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        # fork, not spawn: spawn re-runs the calling script (a Snakemake script has no __main__
+        # guard). Safe here: this process has run no OpenCV code yet, so no thread pool is copied.
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_build, task, staging, settings, seed) for task in tasks]
             built = dict(zip(tasks, (future.result() for future in futures)))
     else:
