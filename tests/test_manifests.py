@@ -418,7 +418,7 @@ def test_manifest_rule_through_snakemake(samples, repo_root, tmp_path):
         'configfile: "config.yaml"\n\n'
         "def manifest_inputs(wildcards):\n    return []\n\n"
         'def log_path(stage, name):\n    return f"logs/{stage}/{name}.log"\n\n'
-        'def bench_path(stage, name):\n    return f"benchmarks/{stage}/{name}.tsv"\n\n'
+        'def bench_path(stage, name):\n    return f"results/benchmarks/{stage}/{name}.tsv"\n\n'
         f'include: "{repo_root / "workflow" / "rules" / "manifests.smk"}"\n'
     )
     result = subprocess.run(

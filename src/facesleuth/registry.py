@@ -5,10 +5,11 @@
 - video statuses of extraction and of the scanner;
 - the thesis's tables and figures: builder, report caption, thesis number, the config they need.
 
-The config schema's enums, the workflow's ``aug`` wildcard, its table and figure rules and
-targets, the report captions, and the dispatch of :func:`facesleuth.tables.make_table` and
+The config schema's enums, the workflow's ``aug`` wildcard, its table rules, its targets, the
+report captions and labels, and the dispatch of :func:`facesleuth.tables.make_table` and
 :func:`facesleuth.figures.make_figures` are all built from these entries, so adding a setup or
-a table means an entry here and its builder, nothing else.
+a table means an entry here and its builder, nothing else. (A new figure also needs its rule in
+workflow/rules/figures.smk, where each figure's inputs are spelled out.)
 
 Builders are named as ``"module:function"`` and imported when called: reading the registry (the
 Snakefile does it while planning) imports neither pandas, matplotlib nor albumentations.
