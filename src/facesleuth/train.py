@@ -49,7 +49,8 @@ import numpy as np
 import pandas as pd
 
 from facesleuth import __version__
-from facesleuth.io import write_text_atomic
+from facesleuth.checkpoint import load_checkpoint, save_checkpoint
+from facesleuth.io import write_csv, write_text_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -416,36 +417,9 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python[0], tuple(python[1]), python[2]))
 
 
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves a truncated checkpoint."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    import torch
-
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
-
-
 def write_history(history: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
-    write_text_atomic(frame.to_csv(index=False), path)
+    write_csv(frame, path)
 
 
 def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
