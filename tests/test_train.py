@@ -12,6 +12,7 @@ import yaml
 from face_crops import write_split
 
 from facesleuth import models
+from facesleuth import train as train_module
 from facesleuth.train import (
     HISTORY_COLUMNS,
     NonFiniteLossError,
@@ -170,7 +171,7 @@ real_build_model = models.build_model
 
 
 def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(split, tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "build_model", _NaNAt(at=5))  # epoch 2 (3 steps each), step 2
+    monkeypatch.setattr(train_module, "build_model", _NaNAt(at=5))  # epoch 2 (3 steps each), step 2
     with pytest.raises(NonFiniteLossError, match=r"training loss became nan at epoch 2, step 2 of 3") as info:
         train_run(split, tmp_path, settings(epochs=3))
     assert "epoch 1" in str(info.value) and "last.pt" in str(info.value)

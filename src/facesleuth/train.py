@@ -30,6 +30,7 @@ rank 0 writes files.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -43,18 +44,28 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from facesleuth import __version__
-from facesleuth.io import write_text_atomic
+from facesleuth.augment import build_augmentation
+from facesleuth.checkpoint import load_checkpoint, save_checkpoint
+from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
+from facesleuth.io import write_csv, write_text_atomic
+from facesleuth.models import build_model, resolve
+from facesleuth.preprocess import PREPROCESSING, normalize_batch
 from facesleuth.registry import PRECISIONS
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-    from torch import nn
+from facesleuth.runtime import resolve_device
 
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
 
@@ -98,8 +109,6 @@ def settings_fingerprint(settings: dict[str, Any], split_fingerprint: str) -> tu
 
 def split_fingerprint(path: str | os.PathLike) -> str:
     """Hash of the split's face ids, labels and sides (cheap: leaves the JPEG bytes unread)."""
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path, columns=["face_id", "label", "split"], memory_map=True)
     digest = hashlib.sha256()
     # Values, not Arrow buffers: buffer padding and slicing must not change the hash.
@@ -114,8 +123,6 @@ def _seed_of(*parts: int) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    import torch
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -149,10 +156,6 @@ class Distributed:
 
 
 def resolve_training_device(name: str, dist_ctx: Distributed) -> "torch.device":
-    import torch
-
-    from facesleuth.runtime import resolve_device
-
     device = torch.device(resolve_device(name))
     if device.type == "cuda" and dist_ctx.enabled:
         if torch.cuda.device_count() < dist_ctx.world_size:
@@ -179,8 +182,6 @@ def resolve_precision(name: str, device_type: str) -> Precision:
     fp16 autocast on CPU works in torch 2.14 but runs several times slower than fp32 (measured
     about 7x on mobilenetv3_small_050): allowed, with a warning to use bf16 or fp32 there.
     """
-    import torch
-
     if name == "fp32":
         return Precision(name, None, False)
     if name == "bf16":
@@ -215,8 +216,6 @@ class Trainer:
         dist_ctx: Distributed | None = None,
         check_every: int | None = None,
     ):
-        import torch
-
         self.device = device
         self.dist = dist_ctx or Distributed()
         self.precision = resolve_precision(precision, device.type)
@@ -225,8 +224,6 @@ class Trainer:
         self.module = model.to(device=device, memory_format=memory_format)
         self.model: nn.Module = self.module
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
@@ -238,23 +235,17 @@ class Trainer:
         self.check_every = check_every or (1 if device.type == "cpu" else 16)
 
     def autocast(self):
-        import torch
-
         if self.precision.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
     def to_device(self, images: "torch.Tensor", labels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        from facesleuth.preprocess import normalize_batch
-
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         return normalize_batch(images, channels_last=self.channels_last), labels
 
     def train_step(self, images: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         """One optimiser step on a uint8 (N, H, W, 3) batch; returns the detached mean loss."""
-        import torch.nn.functional as F
-
         inputs, targets = self.to_device(images, labels)
         with self.autocast():
             logits = self.forward_model(inputs)
@@ -267,14 +258,10 @@ class Trainer:
 
     def _all_reduce(self, tensor: "torch.Tensor") -> "torch.Tensor":
         if self.dist.enabled:
-            import torch.distributed as dist
-
             dist.all_reduce(tensor)
         return tensor
 
     def _check(self, pending: list[tuple[int, "torch.Tensor"]], epoch: int, steps: int, what: str, checkpoint_note: str) -> None:
-        import torch
-
         losses = torch.stack([loss for _, loss in pending])
         bad = self._all_reduce((~torch.isfinite(losses)).any().to(torch.float32))
         if bad.item() == 0:
@@ -297,9 +284,6 @@ class Trainer:
         self, loader, epoch: int, max_steps: int | None = None, checkpoint_note: str = "", desc: str = ""
     ) -> dict[str, float]:
         """Train on ``loader`` (at most ``max_steps``); mean loss and images/s over all processes."""
-        import torch
-        from tqdm import tqdm
-
         self.model.train()
         steps = len(loader) if max_steps is None else min(len(loader), max_steps)
         total = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -339,16 +323,11 @@ class Trainer:
     def _sync_buffers(self) -> None:
         """BatchNorm statistics drift apart across processes; evaluate (and save) rank 0's."""
         if self.dist.enabled:
-            import torch.distributed as dist
-
             for buffer in self.module.buffers():
                 dist.broadcast(buffer, src=0)
 
     def evaluate(self, loader, epoch: int, checkpoint_note: str = "") -> dict[str, float]:
         """Mean validation loss over every sample (each process its shard, then summed)."""
-        import torch
-        import torch.nn.functional as F
-
         self._sync_buffers()
         self.module.eval()
         total = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -391,8 +370,6 @@ class Trainer:
 
 
 def _rng_state() -> dict[str, Any]:
-    import torch
-
     numpy_state = np.random.get_state(legacy=False)
     numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
     return {
@@ -404,8 +381,6 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    import torch
-
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -416,43 +391,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python[0], tuple(python[1]), python[2]))
 
 
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves a truncated checkpoint."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    import torch
-
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
-
-
 def write_history(history: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
-    write_text_atomic(frame.to_csv(index=False), path)
+    write_csv(frame, path)
 
 
 def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
     """The resolved settings written to run.yaml and embedded in every checkpoint."""
-    from facesleuth.models import resolve
-    from facesleuth.preprocess import PREPROCESSING
-
     training = _training(settings)
     spec = resolve(settings["model"])
     return {
@@ -480,14 +425,10 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
 
 
 def write_run_yaml(info: dict[str, Any], path: Path) -> None:
-    import yaml
-
     write_text_atomic(yaml.safe_dump(info, sort_keys=False), path)
 
 
 def _trained_on(split_path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
     if "dataset" in pq.read_schema(split_path).names:
         values = pq.read_table(split_path, columns=["dataset"], memory_map=True).column("dataset").unique().to_pylist()
         names = sorted(v for v in values if v)
@@ -505,20 +446,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
     Returns a summary: ``epochs`` trained in total, ``best_epoch``, ``best_val_loss``,
     ``resumed_from`` (epoch or None), ``history`` (rows with sample counts), ``run`` (run.yaml).
     """
-    import torch
-
-    from facesleuth.augment import build_augmentation
-    from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
-    from facesleuth.models import build_model
-
     split_path, run_dir = Path(split_path), Path(run_dir)
     training = _training(settings)
     dist_ctx = Distributed.from_env()
     device = resolve_training_device(training.get("device", "auto"), dist_ctx)
     process_group = False
     if dist_ctx.enabled:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
             process_group = True
@@ -631,8 +564,6 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                 }, paths["last.pt"])
                 write_history(history, paths["history.csv"])
             if dist_ctx.enabled:
-                import torch.distributed as dist
-
                 dist.barrier()
         return {
             "run_dir": str(run_dir),
@@ -645,8 +576,6 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         }
     finally:
         if process_group:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
 
 
@@ -672,8 +601,6 @@ def train_or_launch(split_path: str | os.PathLike, run_dir: str | os.PathLike, s
                              "(it is the global batch, shared equally by the processes)")
         return launch_distributed(split_path, run_dir, settings, processes, log_path)
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     return train_run(split_path, run_dir, settings)
 
@@ -705,8 +632,6 @@ def launch_distributed(split_path: str | os.PathLike, run_dir: str | os.PathLike
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of each torchrun process: ``python -m facesleuth.train --split ... --run-dir ... --settings file.json``."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="Train one facesleuth run (one process of a torchrun launch).")
     parser.add_argument("--split", required=True)
     parser.add_argument("--run-dir", required=True)
