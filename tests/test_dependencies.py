@@ -1,0 +1,31 @@
+"""The core install (no ``workflow`` extra) is enough for the library and the scanner: no module
+of the package imports Snakemake when it is imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PROBE = """
+import importlib, pkgutil, sys
+sys.modules["snakemake"] = None  # as if Snakemake were not installed: importing it raises
+import facesleuth
+failed = []
+for module in pkgutil.walk_packages(facesleuth.__path__, "facesleuth."):
+    try:
+        importlib.import_module(module.name)
+    except ImportError as err:
+        failed.append(f"{module.name}: {err}")
+print("\\n".join(failed), flush=True)
+from facesleuth.cli import main
+main(["scan", "--help"])  # prints the scanner's usage and exits 0
+"""
+
+
+def test_no_module_imports_snakemake_at_import_time():
+    result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
+    # `scan --help` exits 0 after printing the scanner's usage: the whole command line loaded
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "usage: facesleuth scan" in result.stdout
+    failures = [line for line in result.stdout.splitlines() if line.startswith("facesleuth.")]
+    assert failures == []
