@@ -12,6 +12,8 @@ sys.modules["snakemake"] = None  # as if Snakemake were not installed: importing
 import facesleuth
 failed = []
 for module in pkgutil.walk_packages(facesleuth.__path__, "facesleuth."):
+    if module.name.endswith("__main__"):  # runs the command line
+        continue
     try:
         importlib.import_module(module.name)
     except ImportError as err:

@@ -25,6 +25,7 @@ SUBCOMMANDS = {
 SUMMARIES = {
     "faces": "extract the faces of one video (train or test flow) and draw a contact sheet",
     "scan": "check videos and images for manipulated faces with a trained run",
+    "samples": "download (fetch) or check (verify) the sample media the tests read",
 }
 
 
