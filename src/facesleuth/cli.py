@@ -24,7 +24,7 @@ class Subcommand(NamedTuple):
 SUBCOMMANDS = {
     "config-docs": Subcommand("facesleuth.cli_config", "print or write the documentation of every config key, from the schema"),
     "faces": Subcommand("facesleuth.cli_faces", "extract the faces of one video (train or test flow) and draw a contact sheet"),
-    "samples": Subcommand("facesleuth.cli_samples", "download or verify the sample media the tests use"),
+    "samples": Subcommand("facesleuth.cli_samples", "download (fetch) or check (verify) the sample media the tests read"),
     "scan": Subcommand("facesleuth.scan.cli", "check videos and images for manipulated faces with a trained run"),
 }
 
