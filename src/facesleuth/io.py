@@ -63,7 +63,7 @@ STATUS_SCHEMA = pa.schema(
         ("video_id", pa.string()),
         ("path", pa.string()),
         ("label", pa.int8()),
-        ("status", pa.string()),  # ok | no_face | unreadable | missing | too_short | error
+        ("status", pa.string()),  # one of registry.EXTRACTION_STATUSES
         ("message", pa.string()),
         ("frames_total", pa.int32()),
         ("frames_read", pa.int32()),
