@@ -15,6 +15,7 @@ from facesleuth import __version__
 SUBCOMMANDS = {
     "faces": "facesleuth.cli_faces",
     "scan": "facesleuth.scan.cli",
+    "serve": "facesleuth.serve.cli",
 }
 
 
