@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
+import subprocess
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -337,3 +339,62 @@ def test_sigkill_with_queued_jobs_then_every_job_finishes_once(run_and_config, t
     assert Counter(e["job"] for e in events if e["event"] == "finished") == Counter(dict.fromkeys(ids, 1))
     assert [e["job"] for e in events if e["event"] == "requeued"] == [ids[0]]
     assert not list((data / "uploads").rglob("*"))
+
+
+# ---------------------------------------------------------------------- a real browser on the upload page
+
+BROWSER_VIDEO = "dfdc/dfdc_train_part_10/widuwuoiur.mp4"
+
+
+def system_chromium() -> str:
+    """Debian's chromium, installed with apt-get when missing and running as root; else skip."""
+    for name in ("chromium", "chromium-browser"):
+        if shutil.which(name):
+            return shutil.which(name)
+    if os.geteuid() != 0:
+        pytest.skip("the browser test needs Debian's chromium: install it (apt-get install chromium) or run as root")
+    if not shutil.which("apt-get"):
+        pytest.skip("the browser test needs chromium, and apt-get is not available to install it")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}")
+    path = shutil.which("chromium")
+    assert path, "installed chromium, but it is not on PATH"
+    return path
+
+
+def test_browser_uploads_a_video_and_an_image_and_sees_verdicts_and_faces(guarded, samples, tmp_path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    chromium = system_chromium()
+    files = [samples / BROWSER_VIDEO, samples / IMAGE]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1100, "height": 900})
+            page.goto(f"{guarded.url}/")
+            page.set_input_files("#files", [str(f) for f in files])
+            # the server wants a token: the page asks for it, then sends the upload again
+            expect(page.locator("#token-box")).to_be_visible(timeout=30_000)
+            page.fill("#token", "s3cret-token")
+            page.click("#token-save")
+            cards = page.locator(".job .card")
+            expect(cards).to_have_count(2, timeout=180_000)
+            assert page.evaluate("sessionStorage.getItem('facesleuth-token')") == "s3cret-token"
+            job_id = page.locator(".job").first.get_attribute("data-id")
+            shown = [
+                (card.locator("h2").inner_text(), card.locator("figure img").count(),
+                 card.locator("figure img").first.evaluate("img => img.complete && img.naturalWidth"))
+                for card in cards.all()
+            ]
+            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+        finally:
+            browser.close()
+    with httpx.Client(timeout=60, headers={"Authorization": "Bearer s3cret-token"}) as client:
+        document = client.get(f"{guarded.url}/api/scans/{job_id}").json()["document"]
+    expected = [(f"{r['verdict'].upper()} {r['path']}", min(12, len(r["faces"]))) for r in document["results"]]
+    assert [(title, count) for title, count, _ in shown] == expected
+    assert [r["kind"] for r in document["results"]] == ["video", "image"]
+    assert all(width > 0 for _, _, width in shown), "a face thumbnail did not decode in the browser"
