@@ -103,7 +103,7 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any) ->
         log.info("job %s: %d input(s), attempt %d", job.id, len(job.inputs), job.attempts)
         try:
             document, error = scan_job(scanner, job, uploads), None
-        except Exception as err:  # noqa: BLE001 - the job fails with the reason, the worker goes on
+        except Exception as err:  # the job fails with the reason, the worker goes on
             log.exception("job %s failed", job.id)
             document, error = None, f"{type(err).__name__}: {err}"
         if store.finish(job.id, me, document, error):
