@@ -98,6 +98,21 @@ def test_store_graceful_stop_gives_the_attempt_back(tmp_path: Path) -> None:
     assert store.recover(workers={99}) == []  # another worker's jobs are left alone
 
 
+def test_usage_errors_exit_2_before_serving(tmp_path, capsys, run_and_config) -> None:
+    run, _ = run_and_config
+    (tmp_path / "empty-token").write_text("\n")
+    cases = [
+        (["--model", str(tmp_path / "no-such-run")], "no such file or folder"),
+        (["--model", str(run), "--token-file", str(tmp_path / "missing")], "cannot read it"),
+        (["--model", str(run), "--token-file", str(tmp_path / "empty-token")], "one token without spaces"),
+        (["--model", str(run), "--workers", "0"], "--workers must be at least 1"),
+        (["--model", str(run), "--max-upload-mb", "0"], "--max-upload-mb must be positive"),
+    ]
+    for argv, message in cases:
+        assert facesleuth_main(["serve", *argv, "--data-dir", str(tmp_path / "data")]) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
 # ---------------------------------------------------------------------- API against a running server
 
 
