@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import time
@@ -238,6 +239,26 @@ def test_client_file_names_never_become_paths(server, client, samples) -> None:
         assert not escaped.exists()
     inside = {p.relative_to(server.data_dir).parts[0] for p in server.data_dir.rglob("*")}
     assert inside <= {"uploads", "jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm"}
+
+
+def test_a_worker_killed_mid_scan_is_replaced_and_its_job_runs_again(server, client, samples) -> None:
+    answer = post_files(client, server, [("killed.mp4", (samples / VIDEO).read_bytes())])
+    job_id = answer.json()["id"]
+    store = JobStore(server.data_dir / "jobs.sqlite3")
+    deadline = time.monotonic() + 60
+    while not (claims := [e for e in store.events(job_id) if e["event"] == "claimed"]):
+        assert time.monotonic() < deadline, "the job was never claimed"
+        time.sleep(0.1)
+    os.kill(claims[0]["worker"], signal.SIGKILL)
+    done = server.wait_done(client, [job_id])[job_id]
+    assert (done["state"], done["attempts"]) == ("done", 2), done
+    events = [(e["event"], e["worker"]) for e in store.events(job_id)]
+    assert [event for event, _ in events] == ["queued", "claimed", "requeued", "claimed", "finished"]
+    assert events[1][1] == events[2][1] == claims[0]["worker"] != events[3][1]
+    deadline = time.monotonic() + 120  # the pool starts a new worker in the dead one's place
+    while client.get(f"{server.url}/healthz").json()["workers_ready"] < 2:
+        assert time.monotonic() < deadline, f"no worker replaced the killed one:\n{server.log_tail()}"
+        time.sleep(0.5)
 
 
 def test_fifty_concurrent_uploads_against_two_workers(server, samples) -> None:

@@ -33,6 +33,7 @@ from facesleuth.serve.store import JobStore
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # a worker looks at the queue at least this often, woken or not
+RESPAWN_SECONDS = 10.0  # at most one restart of a worker slot in this time
 _PR_SET_PDEATHSIG = 1
 
 
@@ -75,7 +76,7 @@ def scan_job(scanner: Any, job: Any, uploads: Path) -> dict[str, Any]:
                           thumbnails=True)
 
 
-def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any) -> None:
+def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int) -> None:
     """Entry point of a worker process: load once, then claim and scan until the parent goes."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
@@ -90,8 +91,7 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any) ->
     scanner = Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
                                                   detection=settings.detection, thumbnails=settings.thumbnails))
     store, uploads, me = JobStore(settings.database), Path(settings.uploads), os.getpid()
-    with ready.get_lock():
-        ready.value += 1
+    ready[slot] = 1
     while os.getppid() == parent:
         job = store.claim(me)
         if job is None:
@@ -127,15 +127,15 @@ class WorkerPool:
         self.settings, self.size = settings, size
         self.context = mp.get_context("spawn")
         self.wake = self.context.Queue()
-        self.ready = self.context.Value("i", 0)
-        self.processes: list[mp.process.BaseProcess] = []
+        self.ready = self.context.Array("b", size)  # 1 for each worker slot whose model is loaded
+        self.processes: list[mp.process.BaseProcess | None] = []
         self.store = JobStore(settings.database)
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
 
-    def _spawn(self) -> mp.process.BaseProcess:
+    def _spawn(self, slot: int) -> mp.process.BaseProcess:
         process = self.context.Process(target=worker_main, name="facesleuth-worker", daemon=True,
-                                       args=(self.settings, os.getpid(), self.wake, self.ready))
+                                       args=(self.settings, os.getpid(), self.wake, self.ready, slot))
         process.start()
         return process
 
@@ -146,16 +146,22 @@ class WorkerPool:
         self._monitor.start()
 
     def _watch(self) -> None:
-        self.processes = [self._spawn() for _ in range(self.size)]
+        self.processes = [self._spawn(slot) for slot in range(self.size)]
+        spawned = [time.monotonic()] * self.size
         while not self._stop.wait(POLL_SECONDS):
-            for i, process in enumerate(self.processes):
-                if process.is_alive() or self._stop.is_set():
+            for slot, process in enumerate(self.processes):
+                if self._stop.is_set():
+                    break
+                if process is not None and process.is_alive():
                     continue
-                log.error("worker %s exited (code %s); starting another", process.pid, process.exitcode)
-                with self.ready.get_lock():
-                    self.ready.value = max(0, self.ready.value - 1)
-                self.store.recover(workers={process.pid})
-                self.processes[i] = self._spawn()
+                if process is not None:
+                    log.error("worker %s exited (code %s); starting another", process.pid, process.exitcode)
+                    self.ready[slot] = 0
+                    self.store.recover(workers={process.pid})
+                    self.processes[slot] = None
+                # A worker that cannot even load the run would otherwise restart in a tight loop.
+                if time.monotonic() - spawned[slot] >= RESPAWN_SECONDS:
+                    self.processes[slot], spawned[slot] = self._spawn(slot), time.monotonic()
 
     def notify(self) -> None:
         """Wake an idle worker (a job was queued)."""
@@ -163,17 +169,18 @@ class WorkerPool:
 
     @property
     def ready_count(self) -> int:
-        return int(self.ready.value)
+        return sum(self.ready[:])
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop the workers; the jobs they were scanning go back to the queue without using an attempt."""
         self._stop.set()
         if self._monitor is not None:
             self._monitor.join(timeout)
-        pids = {p.pid for p in self.processes if p.pid is not None}
-        for process in self.processes:
+        running = [p for p in self.processes if p is not None]
+        pids = {p.pid for p in running if p.pid is not None}
+        for process in running:
             process.terminate()
-        for process in self.processes:
+        for process in running:
             process.join(timeout)
             if process.is_alive():
                 process.kill()
