@@ -32,7 +32,12 @@ Multi-GPU (DistributedDataParallel): with ``training.gpus`` > 1 :func:`train_or_
 (``WORLD_SIZE`` > 1) :func:`train_run` joins the process group. ``batch_size`` stays the global
 batch, cut into equal per-process slices, so the steps, samples per epoch and the averaged
 gradient are those of a single-process run; losses are reduced across processes and only
-rank 0 writes files.
+rank 0 writes files. BatchNorm would still normalise each process's half batch by its own
+statistics, so with ``training.sync_batchnorm`` (default true) BatchNorm layers become
+SyncBatchNorm, which normalises by the statistics of the whole global batch, as one process does.
+torch runs SyncBatchNorm on CUDA only (DDP refuses it for CPU modules), so gloo processes on a
+CPU keep per-process BatchNorm, with a warning: there a BatchNorm model is not equivalent to
+one process, a model without BatchNorm is (tests/test_distributed.py shows both).
 """
 
 from __future__ import annotations
@@ -67,8 +72,8 @@ log = logging.getLogger("facesleuth.train")  # also when run as __main__ under t
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
 PRECISIONS = ("fp16", "bf16", "fp32")
 #: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
-#: run may resume with more workers, on another device, or with more epochs than it first had.
-RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus", "stop_on_nan_validation"})
+#: run may resume with more workers, on another device or number of GPUs, or with more epochs than it first had.
+RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus", "stop_on_nan_validation", "sync_batchnorm"})
 #: ``chosen_by`` of best.pt: the lowest finite validation loss, or the fallback when there is none.
 CHOSEN_BY_VAL_LOSS = "val_loss"
 CHOSEN_BY_LAST_EPOCH = "last_epoch_no_finite_val_loss"
@@ -204,6 +209,31 @@ def resolve_precision(name: str, device_type: str) -> Precision:
     raise ValueError(f"training.precision must be one of {PRECISIONS}, got {name!r}")
 
 
+def has_batchnorm(model: "nn.Module") -> bool:
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def convert_batchnorm(model: "nn.Module", device: "torch.device", dist_ctx: Distributed, enabled: bool = True) -> "nn.Module":
+    """BatchNorm -> SyncBatchNorm when training in several CUDA processes (``enabled``).
+
+    One process or ``enabled`` false: the model unchanged. CPU (gloo) processes: unchanged with a
+    warning, because torch's DDP refuses SyncBatchNorm on CPU modules. The state dict keeps its
+    keys either way, so checkpoints load into the plain model.
+    """
+    import torch
+
+    if not (dist_ctx.enabled and enabled and has_batchnorm(model)):
+        return model
+    if device.type != "cuda":
+        log.warning("training.sync_batchnorm: torch runs SyncBatchNorm on CUDA only; the %d CPU processes keep "
+                    "per-process BatchNorm statistics, so this run is not equivalent to one process",
+                    dist_ctx.world_size)
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 # ---------------------------------------------------------------------------- the loop
 
 
@@ -224,6 +254,7 @@ class Trainer:
         compile_model: bool = False,
         dist_ctx: Distributed | None = None,
         check_every: int | None = None,
+        sync_batchnorm: bool = True,
     ):
         import torch
 
@@ -232,6 +263,7 @@ class Trainer:
         self.precision = resolve_precision(precision, device.type)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = convert_batchnorm(model, device, self.dist, sync_batchnorm)
         self.module = model.to(device=device, memory_format=memory_format)
         self.model: nn.Module = self.module
         if self.dist.enabled:
@@ -573,7 +605,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                             weights=training.get("weights"), dropout=float(training["dropout"]))
         trainer = Trainer(model, device, training["precision"], float(training["lr"]),
                           channels_last=bool(training.get("channels_last", True)),
-                          dist_ctx=dist_ctx)
+                          dist_ctx=dist_ctx, sync_batchnorm=bool(training.get("sync_batchnorm", True)))
 
         history: list[dict[str, Any]] = []
         # The best weights so far stay in memory (on CPU) and travel inside last.pt, because
