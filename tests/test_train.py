@@ -96,10 +96,10 @@ def test_killed_run_resumes_to_the_same_end_state(split, tmp_path, monkeypatch):
     run_dir = tmp_path / "killed"
     real_evaluate = __import__("facesleuth.train", fromlist=["Trainer"]).Trainer.evaluate
 
-    def killed_in_epoch_3(self, loader, epoch, note=""):
+    def killed_in_epoch_3(self, loader, epoch, note="", **options):
         if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return real_evaluate(self, loader, epoch, note)
+        return real_evaluate(self, loader, epoch, note, **options)
 
     with monkeypatch.context() as patch:
         patch.setattr("facesleuth.train.Trainer.evaluate", killed_in_epoch_3)
