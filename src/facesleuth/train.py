@@ -21,7 +21,7 @@ as best, and training goes on; ``training.stop_on_nan_validation: true`` stops t
 like a training NaN. If no epoch has a finite validation loss, ``best.pt`` holds the last
 epoch's weights, with ``chosen_by: last_epoch_no_finite_val_loss`` (otherwise ``val_loss``)
 in ``best.pt`` and in the summary, and a warning in the log: every Table 3.x needs a model per
-run, and the last epoch is what the thesis would have kept of a run that never validated.
+run, and without a validation loss to choose by, the last epoch is the one trained longest.
 
 Reproducibility: the model is initialised from ``seed``; every epoch reseeds the shuffle, the
 augmentation and dropout from ``(seed, epoch)``, so the same seed gives the same history on
@@ -71,8 +71,9 @@ log = logging.getLogger("facesleuth.train")  # also when run as __main__ under t
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
 PRECISIONS = ("fp16", "bf16", "fp32")
-#: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
-#: run may resume with more workers, on another device or number of GPUs, or with more epochs than it first had.
+#: Settings that change how fast, where, how long or whether past a NaN validation a run goes, not
+#: what a step learns: left out of the fingerprint, so a run may resume with more workers, on
+#: another device or number of GPUs, with more epochs, or after a NaN stop with the stop turned off.
 RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus", "stop_on_nan_validation", "sync_batchnorm"})
 #: ``chosen_by`` of best.pt: the lowest finite validation loss, or the fallback when there is none.
 CHOSEN_BY_VAL_LOSS = "val_loss"
