@@ -214,7 +214,7 @@ class _NaNValidationIn:
 
 @pytest.mark.parametrize("nan_epochs", [(2,), (1, 2)])
 def test_nan_validation_loss_is_recorded_never_best_and_training_goes_on(split, tmp_path, monkeypatch, caplog, nan_epochs):
-    monkeypatch.setattr(models, "build_model", _NaNValidationIn(*nan_epochs))
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(*nan_epochs))
     with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
         summary = train_run(split, tmp_path, settings(epochs=3))
 
@@ -238,7 +238,7 @@ def test_nan_validation_loss_is_recorded_never_best_and_training_goes_on(split, 
 
 
 def test_no_finite_validation_loss_keeps_the_last_epoch_flagged(split, tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(models, "build_model", _NaNValidationIn(1, 2))
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(1, 2))
     with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
         summary = train_run(split, tmp_path, settings(epochs=2))
     assert pd.read_csv(tmp_path / "history.csv")["val_loss"].isna().all()
@@ -251,7 +251,7 @@ def test_no_finite_validation_loss_keeps_the_last_epoch_flagged(split, tmp_path,
 
 
 def test_stop_on_nan_validation_stops_naming_epoch_and_batch(split, tmp_path, monkeypatch):
-    monkeypatch.setattr(models, "build_model", _NaNValidationIn(2))
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(2))
     with pytest.raises(NonFiniteLossError, match=r"validation loss became nan at epoch 2, batch 1 of 2"):
         train_run(split, tmp_path, settings(epochs=3, stop_on_nan_validation=True))
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
