@@ -5,14 +5,14 @@
 rule demo_dataset:
     output:
         demo_flag(),
-    params:
-        demo=config["demo"],
     log:
         log_path("demo", "demo_dataset"),
     benchmark:
         bench_path("demo", "demo_dataset")
-    threads: 2  # train parts and test sets in parallel processes (fewer where fewer cores)
     conda:
         "../../envs/extract.yaml"
+    threads: 2  # train parts and test sets in parallel processes (fewer where fewer cores)
+    params:
+        demo=config["demo"],
     script:
         "../scripts/demo_dataset.py"

@@ -1,7 +1,7 @@
 """The embedded demo dataset: DFDC-, DFDC-test- and Celeb-DF-v2-style folders generated from
 photos that ship inside the dependencies (public-domain and CC0 portraits; tiny LFW crops only as
 face-swap donors), so the whole study runs on a fresh machine with no dataset, on a CPU, in
-minutes (issue 4).
+minutes.
 
 :func:`generate_demo` writes ``<out>/dfdc_train``, ``<out>/dfdc_test`` and ``<out>/Celeb-DF-v2``
 (layouts in :mod:`facesleuth.demo.layouts`) and, last, ``<out>/demo.json``, the rule's output: a
@@ -15,7 +15,6 @@ and distractors), :mod:`.production` (casting per dataset), :mod:`.layouts` (the
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import shutil
@@ -23,6 +22,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+
+from facesleuth import __version__
+from facesleuth.config import section_defaults
+from facesleuth.demo import layouts
+from facesleuth.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +43,7 @@ SOURCES = {
 
 def demo_defaults() -> dict[str, Any]:
     """The ``demo`` section's defaults, read from the config schema (the one source of truth)."""
-    import yaml
-
-    from facesleuth.config import SCHEMA_PATH
-
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    properties = schema["properties"]["demo"]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    return section_defaults("demo")
 
 
 def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -81,10 +78,6 @@ def generate_demo(out: str | Path, settings: dict[str, Any], workers: int = 1) -
     ``workers`` > 1 builds the DFDC train parts and the two test sets in that many processes;
     every video depends on the seed and its own key only, so the files are the same.
     """
-    from facesleuth import __version__
-    from facesleuth.demo import layouts
-    from facesleuth.io import write_text_atomic
-
     settings = resolve_settings(settings)
     seed = int(settings["seed"])
     out = Path(out)
@@ -96,8 +89,8 @@ def generate_demo(out: str | Path, settings: dict[str, Any], workers: int = 1) -
     # The largest tasks first, so two workers finish together; records keep the canonical order.
     tasks = [("dfdc_test",), *(("dfdc_train", part) for part in range(int(settings["train_parts"]))), ("celebdf",)]
     if workers > 1 and len(tasks) > 1:
-        # fork, not spawn: spawn re-runs the calling script (a Snakemake script has no __main__
-        # guard). Safe here: this process has run no OpenCV code yet, so no thread pool is copied.
+        # fork, not spawn: spawn re-runs the calling script, and a Snakemake script has no
+        # __main__ guard
         with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_build, task, staging, settings, seed) for task in tasks]
             built = dict(zip(tasks, (future.result() for future in futures)))
@@ -123,15 +116,13 @@ def generate_demo(out: str | Path, settings: dict[str, Any], workers: int = 1) -
         "datasets": _dataset_summaries(records),
         "videos": records,
     }
-    write_text_atomic(json.dumps(summary, indent=1) + "\n", out / DEMO_JSON)
+    write_json(summary, out / DEMO_JSON)
     log.info("demo dataset: %d videos in %s in %.1f s", len(records), out, time.perf_counter() - started)
     return summary
 
 
 def _build(task: tuple, staging: Path, settings: dict[str, Any], seed: int) -> tuple[list[dict], float]:
     """One generation task (a dataset, or one DFDC train part): its records and seconds."""
-    from facesleuth.demo import layouts
-
     step = time.perf_counter()
     name, *part = task
     if name == "dfdc_train":
@@ -144,8 +135,6 @@ def _build(task: tuple, staging: Path, settings: dict[str, Any], seed: int) -> t
 
 
 def _dataset_summaries(records: list[dict]) -> dict[str, dict]:
-    from facesleuth.demo import layouts
-
     folders = {
         "dfdc_train": (layouts.DFDC_TRAIN_DIR, "dfdc_train", None),
         "dfdc_test": (layouts.DFDC_TEST_DIR, "dfdc_test", "labels.csv"),
