@@ -92,3 +92,21 @@ def test_parameter_counts_match_table_2_1():
     for name in TABLE_2_1:
         counts[name] = round(count_parameters(build_model(name, pretrained=False)) / 1e6, 1)
     assert counts == TABLE_2_1
+
+
+def test_face_classifier_is_a_module_level_class_that_pickles(tmp_path):
+    """A module-level class pickles whole (a class made inside a function cannot), and the
+    state_dict keys are those of the checkpoints written so far: backbone.*, head.0/1."""
+    import pickle
+
+    torch.manual_seed(0)
+    model = build_model("resnet10t", pretrained=False, dropout=0.2).eval()
+    assert type(model) is models.FaceClassifier
+    assert type(model).__qualname__ == "FaceClassifier"
+    keys = list(model.state_dict())
+    assert all(k.startswith(("backbone.", "head.")) for k in keys)
+    assert [k for k in keys if k.startswith("head.")] == ["head.1.weight", "head.1.bias"]
+    copy = pickle.loads(pickle.dumps(model))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(copy(x), model(x))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from facesleuth import perturb
@@ -86,8 +87,6 @@ def _framerate_change(frames: Frames, fps: float, rng: np.random.Generator) -> t
 
 
 def _greyscale(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     return _map(frames, lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)), fps
 
 
@@ -110,8 +109,6 @@ def _resolution_change(frames: Frames, fps: float, rng: np.random.Generator) -> 
 
 
 def _rotate(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     height, width = frames[0].shape[:2]
     angle = rng.choice([-1, 1]) * rng.uniform(5, 12)
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
@@ -195,8 +192,6 @@ def _paste(frame: np.ndarray, patch: np.ndarray, corner: np.ndarray, alpha: floa
 
 
 def _text(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     word = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 3))))
     scale = rng.uniform(0.6, 1.1)
@@ -210,8 +205,6 @@ def _text(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays:
 
 
 def _shapes(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     for _ in range(int(rng.integers(1, 4))):
         side = int(rng.integers(20, 50))
@@ -232,8 +225,6 @@ def _shapes(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlay
 
 def _dots(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
     """Scattered jittering dots, a few pixels wide: they may fall on the face, as in DFDC."""
-    import cv2
-
     height, width = frames[0].shape[:2]
     count = int(rng.integers(15, 50))
     centres = rng.uniform([0, 0], [width, height], size=(count, 2))
@@ -246,8 +237,6 @@ def _dots(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays:
 
 
 def _random_images(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     texture = overlays["textures"][int(rng.integers(len(overlays["textures"])))]
     side = int(rng.integers(40, 80))
@@ -263,8 +252,6 @@ def _random_images(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, 
 
 def _faces(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
     """Small face images: below the detector's minimum face size, so the subject stays the track."""
-    import cv2
-
     height, width = frames[0].shape[:2]
     for _ in range(int(rng.integers(1, 3))):
         face = overlays["faces"][int(rng.integers(len(overlays["faces"])))]

@@ -14,10 +14,13 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from torch import nn
+import torch
+from torch import nn
+
+from facesleuth.predict import AGGREGATIONS, load_run
+from facesleuth.preprocess import PREPROCESSING
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +126,6 @@ def load_scan_run(path: str | Path, device: str = "cpu") -> ScanRun:
 
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
-    import torch
-
-    from facesleuth.predict import AGGREGATIONS, load_run
-    from facesleuth.preprocess import PREPROCESSING
-
     folder, checkpoint = _locate(Path(path))
     try:
         model, info = load_run(checkpoint, device)
