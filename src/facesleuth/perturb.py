@@ -28,6 +28,9 @@ H.264 re-encoding needs PyAV with an encoder named ``libx264`` (PyPI's ``av`` wh
 Everything works frame by frame on RGB uint8 frames, streaming (:func:`perturb_stream`), so a
 1080p video never needs all its frames in memory; :func:`perturb_video` writes the result as a
 lossless FFV1 AVI, so the file adds no compression of its own.
+
+cv2 is imported where it is used, as in :mod:`facesleuth.detect`, and PyAV (optional: only the
+h264 family needs it) likewise.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ the paper's mask generator. Outside the mask the output is the input, bit for bi
 
 Every random draw comes from the ``numpy.random.Generator`` passed in, so a blend is
 reproducible from a seed (the training dataset seeds it with (seed, epoch, index)).
+
+cv2 and albumentations are imported where they are used, as in :mod:`facesleuth.augment`, so
+that importing this module (the figures and the registry's builders do) stays cheap.
 """
 
 from __future__ import annotations
