@@ -207,7 +207,7 @@ def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> Non
 
 
 def build_thesis_tree(root: Path) -> dict[str, Path]:
-    """Empty files in the real layouts of DFDC train, DFDC test and Celeb-DF-v2."""
+    """Empty files in the real layouts of DFDC train, DFDC test, DFDC validation and Celeb-DF-v2."""
     dfdc_train = root / "dfdc" / "train"
     for part in range(50):
         folder = dfdc_train / f"dfdc_train_part_{part}"
@@ -226,6 +226,14 @@ def build_thesis_tree(root: Path) -> dict[str, Path]:
         (dfdc_test / f"t{i}.mp4").touch()
         rows.append(f"t{i}.mp4,{i % 2},noise,text")
     (dfdc_test / "labels.csv").write_text("\n".join(rows) + "\n")
+    # DFDC's validation set as released: the test set's layout, labels.csv with filename,label only
+    dfdc_val = root / "dfdc" / "validation"
+    dfdc_val.mkdir(parents=True)
+    rows = ["filename,label"]
+    for i in range(8):
+        (dfdc_val / f"v{i}.mp4").touch()
+        rows.append(f"v{i}.mp4,{i % 2}")
+    (dfdc_val / "labels.csv").write_text("\n".join(rows) + "\n")
     celebdf = root / "Celeb-DF-v2"
     for folder, name in [("Celeb-real", "id0_0000"), ("YouTube-real", "00000"), ("Celeb-synthesis", "id0_id1_0000")]:
         (celebdf / folder).mkdir(parents=True)
@@ -233,7 +241,7 @@ def build_thesis_tree(root: Path) -> dict[str, Path]:
     (celebdf / "List_of_testing_videos.txt").write_text(
         "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
     )
-    return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "celebdf": celebdf}
+    return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "dfdc_val": dfdc_val, "celebdf": celebdf}
 
 
 def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
@@ -250,9 +258,10 @@ def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
     # Table 2.3: the fp16 run at batch 64 is the grid's own; fp32 at batch 32 is one more run.
     runs = grid + 1
     testsets = thesis["evaluation"]["testsets"]
-    assert planned["manifest"] == 3
-    assert planned["extract_faces"] == sum(d["chunks"] for d in thesis["datasets"].values()) == 96
-    assert planned["extraction_summary"] == 3
+    # DFDC train, test and validation, Celeb-DF-v2
+    assert planned["manifest"] == 4
+    assert planned["extract_faces"] == sum(d["chunks"] for d in thesis["datasets"].values()) == 50 + 20 + 16 + 26
+    assert planned["extraction_summary"] == 4
     assert planned["splits"] == 1
     assert planned["train"] == runs
     assert planned["validate"] == runs

@@ -254,22 +254,57 @@ def predict_testset(
 # ---------------------------------------------------------------------------- validation
 
 
+def choose_threshold(videos_df: pd.DataFrame, aggregation: str, validation: dict[str, Any], where: str) -> dict[str, Any]:
+    """The EER threshold on the scored validation videos' scores, with what it was chosen on.
+
+    Returns ``{eer_threshold, eer, auc, n_videos, n_unscored, source: "validation", aggregation,
+    validation}``; ``validation`` says which data (:func:`facesleuth.registry.validation_source`).
+    Videos without a kept face (``scored`` false) are left out of the choice and counted in
+    ``n_unscored``: their score is the neutral ``no_face_score``, not the model's, and the
+    scanner gives such a video no verdict either.
+    """
+    scored = videos_df[videos_df["scored"].astype(bool)]
+    y_true = scored["label"].to_numpy()
+    y_score = scored["score"].to_numpy(dtype=np.float64)
+    if len(set(y_true.tolist()) & {0, 1}) < 2 or set(y_true.tolist()) - {0, 1}:
+        raise ValueError(f"{where}: the scored validation videos have labels {sorted(set(y_true.tolist()))}; "
+                         "the EER threshold needs real (0) and fake (1) videos and nothing else")
+    eer, threshold = equal_error_rate(y_true, y_score)
+    result = {
+        "eer_threshold": float(threshold),
+        "eer": float(eer),
+        "auc": float(roc_auc(y_true, y_score)),
+        "n_videos": int(len(scored)),
+        "n_unscored": int(len(videos_df) - len(scored)),
+        "source": "validation",
+        "aggregation": aggregation,
+        "validation": dict(validation),
+    }
+    log.info("validation on %s: %d videos (%d without faces left out), EER %.4f at threshold %.4f, AUC %.4f",
+             where, result["n_videos"], result["n_unscored"], result["eer"], result["eer_threshold"], result["auc"])
+    return result
+
+
 def validate_run(
     run_dir: str | os.PathLike,
     split_path: str | os.PathLike,
     evaluation: dict[str, Any],
     device: "str | torch.device" = "auto",
+    validation: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Video scores on the validation split and the EER threshold chosen on them (thesis 3, Fig. 3.1).
+    """Video scores on the split's held-out validation faces and the EER threshold chosen on them (thesis 3, Fig. 3.1).
 
-    Returns ``(videos_df, threshold)`` with ``threshold`` = ``{eer_threshold, eer, auc, n_videos,
-    source: "validation", aggregation}``, the threshold the metrics and the scanner apply to test
-    scores (``aggregation`` names how face scores became these video scores, so the scanner
-    aggregates the same way).
+    Returns ``(videos_df, threshold)`` (see :func:`choose_threshold`), the threshold the metrics
+    and the scanner apply to test scores (``aggregation`` names how face scores became these
+    video scores, so the scanner aggregates the same way). ``validation`` describes the hold-out
+    (default: a hold-out of unknown fraction).
     """
     device = resolve_device(str(device))
     model, info = load_run(run_dir, device)
     table = read_split(split_path, "val")
+    if table.num_rows == 0:
+        raise ValueError(f"{split_path} holds no validation faces (made with splits.validation_dataset?); "
+                         "validate on the validation dataset instead")
     scores = predict_faces(model, info, table, device, int(evaluation.get("batch_size", 128)))
     faces = table.drop_columns(["jpeg"]).to_pandas()
     face_scores = pd.DataFrame({"video_id": faces["video_id"], "score": scores})
@@ -280,19 +315,29 @@ def validate_run(
     videos["status"] = "ok"
     aggregation = evaluation.get("aggregation", "mean")
     videos_df = aggregate_videos(face_scores, None, videos, aggregation, None)
-    y_true = videos_df["label"].to_numpy()
-    y_score = videos_df["score"].to_numpy()
-    if len(set(y_true.tolist())) < 2:
-        raise ValueError(f"{split_path}: the validation videos are all of one class; the EER needs real and fake videos")
-    eer, threshold = equal_error_rate(y_true, y_score)
-    result = {
-        "eer_threshold": float(threshold),
-        "eer": float(eer),
-        "auc": float(roc_auc(y_true, y_score)),
-        "n_videos": int(len(videos_df)),
-        "source": "validation",
-        "aggregation": aggregation,
-    }
-    log.info("validation: %d videos, EER %.4f at threshold %.4f, AUC %.4f", result["n_videos"], result["eer"],
-             result["eer_threshold"], result["auc"])
-    return videos_df, result
+    source = validation or {"kind": "holdout", "flow": "train"}
+    return videos_df, choose_threshold(videos_df, aggregation, source, str(split_path))
+
+
+def validate_on_dataset(
+    run_dir: str | os.PathLike,
+    faces_paths: Iterable[str | os.PathLike],
+    status_paths: Iterable[str | os.PathLike],
+    manifest_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    validation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Video scores on a validation dataset's test-flow faces and the EER threshold chosen on them.
+
+    The faces become video scores exactly as a test set's do (:func:`predict_testset`: the
+    configured aggregation, ``no_face_score`` for videos without faces), so the threshold is
+    chosen on the kind of score it is applied to. Returns ``(videos_df, threshold)`` as
+    :func:`validate_run`.
+    """
+    videos_df, _ = predict_testset(run_dir, faces_paths, status_paths, manifest_path, evaluation, device)
+    labelled = videos_df[videos_df["label"].isin([0, 1])]
+    if len(labelled) < len(videos_df):
+        log.warning("%d validation videos have no label; left out of the threshold", len(videos_df) - len(labelled))
+    where = str(validation.get("name") or manifest_path)
+    return videos_df, choose_threshold(labelled, evaluation.get("aggregation", "mean"), validation, where)

@@ -29,6 +29,9 @@ MODELS = config["models"]
 SETUPS = config["augmentation_setups"]
 TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
+# DFDC's own validation set (test flow) when configured, else a hold-out of the split
+VALIDATION_DATASET = config["splits"].get("validation_dataset")
+VALIDATION = registry.validation_source(config)
 
 
 wildcard_constraints:
@@ -124,6 +127,23 @@ def split_status(wildcards):
     return [f for name in config["splits"]["train_datasets"] for f in status_files(name)]
 
 
+def validation_faces(wildcards):
+    """The validation dataset's faces files (the train rule's validation loss), or none: the split's."""
+    return faces_files(VALIDATION_DATASET) if VALIDATION_DATASET else []
+
+
+def validation_inputs(wildcards):
+    """What the validate rule scores: the validation dataset's faces, status and manifest (test
+    flow, scored as a test set is), or the split's held-out faces."""
+    if VALIDATION_DATASET:
+        return {
+            "faces": faces_files(VALIDATION_DATASET),
+            "status": status_files(VALIDATION_DATASET),
+            "manifest": f"results/manifests/{VALIDATION_DATASET}.parquet",
+        }
+    return {"split": f"results/splits/{TRAINSET}.parquet"}
+
+
 def run_settings(wildcards):
     """Training settings of one run: the grid's, or a precision-study variant's."""
     setup, _, precision = wildcards.aug.partition("-")
@@ -136,6 +156,7 @@ def run_settings(wildcards):
         "setup": setup,
         "training": settings,
         "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
+        "validation": VALIDATION,
     }
 
 
@@ -177,7 +198,7 @@ def prediction_files(testset, runs=None):
 # Markdown copy. Report captions are written from the registry into .snakemake/ for --report.
 
 FIGURES = registry.figures(SETUPS)
-CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS)
+CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS, VALIDATION)
 
 
 def all_tables():

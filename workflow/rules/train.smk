@@ -1,9 +1,12 @@
 # Balanced split -> one trained run per model x augmentation setup (and precision variant).
+# Validation (loss per epoch, best epoch, EER threshold): splits.validation_dataset's test-flow
+# faces when configured (DFDC's validation set, as in the thesis), else the split's hold-out.
 
 
 rule train:
     input:
         split=f"results/splits/{TRAINSET}.parquet",
+        validation=validation_faces,
     output:
         best="results/models/{model}/{aug}/best.pt",
         history="results/models/{model}/{aug}/history.csv",
@@ -24,10 +27,10 @@ rule train:
 
 
 rule validate:
-    # Video scores on the validation split and the EER threshold chosen on them, kept in the
+    # Video scores on the validation data and the EER threshold chosen on them, kept in the
     # run folder so the scanner and the tables apply the same threshold.
     input:
-        split=f"results/splits/{TRAINSET}.parquet",
+        unpack(validation_inputs),
         best="results/models/{model}/{aug}/best.pt",
     output:
         predictions="results/models/{model}/{aug}/validation.parquet",
@@ -41,5 +44,6 @@ rule validate:
     threads: 1
     params:
         evaluation=config["evaluation"],
+        validation=VALIDATION,
     script:
         "../scripts/validate.py"
