@@ -244,13 +244,31 @@ def build_thesis_tree(root: Path) -> dict[str, Path]:
     return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "dfdc_val": dfdc_val, "celebdf": celebdf}
 
 
-def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
+def thesis_workdir(tmp_path: Path, splits: dict | None = None) -> tuple[Path, dict]:
+    """A working directory whose config/thesis.yaml points at a tree of empty files (``splits`` merged in)."""
     roots = build_thesis_tree(tmp_path / "data")
     thesis = yaml.safe_load((REPO / "config" / "thesis.yaml").read_text())
     for name, root in roots.items():
         thesis["datasets"][name]["root"] = str(root)
+    thesis["splits"].update(splits or {})
     workdir = new_workdir(tmp_path / "work")
     (workdir / "config" / "thesis.yaml").write_text(yaml.safe_dump(thesis, sort_keys=False))
+    return workdir, thesis
+
+
+def planned_inputs(dry_run_output: str, rule: str) -> list[list[str]]:
+    """The input files of each planned job of ``rule``, from a dry run's job listing."""
+    lines = dry_run_output.splitlines()
+    jobs = []
+    for i, line in enumerate(lines):
+        if line.strip() in (f"rule {rule}:", f"localrule {rule}:"):
+            inputs = next((l.strip() for l in lines[i + 1 : i + 4] if l.strip().startswith("input:")), "input:")
+            jobs.append([name.strip() for name in inputs.removeprefix("input:").split(",") if name.strip()])
+    return jobs
+
+
+def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
+    workdir, thesis = thesis_workdir(tmp_path)
     planned = planned_jobs(snakemake(workdir, "-n", "--cores", "12", "--configfile", "config/thesis.yaml").stdout)
 
     grid = len(thesis["models"]) * len(thesis["augmentation_setups"])  # 32 runs
@@ -272,6 +290,35 @@ def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
     table_rules = [rule for rule in planned if rule.startswith("table")]
     figure_rules = [rule for rule in planned if rule.startswith("figure")]
     assert table_rules and figure_rules, planned
+
+
+def test_thesis_validates_on_the_dfdc_validation_set(tmp_path: Path) -> None:
+    """With splits.validation_dataset, training reads that dataset's test-flow faces (validation
+    loss, best epoch) and validate scores its videos (threshold.json); the split is not read for it."""
+    workdir, thesis = thesis_workdir(tmp_path)
+    assert thesis["splits"]["validation_dataset"] == "dfdc_val" and thesis["datasets"]["dfdc_val"]["flow"] == "test"
+    target = "results/models/resnet50/default/threshold.json"
+    out = snakemake(workdir, target, "-n", "--cores", "1", "--configfile", "config/thesis.yaml").stdout
+    val_faces = {f"results/faces/dfdc_val/{chunk:03d}.parquet" for chunk in range(thesis["datasets"]["dfdc_val"]["chunks"])}
+    val_status = {name.replace(".parquet", ".status.parquet") for name in val_faces}
+    [train] = planned_inputs(out, "train")
+    assert set(train) == {"results/splits/dfdc_train.parquet"} | val_faces
+    [validate] = planned_inputs(out, "validate")
+    assert set(validate) == val_faces | val_status | {"results/manifests/dfdc_val.parquet",
+                                                      "results/models/resnet50/default/best.pt"}
+    # the validation set is extracted with the test flow
+    assert len(planned_inputs(out, "extract_faces")) == 50 + len(val_faces)
+
+
+def test_thesis_without_validation_dataset_holds_faces_out(tmp_path: Path) -> None:
+    workdir, _ = thesis_workdir(tmp_path, {"validation_dataset": None})
+    target = "results/models/resnet50/default/threshold.json"
+    out = snakemake(workdir, target, "-n", "--cores", "1", "--configfile", "config/thesis.yaml").stdout
+    [train] = planned_inputs(out, "train")
+    assert train == ["results/splits/dfdc_train.parquet"]
+    [validate] = planned_inputs(out, "validate")
+    assert set(validate) == {"results/splits/dfdc_train.parquet", "results/models/resnet50/default/best.pt"}
+    assert not any("dfdc_val" in name for job in planned_inputs(out, "extract_faces") for name in job)
 
 
 def test_lint_is_clean() -> None:
