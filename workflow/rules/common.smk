@@ -133,8 +133,8 @@ def validation_faces(wildcards):
 
 
 def validation_inputs(wildcards):
-    """What the validate rule scores: the validation dataset's faces, status and manifest (test
-    flow, scored as a test set is), or the split's held-out faces."""
+    """Inputs of validate, the validation dataset's faces, status and manifest (test flow, scored
+    as a test set is), or else the split's held-out faces."""
     if VALIDATION_DATASET:
         return {
             "faces": faces_files(VALIDATION_DATASET),
