@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 from pathlib import Path
 
@@ -83,6 +84,36 @@ def test_training_validation_loss_is_the_loss_over_the_validation_dataset(valida
     assert row["val_loss"] == pytest.approx(cross_entropy, rel=1e-4)
     assert summary["best_epoch"] == 1
     assert yaml.safe_load((root / "run" / "run.yaml").read_text())["validation"] == DATASET_SOURCE
+
+
+def test_torchrun_launch_passes_the_validation_faces_on(validation_run, samples, tmp_path, monkeypatch):
+    """training.gpus > 1 starts torchrun; its processes get the validation faces on their command
+    line. The launch is replaced by running that command line in this process."""
+    import subprocess
+
+    from facesleuth import train as train_module
+
+    root, files, labelled, _ = validation_run
+    commands = []
+
+    def run_in_process(command, check=False):
+        commands.append(command)
+        root_logger = logging.getLogger()
+        handlers, level = root_logger.handlers[:], root_logger.level
+        try:  # main() configures logging as a torchrun process does (force=True); pytest's capture stays
+            assert train_module.main(command[command.index("facesleuth.train") + 1 :]) == 0
+        finally:
+            root_logger.handlers[:] = handlers
+            root_logger.setLevel(level)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(train_module.subprocess, "run", run_in_process)
+    settings = copy.deepcopy(TRAIN_SETTINGS)
+    settings["training"].update(epochs=1, gpus=2)
+    summary = train_module.train_or_launch(root / "split.parquet", tmp_path / "run", settings, validation_faces=files)
+    [command] = commands
+    assert command[command.index("--validation-faces") + 1 :][: len(files)] == [str(f) for f in files]
+    assert summary["history"][0]["val_images"] == len(labelled)
 
 
 def test_training_without_any_validation_faces_fails_clearly(samples, tmp_path):
