@@ -191,7 +191,10 @@ def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_
     assert pd.read_csv(tmp_path / "d.csv")["value"].tolist() == [6, 12]
     assert (tmp_path / "d.md").read_text().startswith("**Table 9.9.** Name lengths.") and table.markdown
     caption = registry.write_captions(tmp_path / "captions")["tables/dummy"]
-    assert caption.read_text() == "**Table 9.9**: the length of each model's name, times three.\n"
+    # a table of tested runs: the caption also says which validation data chose their epochs
+    assert caption.read_text() == ("**Table 9.9**: the length of each model's name, times three. Each run is tested "
+                                   "with the weights of its epoch of lowest validation loss on the validation data "
+                                   "(not recorded).\n")
 
 
 def test_unknown_table_and_figure_kinds_are_named():

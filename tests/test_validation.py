@@ -187,6 +187,11 @@ def test_captions_and_titles_name_the_validation_data(tmp_path):
                      "tables/celebdf_sensitivity_specificity", "tables/celebdf_f1"):
             text = captions[name].read_text()
             assert words in text and "{validation}" not in text, (name, text)
+        # every table and figure of tested runs names it: their weights are the best epoch's on it
+        for name, entry in {**{f"tables/{n}": t for n, t in registry.TABLES.items()},
+                            **{f"figures/{n}": f for n, f in registry.figures(["default"]).items()}}.items():
+            if any(need.endswith("_testset") for need in entry.needs):
+                assert words in captions[name].read_text(), name
     assert registry.short_validation(dataset) == "dfdc_val (test flow)"
     assert registry.short_validation(holdout) == "10% train-flow hold-out"
 

@@ -151,6 +151,8 @@ def loss_setup(config: Mapping[str, Any]) -> str:
 
 #: Where a caption names the validation data (:meth:`Report.report_caption` fills it in).
 VALIDATION_PLACEHOLDER = "{validation}"
+#: Added to the caption of every table and figure of tested runs that does not name the validation data.
+BEST_EPOCH_NOTE = " Each run is tested with the weights of its epoch of lowest validation loss on {validation}."
 #: ``validation.kind`` of threshold.json: a dataset of its own (DFDC's validation set, test
 #: flow) or a hold-out of the train-flow faces.
 VALIDATION_DATASET = "dataset"
@@ -229,7 +231,11 @@ class Report:
         :func:`validation_source`), so captions say which validation data the runs used.
         """
         head = f"**{self.number}**: " if self.number else ""
-        return head + self.caption.replace(VALIDATION_PLACEHOLDER, describe_validation(validation))
+        caption = self.caption
+        if VALIDATION_PLACEHOLDER not in caption and any(need.endswith("_testset") for need in self.needs):
+            # every tested run's weights are those of the epoch chosen on the validation data
+            caption += BEST_EPOCH_NOTE
+        return head + caption.replace(VALIDATION_PLACEHOLDER, describe_validation(validation))
 
 
 @dataclass(frozen=True)
