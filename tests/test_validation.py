@@ -156,8 +156,9 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
     assert threshold["eer_threshold"] == pytest.approx(expected, abs=1e-6)
     assert threshold["n_videos"] == 6 and threshold["n_unscored"] == 1  # "nothing" had no face
     assert threshold["validation"] == DATASET_SOURCE and threshold["aggregation"] == "mean"
-    # validation.parquet holds every manifest video once, as a test set's predictions do
-    assert sorted(scored["video_id"]) == sorted(videos)
+    # validation.parquet holds the videos the threshold was chosen on, with their video scores
+    assert sorted(scored["video_id"]) == sorted(VALIDATION_VIDEOS)
+    assert scored.set_index("video_id")["score"].to_dict() == pytest.approx(video["score"].to_dict())
     json.dumps(threshold)
 
 

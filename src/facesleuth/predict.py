@@ -331,13 +331,15 @@ def validate_on_dataset(
     """Video scores on a validation dataset's test-flow faces and the EER threshold chosen on them.
 
     The faces become video scores exactly as a test set's do (:func:`predict_testset`: the
-    configured aggregation, ``no_face_score`` for videos without faces), so the threshold is
-    chosen on the kind of score it is applied to. Returns ``(videos_df, threshold)`` as
-    :func:`validate_run`.
+    configured aggregation), so the threshold is chosen on the kind of score it is applied to.
+    Returns ``(videos_df, threshold)`` as :func:`validate_run`: ``videos_df`` holds the videos
+    the threshold was chosen on, those with a label and a kept face (the others are counted in
+    the log and, without faces, in ``n_unscored``).
     """
     videos_df, _ = predict_testset(run_dir, faces_paths, status_paths, manifest_path, evaluation, device)
     labelled = videos_df[videos_df["label"].isin([0, 1])]
     if len(labelled) < len(videos_df):
         log.warning("%d validation videos have no label; left out of the threshold", len(videos_df) - len(labelled))
     where = str(validation.get("name") or manifest_path)
-    return videos_df, choose_threshold(labelled, evaluation.get("aggregation", "mean"), validation, where)
+    threshold = choose_threshold(labelled, evaluation.get("aggregation", "mean"), validation, where)
+    return labelled[labelled["scored"].astype(bool)].reset_index(drop=True), threshold
