@@ -125,7 +125,7 @@ def load_scan_run(path: str | Path, device: str = "cpu") -> ScanRun:
     """
     import torch
 
-    from facesleuth.predict import AGGREGATIONS, load_run
+    from facesleuth.predict import AGGREGATIONS, is_aggregation, load_run
     from facesleuth.preprocess import PREPROCESSING
 
     folder, checkpoint = _locate(Path(path))
@@ -145,7 +145,7 @@ def load_scan_run(path: str | Path, device: str = "cpu") -> ScanRun:
         )
     # The threshold was chosen on video scores made with one aggregation; use the same one.
     aggregation = str(threshold_info.get("aggregation") or info.get("aggregation") or DEFAULT_AGGREGATION)
-    if aggregation not in AGGREGATIONS:
+    if not is_aggregation(aggregation):
         raise RunFolderError(f"{folder}: unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
     preprocessing = info.get("preprocessing")
     if preprocessing and preprocessing != PREPROCESSING:

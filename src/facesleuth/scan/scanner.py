@@ -384,7 +384,8 @@ class Scanner:
         if self.options.thumbnails:
             for i in np.argsort(-scores, kind="stable")[: int(self.options.thumbnails)]:
                 result.faces[i].thumbnail = _thumbnail(crops[i])
-        result.score = round(float(get_aggregation(self.run.aggregation)(scores)), 6)
+        track_ids = None if all(t is None for t in tracks) else np.array([-1 if t is None else t for t in tracks])
+        result.score = round(float(get_aggregation(self.run.aggregation)(scores, track_ids)), 6)
         result.verdict = FAKE if result.score >= self.run.threshold else REAL
         result.status = OK
 
