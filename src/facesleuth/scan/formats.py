@@ -109,6 +109,11 @@ def run_header(run: ScanRun) -> list[str]:
         f"run      {run.folder}",
         f"verdict  fake when the {run.aggregation} face score >= {run.threshold:.4f} ({source})",
     ]
+    if run.members:
+        lines.insert(1, f"ensemble {' + '.join(m.name for m in run.members)}, joined by {run.ensemble_method}")
+    if run.calibrated:
+        lines.append(f"score    calibrated probability (temperature {run.temperature:.3g} fitted on the validation "
+                     f"videos; uncalibrated threshold {run.raw_threshold:.4f})")
     return lines + [f"note     {note}" for note in run.notes]
 
 
