@@ -20,13 +20,14 @@ include: "workflow/rules/faces.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
+include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_tables(),
         all_figures(),
         extraction_summaries(),
-    default_target: True

@@ -8,8 +8,8 @@ of the video, MTCNN on the sampled frames (downscaled to detect_max_side), IoU t
 proportional sampling, crops, EfficientNet-B0 on the sampled faces at 224 px, aggregation.
 
 The run folder is made here: ``efb0_ns`` (tf_efficientnet_b0.ns_jft_in1k) with its head, from
-random initialisation, because no weights can be downloaded on these machines; speed does not
-depend on the weights' values. It has no threshold.json, so verdicts use 0.5 (irrelevant here).
+random initialisation, so no weights need to be downloaded; speed does not depend on the
+weights' values. It has no threshold.json, so verdicts use 0.5 (irrelevant here).
 
 Each configuration (frames x torch threads) runs in a fresh Python process, so **cold** is a
 genuine first call: importing facesleuth.scan, loading the run and MTCNN, and the first scan.
@@ -39,7 +39,8 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_VIDEO = REPO.parent / "shared/data/samples/dfdc/dfdc_train_part_10/widuwuoiur.mp4"
+SAMPLES = Path(os.environ.get("FACESLEUTH_SAMPLES") or REPO.parent / "shared/data/samples")
+DEFAULT_VIDEO = SAMPLES / "dfdc/dfdc_train_part_10/widuwuoiur.mp4"
 TARGET_SECONDS = 8.0
 
 

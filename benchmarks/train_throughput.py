@@ -42,10 +42,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def find_samples() -> Path | None:
-    candidates = [REPO.parent / "shared" / "data" / "samples", Path("/work/shared/data/samples")]
-    if os.environ.get("FACESLEUTH_SAMPLES"):
-        candidates.insert(0, Path(os.environ["FACESLEUTH_SAMPLES"]))
-    return next((c for c in candidates if (c / "images" / "ex_original.png").exists()), None)
+    """FACESLEUTH_SAMPLES, else ../shared/data/samples beside the checkout; None if neither has the image."""
+    folder = Path(os.environ.get("FACESLEUTH_SAMPLES") or REPO.parent / "shared" / "data" / "samples")
+    return folder if (folder / "images" / "ex_original.png").exists() else None
 
 
 def synthesise_split(path: Path, faces: int, crop: int, seed: int = 0) -> Path:
@@ -61,7 +60,7 @@ def synthesise_split(path: Path, faces: int, crop: int, seed: int = 0) -> Path:
         frames = [cv2.imread(str(samples / "images" / name)) for name in ("ex_original.png", "ex_deepfakes.png")]
         box = (265, 35, 415, 205)  # the presenter's face with margin
     else:
-        print("shared samples not found: using smooth random images (JPEG decode costs differ)", file=sys.stderr)
+        print("sample media not found (`facesleuth samples fetch DIR`, then FACESLEUTH_SAMPLES=DIR): using smooth random images (JPEG decode costs differ)", file=sys.stderr)
         frames = [cv2.GaussianBlur(rng.integers(0, 256, (480, 640, 3), dtype=np.uint8), (0, 0), 4) for _ in range(2)]
         box = (200, 100, 440, 380)
     rows = []

@@ -1,4 +1,9 @@
-"""Shared fixtures. Sample media are read in place from ../shared/data/samples (never copied)."""
+"""Shared fixtures. Sample media are read in place (never copied): from FACESLEUTH_SAMPLES, else
+from ../shared/data/samples beside the checkout.
+
+Without either, the tests that read samples skip and say how to get them. When FACESLEUTH_SAMPLES
+is set but names no folder they fail instead, so a CI that sets it never passes by skipping.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +13,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def _find_samples() -> Path:
-    """FACESLEUTH_SAMPLES, else ../shared beside the checkout, else the workplace's shared folder
-    (a clone made elsewhere, e.g. /tmp/ci-check, still finds it)."""
-    candidates = [REPO_ROOT.parent / "shared" / "data" / "samples", Path("/work/shared/data/samples")]
-    if os.environ.get("FACESLEUTH_SAMPLES"):
-        candidates.insert(0, Path(os.environ["FACESLEUTH_SAMPLES"]))
-    return next((c for c in candidates if c.is_dir()), candidates[0])
-
-
-SAMPLES = _find_samples()
+SAMPLES_VARIABLE = "FACESLEUTH_SAMPLES"
+HOW_TO_GET_SAMPLES = f"run `facesleuth samples fetch DIR`, then set {SAMPLES_VARIABLE}=DIR"
 
 
 @pytest.fixture(scope="session")
@@ -29,9 +24,17 @@ def repo_root() -> Path:
 
 @pytest.fixture(scope="session")
 def samples() -> Path:
-    if not SAMPLES.is_dir():
-        pytest.fail(f"sample media not found at {SAMPLES}; set FACESLEUTH_SAMPLES to the shared samples folder")
-    return SAMPLES
+    """The sample media folder (see the module docstring for where it is looked for)."""
+    named = os.environ.get(SAMPLES_VARIABLE)
+    if named:
+        folder = Path(named).resolve()
+        if not folder.is_dir():
+            pytest.fail(f"{SAMPLES_VARIABLE}={named}: no such folder; {HOW_TO_GET_SAMPLES}", pytrace=False)
+        return folder
+    folder = REPO_ROOT.parent / "shared" / "data" / "samples"
+    if not folder.is_dir():
+        pytest.skip(f"sample media not found ({SAMPLES_VARIABLE} unset, no ../shared/data/samples): {HOW_TO_GET_SAMPLES}")
+    return folder
 
 
 @pytest.fixture

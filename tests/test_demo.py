@@ -1,4 +1,4 @@
-"""The embedded demo generator (issue 4): layouts as docs' formats fix them, honest fakes (they
+"""The embedded demo generator: layouts as docs' formats fix them, honest fakes (they
 differ from their originals only around the face), decodable videos, recorded tags, determinism,
 and faces the pipeline's detector finds."""
 

@@ -9,10 +9,10 @@ from facesleuth.detect import (
     FaceDetector,
     _as_boxes,
     crop_with_margin,
-    decode_jpeg,
     detection_size,
     encode_jpeg,
 )
+from facesleuth.preprocess import decode_jpeg
 from facesleuth.tracking import iou
 from facesleuth.video import read_image
 

@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 import facesleuth.extract as extract_module
-from facesleuth.detect import FaceDetector, decode_jpeg
+from facesleuth.detect import FaceDetector
+from facesleuth.preprocess import decode_jpeg
 from facesleuth.extract import (
     chunk_rows,
     extract_chunk,

@@ -108,7 +108,7 @@ def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
 
 
 def test_demo_learns(demo_run: Path) -> None:
-    """Issue 4: video ROC-AUC of at least 0.8 on the demo's own test set for the best setup."""
+    """The demo's promise: video ROC-AUC of at least 0.8 on the demo's own test set for the best setup."""
     aucs = {}
     for path in (demo_run / "results" / "metrics" / "dfdc_test").glob("*/*.json"):
         aucs[f"{path.parent.name}/{path.stem}"] = json.loads(path.read_text())["auc"]

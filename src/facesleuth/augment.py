@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
+
+from facesleuth import registry
+from facesleuth.config import section_defaults
 
 if TYPE_CHECKING:  # pragma: no cover
     import albumentations as A
 
-SETUPS: tuple[str, ...] = ("none", "default", "coarse", "grid")
+#: The setups' names, in the registry's order (:data:`facesleuth.registry.AUGMENTATION_SETUPS`).
+SETUPS: tuple[str, ...] = registry.setup_names()
 
 #: Where the thesis gives no parameter, the albumentations 1.x defaults it used (2020).
 #: GaussNoise var_limit (10, 50) in 1.x, i.e. a std of sqrt(10)..sqrt(50) on 0..255.
@@ -37,23 +41,14 @@ REFERENCE_INPUT_SIZE = 224
 
 @functools.lru_cache(maxsize=1)
 def augmentation_defaults() -> dict[str, Any]:
-    """The schema's defaults of the ``augmentations`` section (empty if the schema is not found)."""
-    import yaml
-
-    from facesleuth.config import SCHEMA_PATH
-
-    if not SCHEMA_PATH.exists():
-        return {}
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    properties = schema["properties"]["augmentations"]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    """The schema's defaults of the ``augmentations`` section (the package ships the schema)."""
+    return section_defaults("augmentations")
 
 
 def _resolve(params: dict[str, Any] | None) -> dict[str, Any]:
     defaults = augmentation_defaults()
     params = dict(params or {})
-    unknown = sorted(set(params) - set(defaults)) if defaults else []
+    unknown = sorted(set(params) - set(defaults))
     if unknown:
         raise ValueError(f"augmentations: unknown keys {unknown} (known: {sorted(defaults)})")
     resolved = {**defaults, **params}
@@ -115,28 +110,23 @@ def grid_dropout(p: dict[str, Any], input_size: int) -> "A.BasicTransform":
     return A.GridDropout(ratio=0.5, holes_number_xy=(holes, holes), random_offset=True, fill=0, p=p["grid_dropout_p"])
 
 
-def _none(p: dict[str, Any], input_size: int) -> None:
+# The setups' chains, named by their registry entries: (params, input_size) -> transforms.
+
+
+def no_chain(p: dict[str, Any], input_size: int) -> None:
     return None
 
 
-def _default(p: dict[str, Any], input_size: int) -> list:
+def default_setup_chain(p: dict[str, Any], input_size: int) -> list:
     return default_chain(p)
 
 
-def _coarse(p: dict[str, Any], input_size: int) -> list:
+def coarse_chain(p: dict[str, Any], input_size: int) -> list:
     return default_chain(p) + [coarse_dropout(p, input_size)]
 
 
-def _grid(p: dict[str, Any], input_size: int) -> list:
+def grid_chain(p: dict[str, Any], input_size: int) -> list:
     return default_chain(p) + [grid_dropout(p, input_size)]
-
-
-_BUILDERS: dict[str, Callable[[dict[str, Any], int], list | None]] = {
-    "none": _none,
-    "default": _default,
-    "coarse": _coarse,
-    "grid": _grid,
-}
 
 
 def build_augmentation(
@@ -144,15 +134,18 @@ def build_augmentation(
 ) -> "A.Compose | None":
     """The albumentations pipeline of ``setup`` for letterboxed ``input_size`` images (None for ``none``).
 
+    ``setup`` is a name of :data:`facesleuth.registry.AUGMENTATION_SETUPS`, whose entry names the chain.
+
     ``params`` is the config's ``augmentations`` section (probabilities; missing keys take the
     schema's defaults). ``seed`` seeds the pipeline's own random generators (albumentations 2.x
     does not draw from numpy's global state), for reproducible training.
     """
-    if setup not in _BUILDERS:
-        raise ValueError(f"unknown augmentation setup {setup!r}; known setups: {', '.join(SETUPS)}")
-    if setup == "none":
+    entry = registry.AUGMENTATION_SETUPS.get(setup)
+    if entry is None:
+        raise ValueError(f"unknown augmentation setup {setup!r}; known setups: {', '.join(registry.setup_names())}")
+    if not entry.augments:
         return None
+    transforms = registry.resolve(entry.chain)(_resolve(params), input_size)
     import albumentations as A
 
-    transforms = _BUILDERS[setup](_resolve(params), input_size)
     return A.Compose(transforms, seed=seed)

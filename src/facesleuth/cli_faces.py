@@ -2,7 +2,6 @@
 
 Writes ``faces.parquet``, ``status.parquet`` and ``contact_sheet.png`` (the crops in a grid,
 labelled with frame and track) into DIR, to see what the pipeline would keep from a video.
-Heavy imports happen inside :func:`run`, so ``facesleuth --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -12,6 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+from PIL import Image, ImageDraw
+
+from facesleuth.config import ConfigError, validate_config
+from facesleuth.extract import extract_video
+from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, atomic_path, write_parquet
+from facesleuth.preprocess import decode_jpeg
+from facesleuth.runtime import resolve_device, setup_logging
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 THUMB = 160  # contact sheet cell side, pixels
 
@@ -19,7 +27,6 @@ THUMB = 160  # contact sheet cell side, pixels
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "faces",
-        help="extract the faces of one video (train or test flow) and draw a contact sheet",
         description=(
             "Run one video through an extraction flow of the pipeline. Settings come from the "
             "config's extraction section (schema defaults without --config). Exit 0 when faces "
@@ -43,10 +50,6 @@ def extraction_settings(config_path: Path | None) -> dict[str, Any]:
     Only that section is read: it is validated inside a minimal otherwise-valid config, so a
     config written for another machine (dataset roots absent) still works here.
     """
-    import yaml
-
-    from facesleuth.config import validate_config
-
     extraction: dict[str, Any] = {}
     if config_path is not None:
         with open(config_path) as fh:
@@ -66,9 +69,6 @@ def extraction_settings(config_path: Path | None) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from facesleuth.config import ConfigError
-    from facesleuth.runtime import setup_logging
-
     setup_logging()
     try:
         settings = extraction_settings(args.config)
@@ -79,15 +79,10 @@ def run(args: argparse.Namespace) -> int:
     if args.device:
         detection["device"] = args.device
     try:
-        from facesleuth.runtime import resolve_device
-
         resolve_device(detection["device"])
     except RuntimeError as err:
         print(f"facesleuth faces: --device: {err}", file=sys.stderr)
         return EXIT_USAGE
-
-    from facesleuth.extract import extract_video
-    from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
 
     faces, status = extract_video(args.video, args.flow, detection, settings[f"{args.flow}_flow"])
     args.out.mkdir(parents=True, exist_ok=True)
@@ -107,10 +102,6 @@ def run(args: argparse.Namespace) -> int:
 def contact_sheet(faces, path: Path, title: str = "", columns: int = 8) -> Path:
     """Grid of the crops (letterboxed to THUMB px) labelled ``f<frame>`` and ``t<track>``; with no
     faces, a small image carrying ``title`` so the file is always there to look at."""
-    from PIL import Image, ImageDraw
-
-    from facesleuth.detect import decode_jpeg
-
     count = len(faces)
     columns = max(1, min(columns, count)) if count else 1
     rows = (count + columns - 1) // columns if count else 0
@@ -127,8 +118,6 @@ def contact_sheet(faces, path: Path, title: str = "", columns: int = 8) -> Path:
         label = f"f{face.frame}" + (f" t{face.track}" if face.track >= 0 else "")
         draw.rectangle((x, y, x + 8 * len(label) + 4, y + 14), fill="black")
         draw.text((x + 2, y + 1), label, fill="white")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    sheet.save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        sheet.save(tmp, format="PNG")
     return path

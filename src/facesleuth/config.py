@@ -1,44 +1,128 @@
-"""Loading and validating configuration against the workflow's JSON schema.
+"""The configuration schema, shipped in the package: loading, validating, defaults, documentation.
 
-The Snakefile validates with ``snakemake.utils.validate`` on the same schema file; this module
-gives tests and the command line the same check (with defaults filled in) outside Snakemake.
+The schema (``facesleuth/schemas/config.schema.yaml``) is read with :mod:`importlib.resources`,
+so a wheel carries it; lists of names the registry owns (augmentation setups, precisions) are
+filled in from :mod:`facesleuth.registry`. The Snakefile validates through
+:func:`validate_config` as the command line and the tests do.
+
+``python -m facesleuth.config`` (or ``facesleuth config-docs``) regenerates config/README.md,
+the list of every key with its type, default and meaning, from the schema's descriptions.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
+import functools
+import json
+import sys
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "config.schema.yaml"
+from facesleuth import registry
+
+SCHEMA_RESOURCE = "schemas/config.schema.yaml"
+#: ``x-registry: <name>`` in the schema becomes ``enum: REGISTRY_ENUMS[name]``.
+REGISTRY_ENUMS = {
+    "augmentation_setups": registry.setup_names,
+    "precisions": lambda: registry.PRECISIONS,
+}
 
 
 class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key."""
 
 
-def validate_config(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> dict[str, Any]:
+# ---------------------------------------------------------------- the schema
+
+
+def _fill_registry_enums(node: Any) -> Any:
+    if isinstance(node, dict):
+        node = {key: _fill_registry_enums(value) for key, value in node.items()}
+        name = node.pop("x-registry", None)
+        if name is not None:
+            node["enum"] = list(REGISTRY_ENUMS[name]())
+        return node
+    if isinstance(node, list):
+        return [_fill_registry_enums(item) for item in node]
+    return node
+
+
+def load_schema() -> dict[str, Any]:
+    """The config schema with the registry's names filled in (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    text = resources.files("facesleuth").joinpath(SCHEMA_RESOURCE).read_text(encoding="utf-8")
+    return _fill_registry_enums(yaml.safe_load(text))
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """``node`` with a local ``$ref`` merged in (the node's own keywords win)."""
+    ref = node.get("$ref")
+    if ref is None:
+        return node
+    target: Any = schema
+    for part in ref.removeprefix("#/").split("/"):
+        target = target[part]
+    return {**_resolve(schema, target), **{k: v for k, v in node.items() if k != "$ref"}}
+
+
+def section_defaults(*keys: str) -> dict[str, Any]:
+    """The defaults of the object at ``keys`` (e.g. ``"extraction", "detection"``), from the schema.
+
+    Properties without a default are left out.
+    """
+    schema = _schema()
+    node = _resolve(schema, schema)
+    for key in keys:
+        node = _resolve(schema, node["properties"][key])
+    defaults = {}
+    for key, spec in node.get("properties", {}).items():
+        spec = _resolve(schema, spec)
+        if "default" in spec:
+            defaults[key] = copy.deepcopy(spec["default"])
+    return defaults
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _with_defaults(validator_class: type) -> type:
+    """A validator that fills each missing property's default before checking it (jsonschema FAQ)."""
+    check_properties = validator_class.VALIDATORS["properties"]
+
+    def fill_then_check(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema:
+                    instance.setdefault(key, copy.deepcopy(subschema["default"]))
+        yield from check_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": fill_then_check})
+
+
+_FillingValidator = _with_defaults(jsonschema.Draft202012Validator)
+
+
+def validate_config(config: dict[str, Any]) -> dict[str, Any]:
     """Validate ``config`` in place (filling defaults) and return it.
 
     Raises :class:`ConfigError` naming the offending key, e.g. ``training.precision``.
     """
-    from snakemake.exceptions import WorkflowError
-    from snakemake.utils import validate
-
-    schema_path = Path(schema_path)
-    if not schema_path.exists():
-        raise ConfigError(f"config schema not found at {schema_path}; run from a facesleuth checkout")
-    problems = schema_problems(config, schema_path)
+    problems = schema_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
     try:
-        # Snakemake's own validator fills in the schema's defaults.
-        validate(config, str(schema_path), set_default=True)
-    except WorkflowError as err:
-        raise ConfigError(str(err)) from None
+        _FillingValidator(_schema()).validate(config)
+    except jsonschema.ValidationError as err:  # a default that breaks the schema: a bug here
+        raise ConfigError(f"{'.'.join(map(str, err.absolute_path))}: {err.message}") from None
     problems = reference_problems(config)
     if problems:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
@@ -81,13 +165,9 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
     return problems
 
 
-def schema_problems(config: dict[str, Any], schema_path: str | Path = SCHEMA_PATH) -> list[str]:
+def schema_problems(config: dict[str, Any]) -> list[str]:
     """One short line per violation, each naming the dotted key, e.g. ``training.precision``."""
-    import jsonschema
-
-    with open(schema_path) as fh:
-        schema = yaml.safe_load(fh)
-    validator = jsonschema.Draft202012Validator(schema)
+    validator = jsonschema.Draft202012Validator(_schema())
     problems = []
     for error in sorted(validator.iter_errors(config), key=lambda e: list(map(str, e.absolute_path))):
         key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
@@ -113,3 +193,132 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = copy.deepcopy(value)
     return merged
+
+
+# ---------------------------------------------------------------- documentation
+
+README_HEAD = """\
+# Configuration keys
+
+Every key of a facesleuth config (`config/config.yaml`, the embedded demo;
+`config/thesis.yaml`, the thesis's study), with its type, default and meaning. Unknown keys are
+errors, so a typo fails before any job runs. Runtime settings (threads, GPUs, partitions) belong
+in `profiles/`, not here.
+
+This file is generated from the schema the package ships
+(`src/facesleuth/schemas/config.schema.yaml`); after changing the schema, regenerate it with
+`facesleuth config-docs --output config/README.md` (a test fails while the two differ).
+`<name>` in a key stands for any name you choose, e.g. a dataset's.
+"""
+
+
+def _type_text(schema: dict[str, Any], spec: dict[str, Any]) -> str:
+    spec = _resolve(schema, spec)
+    if "enum" in spec:
+        return "one of " + ", ".join(f"`{value}`" for value in spec["enum"])
+    types = spec.get("type", "")
+    types = [types] if isinstance(types, str) else list(types)
+    names = [t for t in types if t != "null"]
+    text = " or ".join(names) or "any"
+    if "array" in names and "items" in spec:
+        text = f"list of {_type_text(schema, spec['items'])}"
+        count = (spec.get("minItems"), spec.get("maxItems"))
+        if count[0] is not None and count[0] == count[1]:
+            text = f"{count[0]} × {_type_text(schema, spec['items'])}"
+    bounds = []
+    for keyword, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="), ("exclusiveMaximum", "<")):
+        if keyword in spec:
+            bounds.append(f"{sign} {spec[keyword]}")
+    if bounds:
+        text += " " + ", ".join(bounds)
+    if "null" in types:
+        text += " or null"
+    return text
+
+
+def _default_text(spec: dict[str, Any]) -> str:
+    if "default" not in spec:
+        return "required" if spec.get("_required") else "–"
+    return f"`{json.dumps(spec['default'])}`"
+
+
+def _one_line(text: str | None) -> str:
+    """A description as one Markdown table cell (``<method>`` would read as an HTML tag)."""
+    return " ".join((text or "").split()).replace("|", "\\|").replace("<", "\\<")
+
+
+def _rows(schema: dict[str, Any], node: dict[str, Any], prefix: str) -> Iterator[tuple[str, str, str, str]]:
+    """(key, type, default, meaning) of every property below ``node``, depth first."""
+    node = _resolve(schema, node)
+    required = set(node.get("required", ()))
+    for key, spec in node.get("properties", {}).items():
+        spec = {**_resolve(schema, spec), "_required": key in required}
+        name = f"{prefix}{key}"
+        yield name, _type_text(schema, spec), _default_text(spec), _one_line(spec.get("description"))
+        yield from _nested(schema, spec, name)
+
+
+def _nested(schema: dict[str, Any], spec: dict[str, Any], name: str) -> Iterator[tuple[str, str, str, str]]:
+    if "properties" in spec:
+        yield from _rows(schema, spec, f"{name}.")
+    extra = spec.get("additionalProperties")
+    if isinstance(extra, dict):
+        extra = _resolve(schema, extra)
+        key = f"{name}.<name>"
+        names = spec.get("propertyNames", {}).get("enum")
+        meaning = _one_line(extra.get("description") or spec.get("description"))
+        if names:
+            meaning = f"`<name>`: one of {', '.join(f'`{n}`' for n in names)}. {meaning}"
+        if "properties" in extra:
+            yield from _rows(schema, extra, f"{key}.")
+        else:
+            yield key, _type_text(schema, extra), _default_text(extra), meaning
+
+
+def schema_rows() -> list[tuple[str, str, str, str]]:
+    """(dotted key, type, default, meaning) of every key of the config, in schema order."""
+    schema = _schema()
+    return list(_rows(schema, schema, ""))
+
+
+def schema_markdown() -> str:
+    """config/README.md: one table per top-level section of the schema."""
+    schema = _schema()
+    parts = [README_HEAD]
+    required = set(schema.get("required", ()))
+    for key, spec in schema["properties"].items():
+        spec = {**_resolve(schema, spec), "_required": key in required}
+        meaning = _one_line(spec.get("description"))
+        parts.append(f"\n## `{key}`{'' if key in required else ' (optional)'}\n")
+        if "properties" in spec or isinstance(spec.get("additionalProperties"), dict):
+            parts.append(f"\n{meaning}\n")
+            rows = list(_nested(schema, spec, key))
+        else:
+            rows = [(key, _type_text(schema, spec), _default_text(spec), meaning)]
+        if rows:
+            parts.append("\n| key | type | default | meaning |\n|---|---|---|---|\n")
+            parts.extend(f"| `{name}` | {kind} | {default} | {meaning} |\n" for name, kind, default, meaning in rows)
+    return "".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m facesleuth.config", description="Write config/README.md (every config key) from the schema."
+    )
+    parser.add_argument("--output", type=Path, help="file to write (default: standard output)")
+    args = parser.parse_args(argv)
+    return write_docs(args.output)
+
+
+def write_docs(output: Path | None) -> int:
+    text = schema_markdown()
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        print(f"wrote {output}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -222,10 +222,6 @@ class EpochBatchSampler:
     def __len__(self) -> int:
         return len(self.global_batches())
 
-    def samples_per_epoch(self) -> int:
-        """Samples all processes together see in one epoch."""
-        return sum(len(b) for b in self.global_batches())
-
 
 class ShardSampler:
     """Every ``world_size``-th index from ``rank``, in order, without padding (evaluation: each sample once)."""

@@ -243,13 +243,3 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     if not ok:
         raise ValueError(f"JPEG encoding failed for an image of shape {rgb.shape}")
     return buffer.tobytes()
-
-
-def decode_jpeg(data: bytes) -> np.ndarray:
-    """JPEG bytes -> RGB uint8 image."""
-    import cv2
-
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if image is None:
-        raise ValueError("bytes do not decode as an image")
-    return image[..., ::-1].copy()

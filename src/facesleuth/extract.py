@@ -30,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from facesleuth.config import section_defaults
 from facesleuth.detect import FaceDetector, FrameFaces
 from facesleuth.io import FACES_SCHEMA, LABEL_FAKE, STATUS_SCHEMA
+from facesleuth.registry import EMPTY, ERROR, MISSING, NO_FACE, NO_TRACK, OK, UNREADABLE
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import link_tracks, sample_track_faces
 from facesleuth.video import (
-    EMPTY,
     VideoError,
     VideoInfo,
     evenly_spaced_indices,
@@ -49,7 +50,6 @@ from facesleuth.video import (
 log = logging.getLogger(__name__)
 
 FLOWS = ("train", "test")
-OK, NO_FACE, NO_TRACK, UNREADABLE, MISSING, ERROR = "ok", "no_face", "no_track", "unreadable", "missing", "error"
 SOURCE_SELF, SOURCE_ORIGINAL = "self", "original"
 # Test flow: crops held from the single decoding pass before falling back to a second pass.
 CROP_MEMORY_BUDGET = 256 * 2**20
@@ -61,18 +61,10 @@ CROP_MEMORY_BUDGET = 256 * 2**20
 @functools.lru_cache(maxsize=1)
 def extraction_defaults() -> dict[str, dict[str, Any]]:
     """Defaults of the ``extraction`` section, read from the config schema (one source of truth)."""
-    import yaml
-
-    from facesleuth.config import SCHEMA_PATH
-
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    sections = schema["properties"]["extraction"]["properties"]
-    detection = schema["definitions"]["face_detection"]["properties"]
     return {
-        "detection": {key: spec.get("default") for key, spec in detection.items()},
-        "train_flow": {key: spec.get("default") for key, spec in sections["train_flow"]["properties"].items()},
-        "test_flow": {key: spec.get("default") for key, spec in sections["test_flow"]["properties"].items()},
+        "detection": section_defaults("extraction", "detection"),
+        "train_flow": section_defaults("extraction", "train_flow"),
+        "test_flow": section_defaults("extraction", "test_flow"),
     }
 
 

@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 import pandas as pd
 
+from facesleuth import registry
+from facesleuth.augment import build_augmentation
 from facesleuth.metrics import THRESHOLD_KINDS
+from facesleuth.preprocess import decode_jpeg, letterbox
 from facesleuth.tables import (
     TableError,
     best_run_overall,
@@ -36,25 +39,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 log = logging.getLogger("facesleuth.figures")
-
-FIGURE_NUMBERS = {
-    "augmentation_examples": "Fig. 2.12",
-    "train_loss": "Fig. 2.13",
-    "validation_loss": "Fig. 2.14",
-    "precision_epoch_time": "Fig. 2.15",
-    "eer": "Fig. 3.1",
-    "thresholds": "Fig. 3.2",
-    "dfdc_logloss_none": "Fig. 3.3",
-    "dfdc_logloss_default": "Fig. 3.4",
-    "dfdc_logloss_grid": "Fig. 3.5",
-    "dfdc_logloss_coarse": "Fig. 3.6",
-    "dfdc_roc": "Fig. 3.7",
-    "dfdc_misclassified_fake": "Fig. 3.8",
-    "dfdc_misclassified_real": "Fig. 3.9",
-    "celebdf_f1": "Fig. 3.10",
-    "celebdf_misclassified_fake": "Fig. 3.11",
-    "celebdf_misclassified_real": "Fig. 3.12",
-}
 
 DPI = 150
 # how the galleries' titles name the criterion that picked their run
@@ -134,9 +118,6 @@ def _displayable(image: np.ndarray) -> np.ndarray:
 def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0) -> "Figure":
     """One real face letterboxed, under each augmentation step forced on, then one draw of each setup."""
     import albumentations as A
-
-    from facesleuth.augment import build_augmentation
-    from facesleuth.preprocess import decode_jpeg, letterbox
 
     plt = _pyplot()
     source = letterbox(decode_jpeg(jpeg), input_size)
@@ -367,8 +348,6 @@ def read_crops(faces_paths: Sequence[str | os.PathLike], face_ids: Sequence[str]
 
 def gallery(examples: pd.DataFrame, crops: dict[str, bytes], title: str, empty_note: str) -> "Figure":
     """Face crops with their video and face scores; a note panel when there is nothing to show."""
-    from facesleuth.preprocess import decode_jpeg
-
     plt = _pyplot()
     if examples.empty:
         fig, ax = plt.subplots(figsize=(7, 3))
@@ -430,47 +409,71 @@ def misclassified_gallery(
     return gallery(examples, crops, title, note)
 
 
-# ---------------------------------------------------------------- dispatch
+# ---------------------------------------------------------------- drawings named in the registry
+# Each takes a rule's inputs (name -> paths) and settings and returns its figures by output name.
+
+
+def draw_augmentation_examples(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    face_id, jpeg = first_real_face(inputs["split"][0])
+    log.info("augmentation examples on face %s", face_id)
+    fig = augmentation_examples(jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0))
+    return {"png": fig}
+
+
+def draw_losses(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    histories = {m: read_history(p) for m, p in zip(settings["models"], inputs["histories"])}
+    return {
+        name: loss_curves(histories, column, settings["setup"])
+        for name, column in (("train_loss", "train_loss"), ("validation_loss", "val_loss"))
+    }
+
+
+def draw_precision_epoch_time(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    study = settings["precision_study"]
+    histories = {p: read_history(path) for p, path in zip(study["runs"], inputs["histories"])}
+    return {"png": precision_epoch_time(histories, study["runs"], study["model"])}
+
+
+def draw_eer(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    return {"png": eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]))}
+
+
+def draw_thresholds(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    return {"png": threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+
+
+def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    return {"png": logloss_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setup"])}
+
+
+def draw_roc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    return {"png": roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+
+
+def draw_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    return {"png": f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+
+
+def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    fig = misclassified_gallery(
+        read_metrics(inputs["metrics"]), inputs["videos"], inputs["face_scores"], inputs["faces"],
+        settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
+    )
+    return {"png": fig}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:
-    """Draw the figure(s) of ``kind`` from a rule's inputs and params and write ``outputs``.
+    """Draw the figure(s) of ``kind`` (a key of :data:`facesleuth.registry.DRAWINGS`) from a rule's
+    inputs and params and write ``outputs``.
 
     ``outputs`` maps output names to paths: ``png`` for single figures, ``train_loss`` and
     ``validation_loss`` for ``losses``.
     """
+    if kind not in registry.DRAWINGS:
+        raise ValueError(f"unknown figure kind {kind!r} (known: {sorted(registry.DRAWINGS)})")
+    figures = registry.resolve(registry.DRAWINGS[kind])(inputs, settings)
     written = []
-    if kind == "losses":
-        histories = {m: read_history(p) for m, p in zip(settings["models"], inputs["histories"])}
-        for name, column in (("train_loss", "train_loss"), ("validation_loss", "val_loss")):
-            written.append(save_figure(loss_curves(histories, column, settings["setup"]), outputs[name]))
-            log.info("wrote %s to %s", name, outputs[name])
-        return written
-    if kind == "augmentation_examples":
-        face_id, jpeg = first_real_face(inputs["split"][0])
-        log.info("augmentation examples on face %s", face_id)
-        fig = augmentation_examples(jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0))
-    elif kind == "precision_epoch_time":
-        study = settings["precision_study"]
-        histories = {p: read_history(path) for p, path in zip(study["runs"], inputs["histories"])}
-        fig = precision_epoch_time(histories, study["runs"], study["model"])
-    elif kind == "eer":
-        fig = eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]))
-    elif kind == "thresholds":
-        fig = threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    elif kind == "dfdc_logloss":
-        fig = logloss_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setup"])
-    elif kind == "dfdc_roc":
-        fig = roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    elif kind == "celebdf_f1":
-        fig = f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    elif kind == "misclassified":
-        fig = misclassified_gallery(
-            read_metrics(inputs["metrics"]), inputs["videos"], inputs["face_scores"], inputs["faces"],
-            settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
-        )
-    else:
-        raise ValueError(f"unknown figure kind {kind!r}")
-    written.append(save_figure(fig, outputs["png"]))
-    log.info("wrote %s figure to %s", kind, outputs["png"])
+    for name, fig in figures.items():
+        written.append(save_figure(fig, outputs[name]))
+        log.info("wrote %s (%s) to %s", name, kind, outputs[name])
     return written

@@ -1,16 +1,20 @@
 """Parquet contracts of the pipeline and atomic writes.
 
-Every stage writes exactly one schema per file, through :func:`write_parquet`, which writes
-to a temporary file beside the target and renames it, so an interrupted job never leaves a
-half-written output that Snakemake would take for a finished one.
+Every stage writes exactly one schema per file, through :func:`write_parquet`. Every file the
+package writes (Parquet, CSV, JSON, YAML, checkpoints, images, videos) goes through
+:func:`atomic_path`: it is written to a temporary file beside the target and renamed, so an
+interrupted job never leaves a half-written output that Snakemake would take for a finished one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Iterable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -18,7 +22,6 @@ import pyarrow.parquet as pq
 
 LABEL_REAL = 0
 LABEL_FAKE = 1
-LABEL_UNKNOWN = -1
 
 MANIFEST_SCHEMA = pa.schema(
     [
@@ -116,14 +119,27 @@ def _umask() -> int:
     return mask
 
 
-def _atomic_target(path: str | os.PathLike) -> tuple[Path, str]:
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is renamed onto ``path``.
+
+    The temporary file keeps the target's suffix (writers such as OpenCV's pick the format by
+    it) and gets the permissions of a newly created file (``0o666`` less the umask). When the
+    block raises, the temporary file is removed and an existing ``path`` is left untouched.
+    The parent folder is created.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent)
     os.close(fd)
-    # mkstemp creates 0600; results are shared files, so give them the usual permissions
-    os.chmod(tmp, 0o666 & ~_umask())
-    return target, tmp
+    tmp = Path(name)
+    try:
+        # mkstemp creates 0600; results are shared files, so give them the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())
+        yield tmp
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: pa.Schema | None = None) -> Path:
@@ -137,14 +153,9 @@ def write_parquet(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: 
         table = pa.Table.from_pandas(df, schema=schema, preserve_index=False)
     else:
         table = df.select(schema.names).cast(schema) if schema is not None else df
-    target, tmp = _atomic_target(path)
-    try:
+    with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=2048)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    return Path(path)
 
 
 def empty_table(schema: pa.Schema) -> pd.DataFrame:
@@ -161,11 +172,17 @@ def read_parquets(paths: Iterable[str | os.PathLike], columns: list[str] | None 
 
 
 def write_text_atomic(text: str, path: str | os.PathLike) -> Path:
-    target, tmp = _atomic_target(path)
-    try:
-        Path(tmp).write_text(text)
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def write_json(obj: Any, path: str | os.PathLike, indent: int | None = 1) -> Path:
+    """Write ``obj`` as JSON (ending in a newline) to ``path`` atomically."""
+    return write_text_atomic(json.dumps(obj, indent=indent) + "\n", path)
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
+    """Write ``df`` as CSV without its index to ``path`` atomically."""
+    return write_text_atomic(df.to_csv(index=False), path)

@@ -6,8 +6,8 @@ same factory serves training and inference (:mod:`facesleuth.predict` rebuilds a
 from its ``run.yaml`` without pretrained weights), so the two cannot drift apart.
 
 Pretrained ImageNet weights come from timm (the Hugging Face hub) or from a local file
-(``training.weights``). These machines have no internet: when the weights cannot be reached
-the error says both ways out instead of hanging in download retries.
+(``training.weights``). Without internet access the weights cannot be reached; the error then
+says both ways out instead of hanging in download retries.
 """
 
 from __future__ import annotations

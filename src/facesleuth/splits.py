@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from facesleuth.io import LABEL_FAKE, LABEL_REAL, SPLITS_SCHEMA
+from facesleuth.io import LABEL_FAKE, LABEL_REAL, SPLITS_SCHEMA, atomic_path
 
 log = logging.getLogger("facesleuth.splits")
 
@@ -285,10 +285,8 @@ def write_split(split_df: pd.DataFrame, faces_paths: Iterable[str | os.PathLike]
     meta = split_df.drop(columns=["jpeg"], errors="ignore")
     wanted = set(meta["face_id"])
     target = Path(out_path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
     written = 0
-    try:
+    with atomic_path(target) as tmp:
         with pq.ParquetWriter(tmp, SPLITS_SCHEMA, compression="zstd") as writer:
             for path in tqdm(list(faces_paths), desc="split faces", unit="file", disable=None):
                 table = pq.read_table(path, columns=["dataset", "face_id", "jpeg"], filters=[("face_id", "in", wanted)])
@@ -303,9 +301,5 @@ def write_split(split_df: pd.DataFrame, faces_paths: Iterable[str | os.PathLike]
                 f"found crops for {written} of {len(meta)} split faces in the faces files; the faces "
                 f"files changed while the split was made: rerun the splits rule"
             )
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     log.info("wrote %d faces to %s", written, target)
     return written

@@ -20,29 +20,12 @@ from typing import Any, Callable, Iterable, Sequence
 
 import pandas as pd
 
+from facesleuth import registry
 from facesleuth.io import write_text_atomic
 from facesleuth.metrics import NO_TAG, THRESHOLD_KINDS
+from facesleuth.models import build_model, count_parameters, display_name, resolve
 
 log = logging.getLogger("facesleuth.tables")
-
-SETUP_LABELS = {
-    "none": "No augmentation",
-    "default": "Default",
-    "coarse": "Default + CoarseDropout",
-    "grid": "Default + GridDropout",
-}
-
-TABLE_NUMBERS = {
-    "params": "Table 2.1",
-    "precision": "Table 2.3",
-    "dfdc_logloss": "Table 3.1",
-    "dfdc_fake_errors_by_distractor": "Table 3.2",
-    "dfdc_real_errors_by_distractor": "Table 3.3",
-    "dfdc_fake_errors_by_augmenter": "Table 3.4",
-    "dfdc_real_errors_by_augmenter": "Table 3.5",
-    "celebdf_sensitivity_specificity": "Table 3.6",
-    "celebdf_f1": "Table 3.7",
-}
 
 
 class TableError(ValueError):
@@ -60,17 +43,9 @@ class Table:
 # ---------------------------------------------------------------- reading results
 
 
-def display_name(model: str) -> str:
-    """The thesis's name of a configured model (from :mod:`facesleuth.models`)."""
-    from facesleuth.models import display_name as models_display_name
-
-    return models_display_name(model)
-
-
 def setup_label(aug: str) -> str:
-    setup, _, precision = aug.partition("-")
-    label = SETUP_LABELS.get(setup, setup)
-    return f"{label} ({precision.upper()})" if precision else label
+    """The tables' label of a run's ``aug`` (a setup, or ``<setup>-<precision>``)."""
+    return registry.setup_label(aug)
 
 
 def read_metrics(paths: Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -181,7 +156,7 @@ def emphasise(text: str, italic: bool = False, bold: bool = False) -> str:
 
 
 def _document(name: str, caption: str, body: str, notes: Sequence[str] = ()) -> str:
-    text = f"**{TABLE_NUMBERS[name]}.** {caption}\n\n{body}"
+    text = f"**{registry.TABLES[name].number}.** {caption}\n\n{body}"
     if notes:
         text += "\n" + "\n".join(f"{note}  " for note in notes).rstrip() + "\n"
     return text
@@ -197,8 +172,6 @@ def _is_min(values: pd.Series) -> pd.Series:
 def params_table(models: Sequence[str], dropout: float) -> Table:
     """Trainable parameters of each configured model with its new two-class head, beside the
     thesis's Table 2.1 value where the model is one of its eight."""
-    from facesleuth.models import build_model, count_parameters, resolve
-
     rows = []
     for model in models:
         network = build_model(model, pretrained=False, weights=None, dropout=dropout)
@@ -306,7 +279,7 @@ def _marked_grid(grid: pd.DataFrame, setups: Sequence[str], lower_is_better: boo
             for s in setups
         ]
         rows.append([display_name(model), *cells])
-    body = markdown_table(["Model / Augmentation", *[SETUP_LABELS.get(s, s) for s in setups]], rows)
+    body = markdown_table(["Model / Augmentation", *[setup_label(s) for s in setups]], rows)
     return data, body
 
 
@@ -356,7 +329,7 @@ def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequen
                 cells += [f"{at['sensitivity']:.3f}", f"{at['specificity']:.3f}"]
             rows.append(row)
             md_rows.append([display_name(model), *cells])
-        header = ["Model"] + [f"{SETUP_LABELS.get(s, s)} {m}" for s in setups for m in ("sensitivity", "specificity")]
+        header = ["Model"] + [f"{setup_label(s)} {m}" for s in setups for m in ("sensitivity", "specificity")]
         bodies.append(f"At {description}:\n\n{markdown_table(header, md_rows)}")
     caption = "Sensitivity (fakes called fake) and specificity (reals called real) on Celeb-DF-v2 (higher is better)."
     notes = ["Threshold: per block above; `threshold` column in the CSV (validation | test_eer), the value used in `<setup>_threshold_value`."]
@@ -441,28 +414,45 @@ def write(table: Table, csv_path: str | os.PathLike, md_path: str | os.PathLike)
     write_text_atomic(table.markdown, md_path)
 
 
+# ---------------------------------------------------------------- builders named in the registry
+# Each takes a rule's inputs (name -> paths) and settings, plus the entry's options.
+
+
+def build_params(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    return params_table(settings["models"], settings["dropout"])
+
+
+def build_precision(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    study = settings["precision_study"]
+    return precision_table(list(study["runs"]), study["runs"], inputs["histories"], inputs["metrics"], study["model"])
+
+
+def build_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    return logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+
+
+def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], label: str, kind: str) -> Table:
+    return errors_by_tag_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], label, kind)
+
+
+def build_sensitivity_specificity(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    return sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+
+
+def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    return f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+
+
 def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:
-    """Build table ``name`` (a key of ``TABLE_NUMBERS``) from rule inputs and params, and write it.
+    """Build table ``name`` (a key of :data:`facesleuth.registry.TABLES`) from rule inputs and params, and write it.
 
     ``inputs``: ``metrics`` (JSON paths) and, for ``precision``, ``histories``; ``settings``:
     ``models``, ``setups`` and per table ``dropout`` or the precision study's settings.
     """
-    if name == "params":
-        table = params_table(settings["models"], settings["dropout"])
-    elif name == "precision":
-        study = settings["precision_study"]
-        table = precision_table(list(study["runs"]), study["runs"], inputs["histories"], inputs["metrics"], study["model"])
-    elif name == "dfdc_logloss":
-        table = logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    elif name.startswith("dfdc_") and "_errors_by_" in name:
-        label, kind = name.removeprefix("dfdc_").split("_errors_by_")
-        table = errors_by_tag_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], label, kind)
-    elif name == "celebdf_sensitivity_specificity":
-        table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    elif name == "celebdf_f1":
-        table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    else:
-        raise TableError(f"unknown table {name!r} (known: {sorted(TABLE_NUMBERS)})")
+    entry = registry.TABLES.get(name)
+    if entry is None:
+        raise TableError(f"unknown table {name!r} (known: {sorted(registry.TABLES)})")
+    table = registry.resolve(entry.builder)(inputs, settings, **entry.options)
     write(table, csv_path, md_path)
-    log.info("wrote %s (%s) to %s and %s", name, TABLE_NUMBERS[name], csv_path, md_path)
+    log.info("wrote %s (%s) to %s and %s", name, entry.number, csv_path, md_path)
     return table

@@ -50,6 +50,7 @@ import pandas as pd
 
 from facesleuth import __version__
 from facesleuth.io import write_text_atomic
+from facesleuth.registry import PRECISIONS
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -58,7 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
-PRECISIONS = ("fp16", "bf16", "fp32")
 #: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
 #: run may resume with more workers, on another device, or with more epochs than it first had.
 RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus"})

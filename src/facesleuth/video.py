@@ -28,13 +28,12 @@ from typing import Literal, TypeVar
 
 import numpy as np
 
+# Statuses a VideoError carries (registry.VIDEO_ERRORS). Extraction reports both as
+# "unreadable" rows, with the message saying which.
+from facesleuth.registry import EMPTY, UNREADABLE
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Statuses a VideoError carries. Extraction reports both as "unreadable" rows, with the
-# message saying which.
-UNREADABLE = "unreadable"
-EMPTY = "empty"
 
 DEFAULT_BATCH_SIZE = 16
 

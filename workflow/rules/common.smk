@@ -1,4 +1,6 @@
-# Shared helpers: config validation, the model x augmentation grid, input functions.
+# Shared helpers: config validation, the model x augmentation grid, input functions. Names the
+# package shares with the workflow (setups, precisions, tables, figures) come from
+# facesleuth.registry.
 import os
 import re
 import sys
@@ -11,12 +13,14 @@ sys.path.insert(0, SRC)
 # Jobs (scripts, conda environments, cluster jobs) import it from here too.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
+from facesleuth import registry  # noqa: E402
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names  # noqa: E402
 
+# the schema the package ships, with the registry's setups and precisions
 try:
-    validate_config(config, Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml")
+    validate_config(config)
 except ConfigError as err:
     raise WorkflowError(str(err)) from None
 
@@ -25,7 +29,6 @@ MODELS = config["models"]
 SETUPS = config["augmentation_setups"]
 TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
-PRECISIONS = ["fp16", "bf16", "fp32"]
 
 
 wildcard_constraints:
@@ -35,7 +38,7 @@ wildcard_constraints:
     trainset=re.escape(TRAINSET),
     model=r"[A-Za-z0-9_.]+",
     # a grid run is named after its setup; precision-study variants add -<precision>
-    aug=r"(none|default|coarse|grid)(-(fp16|bf16|fp32))?",
+    aug=registry.aug_pattern(),
 
 
 def log_path(stage, name):
@@ -43,7 +46,7 @@ def log_path(stage, name):
 
 
 def bench_path(stage, name):
-    return f"benchmarks/{stage}/{name}.tsv"
+    return f"results/benchmarks/{stage}/{name}.tsv"
 
 
 # ---------------------------------------------------------------- demo and manifests
@@ -132,7 +135,7 @@ def run_settings(wildcards):
         "model": wildcards.model,
         "setup": setup,
         "training": settings,
-        "augmentations": config["augmentations"] if setup != "none" else {},
+        "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
     }
 
 
@@ -170,69 +173,16 @@ def prediction_files(testset, runs=None):
 
 
 # ---------------------------------------------------------------- tables and figures
-# Named after the thesis's tables and figures; each table is a CSV plus a Markdown copy.
+# Named after the thesis's tables and figures (facesleuth.registry); each table is a CSV plus a
+# Markdown copy. Report captions are written from the registry into .snakemake/ for --report.
 
-TABLES = {
-    "params": "Table 2.1",
-    "precision": "Table 2.3",
-    "dfdc_logloss": "Table 3.1",
-    "dfdc_fake_errors_by_distractor": "Table 3.2",
-    "dfdc_real_errors_by_distractor": "Table 3.3",
-    "dfdc_fake_errors_by_augmenter": "Table 3.4",
-    "dfdc_real_errors_by_augmenter": "Table 3.5",
-    "celebdf_sensitivity_specificity": "Table 3.6",
-    "celebdf_f1": "Table 3.7",
-}
-
-FIGURES = {
-    "augmentation_examples": "Fig. 2.12",
-    "train_loss": "Fig. 2.13",
-    "validation_loss": "Fig. 2.14",
-    "precision_epoch_time": "Fig. 2.15",
-    "eer": "Fig. 3.1",
-    "thresholds": "Fig. 3.2",
-    "dfdc_logloss_none": "Fig. 3.3",
-    "dfdc_logloss_default": "Fig. 3.4",
-    "dfdc_logloss_grid": "Fig. 3.5",
-    "dfdc_logloss_coarse": "Fig. 3.6",
-    "dfdc_roc": "Fig. 3.7",
-    "dfdc_misclassified_fake": "Fig. 3.8",
-    "dfdc_misclassified_real": "Fig. 3.9",
-    "celebdf_f1": "Fig. 3.10",
-    "celebdf_misclassified_fake": "Fig. 3.11",
-    "celebdf_misclassified_real": "Fig. 3.12",
-}
-
-
-def wanted_tables():
-    """Tables whose inputs this config provides (no DFDC test set, no DFDC tables)."""
-    evaluation = config["evaluation"]
-    names = ["params"]
-    if config.get("precision_study") and evaluation["dfdc_testset"]:
-        names.append("precision")
-    if evaluation["dfdc_testset"]:
-        names += [n for n in TABLES if n.startswith("dfdc_")]
-    if evaluation["celebdf_testset"]:
-        names += [n for n in TABLES if n.startswith("celebdf_")]
-    return names
-
-
-def wanted_figures():
-    evaluation = config["evaluation"]
-    names = ["augmentation_examples", "train_loss", "validation_loss"]
-    if config.get("precision_study"):
-        names.append("precision_epoch_time")
-    if evaluation["dfdc_testset"]:
-        names += ["eer", "thresholds", "dfdc_roc", "dfdc_misclassified_fake", "dfdc_misclassified_real"]
-        names += [f"dfdc_logloss_{setup}" for setup in SETUPS]
-    if evaluation["celebdf_testset"]:
-        names += [n for n in FIGURES if n.startswith("celebdf_")]
-    return names
+FIGURES = registry.figures(SETUPS)
+CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS)
 
 
 def all_tables():
-    return expand("results/tables/{name}.{ext}", name=wanted_tables(), ext=["csv", "md"])
+    return expand("results/tables/{name}.{ext}", name=registry.wanted_tables(config), ext=["csv", "md"])
 
 
 def all_figures():
-    return expand("results/figures/{name}.png", name=wanted_figures())
+    return expand("results/figures/{name}.png", name=registry.wanted_figures(config))

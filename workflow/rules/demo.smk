@@ -5,14 +5,14 @@
 rule demo_dataset:
     output:
         demo_flag(),
-    params:
-        demo=config["demo"],
     log:
         log_path("demo", "demo_dataset"),
     benchmark:
         bench_path("demo", "demo_dataset")
-    threads: 1
     conda:
         "../../envs/extract.yaml"
+    threads: 1
+    params:
+        demo=config["demo"],
     script:
         "../scripts/demo_dataset.py"

@@ -7,17 +7,17 @@ rule extract_faces:
     output:
         faces="results/faces/{dataset}/{chunk}.parquet",
         status="results/faces/{dataset}/{chunk}.status.parquet",
-    params:
-        extraction=extraction_params,
     log:
         log_path("faces", "{dataset}/{chunk}"),
     benchmark:
         bench_path("faces", "{dataset}/{chunk}")
+    conda:
+        "../../envs/extract.yaml"
     threads: 1
     resources:
         mem_mb=8000,
-    conda:
-        "../../envs/extract.yaml"
+    params:
+        extraction=extraction_params,
     script:
         "../scripts/extract_faces.py"
 
@@ -33,8 +33,8 @@ rule extraction_summary:
         log_path("faces", "{dataset}/summary"),
     benchmark:
         bench_path("faces", "{dataset}/summary")
-    threads: 1
     conda:
         "../../envs/extract.yaml"
+    threads: 1
     script:
         "../scripts/extraction_summary.py"

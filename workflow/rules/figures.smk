@@ -1,9 +1,7 @@
 # Histories, metrics, predictions and face crops -> the thesis's figures (results/figures/<name>.png).
 # One rule per figure (train and validation loss share theirs), so asking for one figure runs
-# only what it needs. Names and thesis numbers: FIGURES in common.smk.
-
-
-include: "report_inputs.smk"
+# only what it needs. Names, thesis numbers, captions and drawings: facesleuth.registry.
+# (FIGURES in common.smk; the DFDC log-loss figures follow the configured setups.)
 
 
 rule figure_augmentation_examples:
@@ -11,21 +9,21 @@ rule figure_augmentation_examples:
         split=training_split,
     output:
         png=figure_report("augmentation_examples"),
+    log:
+        log_path("figures", "augmentation_examples"),
+    benchmark:
+        bench_path("figures", "augmentation_examples")
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
     params:
-        figure="augmentation_examples",
+        figure=FIGURES["augmentation_examples"].drawing,
         settings={
             "setups": SETUPS,
             "input_size": config["training"]["input_size"],
             "augmentations": config["augmentations"],
             "seed": config["training"]["seed"],
         },
-    log:
-        log_path("figures", "augmentation_examples"),
-    benchmark:
-        bench_path("figures", "augmentation_examples")
-    threads: 1
-    conda:
-        "../../envs/report.yaml"
     script:
         "../scripts/figures.py"
 
@@ -36,16 +34,16 @@ rule figure_losses:
     output:
         train_loss=figure_report("train_loss"),
         validation_loss=figure_report("validation_loss"),
-    params:
-        figure="losses",
-        settings={"models": MODELS, "setup": loss_setup()},
     log:
         log_path("figures", "losses"),
     benchmark:
         bench_path("figures", "losses")
-    threads: 1
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    params:
+        figure=FIGURES["train_loss"].drawing,
+        settings={"models": MODELS, "setup": registry.loss_setup(config)},
     script:
         "../scripts/figures.py"
 
@@ -55,16 +53,16 @@ rule figure_precision_epoch_time:
         histories=precision_histories,
     output:
         png=figure_report("precision_epoch_time"),
-    params:
-        figure="precision_epoch_time",
-        settings={"precision_study": config.get("precision_study")},
     log:
         log_path("figures", "precision_epoch_time"),
     benchmark:
         bench_path("figures", "precision_epoch_time")
-    threads: 1
     conda:
         "../../envs/report.yaml"
+    threads: 1
+    params:
+        figure=FIGURES["precision_epoch_time"].drawing,
+        settings={"precision_study": config.get("precision_study")},
     script:
         "../scripts/figures.py"
 
@@ -79,16 +77,16 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
             metrics=suite_files(_suite, "metrics"),
         output:
             png=figure_report(_name),
-        params:
-            figure=_name,
-            settings={"models": MODELS, "setups": SETUPS},
         log:
             log_path("figures", _name),
         benchmark:
             bench_path("figures", _name)
-        threads: 1
         conda:
             "../../envs/report.yaml"
+        threads: 1
+        params:
+            figure=FIGURES[_name].drawing,
+            settings={"models": MODELS, "setups": SETUPS},
         script:
             "../scripts/figures.py"
 
@@ -103,16 +101,16 @@ for _setup in SETUPS:
             metrics=setup_metrics(_setup),
         output:
             png=figure_report(f"dfdc_logloss_{_setup}"),
-        params:
-            figure="dfdc_logloss",
-            settings={"models": MODELS, "setup": _setup},
         log:
             log_path("figures", f"dfdc_logloss_{_setup}"),
         benchmark:
             bench_path("figures", f"dfdc_logloss_{_setup}")
-        threads: 1
         conda:
             "../../envs/report.yaml"
+        threads: 1
+        params:
+            figure=FIGURES[f"dfdc_logloss_{_setup}"].drawing,
+            settings={"models": MODELS, "setup": _setup},
         script:
             "../scripts/figures.py"
 
@@ -132,15 +130,15 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
                 faces=suite_files(_suite, "faces"),
             output:
                 png=figure_report(_name),
-            params:
-                figure="misclassified",
-                settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             log:
                 log_path("figures", _name),
             benchmark:
                 bench_path("figures", _name)
-            threads: 1
             conda:
                 "../../envs/report.yaml"
+            threads: 1
+            params:
+                figure=FIGURES[_name].drawing,
+                settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             script:
                 "../scripts/figures.py"

@@ -6,14 +6,14 @@ rule manifest:
         manifest_inputs,
     output:
         "results/manifests/{dataset}.parquet",
-    params:
-        dataset=lookup(dpath="datasets/{dataset}", within=config),
     log:
         log_path("manifests", "{dataset}"),
     benchmark:
         bench_path("manifests", "{dataset}")
-    threads: 1
     conda:
         "../../envs/extract.yaml"
+    threads: 1
+    params:
+        dataset=lookup(dpath="datasets/{dataset}", within=config),
     script:
         "../scripts/manifest.py"

@@ -10,17 +10,17 @@ rule predict:
     output:
         videos="results/predictions/{testset}/{model}/{aug}.parquet",
         faces="results/predictions/{testset}/{model}/{aug}.faces.parquet",
-    params:
-        evaluation=config["evaluation"],
     log:
         log_path("predict", "{testset}/{model}/{aug}"),
     benchmark:
         bench_path("predict", "{testset}/{model}/{aug}")
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=8000,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        evaluation=config["evaluation"],
     script:
         "../scripts/predict.py"
 
@@ -31,14 +31,14 @@ rule metrics:
         threshold="results/models/{model}/{aug}/threshold.json",
     output:
         "results/metrics/{testset}/{model}/{aug}.json",
-    params:
-        evaluation=config["evaluation"],
     log:
         log_path("metrics", "{testset}/{model}/{aug}"),
     benchmark:
         bench_path("metrics", "{testset}/{model}/{aug}")
-    threads: 1
     conda:
         "../../envs/train.yaml"
+    threads: 1
+    params:
+        evaluation=config["evaluation"],
     script:
         "../scripts/metrics.py"

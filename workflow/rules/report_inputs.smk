@@ -1,5 +1,6 @@
 # Input functions and output helpers of the table_* and figure_* rules (tables.smk,
-# figures.smk), kept apart from the rules as common.smk keeps the others'.
+# figures.smk), kept apart from the rules as common.smk keeps the others'. Included once, from
+# the Snakefile, before both.
 
 
 def dfdc_metrics(wildcards):
@@ -18,22 +19,31 @@ def precision_metrics(wildcards):
     return metrics_files(config["evaluation"]["dfdc_testset"], precision_runs())
 
 
+# The kinds of input a registry table names (facesleuth.registry.Table.inputs).
+REPORT_INPUTS = {
+    "dfdc_metrics": dfdc_metrics,
+    "celebdf_metrics": celebdf_metrics,
+    "precision_histories": precision_histories,
+    "precision_metrics": precision_metrics,
+}
+
+
+def report_inputs(table):
+    """Named input functions of a registry table."""
+    return {name: REPORT_INPUTS[kind] for name, kind in table.inputs.items()}
+
+
 def table_report(name, ext):
     return report(
         f"results/tables/{name}.{ext}",
-        caption=f"../report/tables/{name}.rst",
+        caption=str(CAPTIONS[f"tables/{name}"]),
         category="Tables",
-        labels={"table": TABLES[name], "name": name, "format": ext},
+        labels={"table": registry.TABLES[name].number, "name": name, "format": ext},
     )
 
 
-def loss_setup():
-    """Figs. 2.13-2.14 show the default setup, or the first configured one without it."""
-    return "default" if "default" in SETUPS else SETUPS[0]
-
-
 def loss_histories(wildcards):
-    return expand("results/models/{model}/{aug}/history.csv", model=MODELS, aug=loss_setup())
+    return expand("results/models/{model}/{aug}/history.csv", model=MODELS, aug=registry.loss_setup(config))
 
 
 def training_split(wildcards):
@@ -69,7 +79,7 @@ def suite_files(suite, what):
 def figure_report(name):
     return report(
         f"results/figures/{name}.png",
-        caption=f"../report/figures/{name}.rst",
+        caption=str(CAPTIONS[f"figures/{name}"]),
         category="Figures",
-        labels={"figure": FIGURES[name], "name": name},
+        labels={"figure": FIGURES[name].number or "not in the thesis", "name": name},
     )

@@ -10,14 +10,14 @@ rule splits:
     output:
         split="results/splits/{trainset}.parquet",
         summary="results/splits/{trainset}.summary.csv",
-    params:
-        splits=config["splits"],
     log:
         log_path("splits", "{trainset}"),
     benchmark:
         bench_path("splits", "{trainset}")
-    threads: 1
     conda:
         "../../envs/train.yaml"
+    threads: 1
+    params:
+        splits=config["splits"],
     script:
         "../scripts/splits.py"

@@ -8,17 +8,17 @@ rule train:
         best="results/models/{model}/{aug}/best.pt",
         history="results/models/{model}/{aug}/history.csv",
         run="results/models/{model}/{aug}/run.yaml",
-    params:
-        run=run_settings,
     log:
         log_path("train", "{model}/{aug}"),
     benchmark:
         bench_path("train", "{model}/{aug}")
+    conda:
+        "../../envs/train.yaml"
     threads: 1
     resources:
         mem_mb=16000,
-    conda:
-        "../../envs/train.yaml"
+    params:
+        run=run_settings,
     script:
         "../scripts/train.py"
 
@@ -32,14 +32,14 @@ rule validate:
     output:
         predictions="results/models/{model}/{aug}/validation.parquet",
         threshold="results/models/{model}/{aug}/threshold.json",
-    params:
-        evaluation=config["evaluation"],
     log:
         log_path("validate", "{model}/{aug}"),
     benchmark:
         bench_path("validate", "{model}/{aug}")
-    threads: 1
     conda:
         "../../envs/train.yaml"
+    threads: 1
+    params:
+        evaluation=config["evaluation"],
     script:
         "../scripts/validate.py"

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from facesleuth.extract import merge_status, summarize_status
-from facesleuth.io import STATUS_SCHEMA, write_parquet, write_text_atomic
+from facesleuth.io import STATUS_SCHEMA, write_csv, write_parquet
 from facesleuth.runtime import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected by the script directive)
@@ -13,4 +13,4 @@ status = merge_status(manifest, [pd.read_parquet(path) for path in snakemake.inp
 summary = summarize_status(status)
 log.info("extraction of %d videos:\n%s", len(status), summary.to_string(index=False))
 write_parquet(status, snakemake.output.status, STATUS_SCHEMA)  # noqa: F821
-write_text_atomic(summary.to_csv(index=False), snakemake.output.summary)  # noqa: F821
+write_csv(summary, snakemake.output.summary)  # noqa: F821

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from facesleuth.io import write_json
 from facesleuth.metrics import evaluate
-from facesleuth.io import write_text_atomic
 from facesleuth.runtime import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
@@ -22,4 +22,4 @@ result = {
     **evaluate(videos, threshold["eer_threshold"]),
     "validation": threshold,
 }
-write_text_atomic(json.dumps(result, indent=1) + "\n", snakemake.output[0])  # noqa: F821
+write_json(result, snakemake.output[0])  # noqa: F821

@@ -1,8 +1,6 @@
 """Rule splits: train-flow faces + status + manifests -> balanced train/validation split."""
 
-import pandas as pd
-
-from facesleuth.io import read_parquets
+from facesleuth.io import read_parquets, write_csv
 from facesleuth.splits import make_splits, write_split
 from facesleuth.runtime import setup_logging
 
@@ -16,4 +14,4 @@ status = read_parquets(snakemake.input.status)  # noqa: F821
 manifests = read_parquets(snakemake.input.manifests)  # noqa: F821
 split, summary = make_splits(faces, status, dict(snakemake.params.splits), manifest_df=manifests)  # noqa: F821
 write_split(split, faces_paths, snakemake.output.split)  # noqa: F821
-summary.to_csv(snakemake.output.summary, index=False)  # noqa: F821
+write_csv(summary, snakemake.output.summary)  # noqa: F821

@@ -1,10 +1,8 @@
 """Rule validate: a trained run's video scores on the validation split and its EER threshold."""
 
-import json
-
 import torch
 
-from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_parquet, write_text_atomic
+from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_json, write_parquet
 from facesleuth.predict import validate_run
 from facesleuth.runtime import setup_logging
 
@@ -18,4 +16,4 @@ videos, threshold = validate_run(
     device="auto",
 )
 write_parquet(videos, snakemake.output.predictions, VIDEO_PREDICTIONS_SCHEMA)  # noqa: F821
-write_text_atomic(json.dumps(threshold, indent=1) + "\n", snakemake.output.threshold)  # noqa: F821
+write_json(threshold, snakemake.output.threshold)  # noqa: F821

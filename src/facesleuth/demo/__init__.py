@@ -1,7 +1,7 @@
 """The embedded demo dataset: DFDC-, DFDC-test- and Celeb-DF-v2-style folders generated from
 photos that ship inside the dependencies (public-domain and CC0 portraits; tiny LFW crops only as
 face-swap donors), so the whole study runs on a fresh machine with no dataset, on a CPU, in
-minutes (issue 4).
+minutes.
 
 :func:`generate_demo` writes ``<out>/dfdc_train``, ``<out>/dfdc_test`` and ``<out>/Celeb-DF-v2``
 (layouts in :mod:`facesleuth.demo.layouts`) and, last, ``<out>/demo.json``, the rule's output: a
@@ -15,12 +15,13 @@ and distractors), :mod:`.production` (casting per dataset), :mod:`.layouts` (the
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+from facesleuth.config import section_defaults
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +37,7 @@ SOURCES = {
 
 def demo_defaults() -> dict[str, Any]:
     """The ``demo`` section's defaults, read from the config schema (the one source of truth)."""
-    import yaml
-
-    from facesleuth.config import SCHEMA_PATH
-
-    with open(SCHEMA_PATH) as fh:
-        schema = yaml.safe_load(fh)
-    properties = schema["properties"]["demo"]["properties"]
-    return {key: spec["default"] for key, spec in properties.items() if "default" in spec}
+    return section_defaults("demo")
 
 
 def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +72,7 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
     """
     from facesleuth import __version__
     from facesleuth.demo import layouts
-    from facesleuth.io import write_text_atomic
+    from facesleuth.io import write_json
 
     settings = resolve_settings(settings)
     seed = int(settings["seed"])
@@ -113,7 +107,7 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
         "datasets": _dataset_summaries(records),
         "videos": records,
     }
-    write_text_atomic(json.dumps(summary, indent=1) + "\n", out / DEMO_JSON)
+    write_json(summary, out / DEMO_JSON)
     log.info("demo dataset: %d videos in %s in %.1f s", len(records), out, time.perf_counter() - started)
     return summary
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 from pathlib import Path
 
@@ -28,7 +27,7 @@ from facesleuth.demo import augmenters, fakes, production
 from facesleuth.demo.production import CELEBDF, DFDC_TEST, TRAIN, rng_for
 from facesleuth.demo.rendering import write_video
 from facesleuth.demo.sources import FacePhoto, load_lfw_faces
-from facesleuth.io import write_text_atomic
+from facesleuth.io import write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ def write_dfdc_train(out: Path, settings: dict, seed: int) -> list[dict]:
                     )
                     records.append(_save(frames, video.fps, part_dir / fake_name, out, record))
                     bar.update()
-            write_text_atomic(json.dumps(metadata, indent=1) + "\n", part_dir / "metadata.json")
+            write_json(metadata, part_dir / "metadata.json")
     return records
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from facesleuth.demo.sources import FacePhoto, flipped
+from facesleuth.io import atomic_path
 
 FOURCC = "mp4v"  # MPEG-4 Part 2: in every OpenCV wheel, decoded by decord, deterministic bytes
 
@@ -240,21 +241,20 @@ def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
     import cv2
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     height, width = frames[0].shape[:2]
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), float(fps), (width, height))
-    if not writer.isOpened():
-        raise RuntimeError(
-            f"OpenCV cannot open a {FOURCC} video writer for {tmp}; this OpenCV build lacks FFmpeg video I/O "
-            "(install opencv-python-headless from PyPI)"
-        )
-    try:
-        for frame in frames:
-            if frame.shape[:2] != (height, width):
-                raise ValueError(f"{path}: frame size changed within the video ({frame.shape[:2]} vs {(height, width)})")
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
-    tmp.replace(path)
+    # The temporary file keeps the .mp4 suffix: OpenCV picks the container by it.
+    with atomic_path(path) as tmp:
+        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*FOURCC), float(fps), (width, height))
+        if not writer.isOpened():
+            raise RuntimeError(
+                f"OpenCV cannot open a {FOURCC} video writer for {tmp}; this OpenCV build lacks FFmpeg video I/O "
+                "(install opencv-python-headless from PyPI)"
+            )
+        try:
+            for frame in frames:
+                if frame.shape[:2] != (height, width):
+                    raise ValueError(f"{path}: frame size changed within the video ({frame.shape[:2]} vs {(height, width)})")
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
     return path

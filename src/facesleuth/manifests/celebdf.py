@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 REAL_FOLDERS = ("Celeb-real", "YouTube-real")
 FAKE_FOLDER = "Celeb-synthesis"
 FOLDERS = (*REAL_FOLDERS, FAKE_FOLDER)
-FOLDER_LABEL = {"Celeb-real": LABEL_REAL, "YouTube-real": LABEL_REAL, FAKE_FOLDER: LABEL_FAKE}
 # Celeb-DF's testing list: 1 means REAL, 0 means FAKE.
 FLAG_LABEL = {"1": LABEL_REAL, "0": LABEL_FAKE}
 

@@ -41,7 +41,6 @@ examples:
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "scan",
-        help="check videos and images for manipulated faces with a trained run",
         description=(
             "Check videos and images (files, or folders scanned recursively; recognised by content,\n"
             "not by name) for manipulated faces. Faces are found and tracked with the pipeline's test\n"

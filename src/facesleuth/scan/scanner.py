@@ -41,15 +41,24 @@ from typing import Any
 
 import numpy as np
 
+from facesleuth.registry import (
+    ERROR,
+    FAILED_SCAN_STATUSES,
+    MISSING,
+    NO_FACE,
+    OK,
+    SCAN_STATUSES,
+    UNREADABLE,
+    UNSUPPORTED,
+)
 from facesleuth.scan.discover import Candidate, discover, named_like_media
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 
 log = logging.getLogger(__name__)
 
-OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, ERROR = "ok", "no_face", "unreadable", "unsupported", "missing", "error"
-STATUSES = (OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, ERROR)
+STATUSES = SCAN_STATUSES
 #: Statuses of inputs that could not be scanned (exit code 1).
-FAILED_STATUSES = frozenset({UNREADABLE, UNSUPPORTED, MISSING, ERROR})
+FAILED_STATUSES = FAILED_SCAN_STATUSES
 _PENDING = "pending"  # a media file about to be scanned (never in a finished result)
 FAKE, REAL = "fake", "real"
 VERDICTS = (FAKE, REAL)

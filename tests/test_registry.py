@@ -1,0 +1,201 @@
+"""The registry of shared names: what the thesis numbers, and that a new setup or table needs an
+entry there and its builder, nothing else (everything else is derived from the registry)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import albumentations as A
+import pandas as pd
+import pytest
+
+from facesleuth import augment, config, registry, tables
+from facesleuth.extract import NO_TRACK
+from facesleuth.figures import make_figures
+from facesleuth.scan import scanner
+from facesleuth.video import EMPTY, UNREADABLE
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The thesis's numbering (thesis.txt, lists of tables and figures), written out by hand.
+THESIS_TABLES = {
+    "params": "Table 2.1", "precision": "Table 2.3", "dfdc_logloss": "Table 3.1",
+    "dfdc_fake_errors_by_distractor": "Table 3.2", "dfdc_real_errors_by_distractor": "Table 3.3",
+    "dfdc_fake_errors_by_augmenter": "Table 3.4", "dfdc_real_errors_by_augmenter": "Table 3.5",
+    "celebdf_sensitivity_specificity": "Table 3.6", "celebdf_f1": "Table 3.7",
+}
+THESIS_FIGURES = {
+    "augmentation_examples": "Fig. 2.12", "train_loss": "Fig. 2.13", "validation_loss": "Fig. 2.14",
+    "precision_epoch_time": "Fig. 2.15", "eer": "Fig. 3.1", "thresholds": "Fig. 3.2",
+    "dfdc_logloss_none": "Fig. 3.3", "dfdc_logloss_default": "Fig. 3.4", "dfdc_logloss_grid": "Fig. 3.5",
+    "dfdc_logloss_coarse": "Fig. 3.6", "dfdc_roc": "Fig. 3.7", "dfdc_misclassified_fake": "Fig. 3.8",
+    "dfdc_misclassified_real": "Fig. 3.9", "celebdf_f1": "Fig. 3.10", "celebdf_misclassified_fake": "Fig. 3.11",
+    "celebdf_misclassified_real": "Fig. 3.12",
+}
+
+
+def study_config(**evaluation) -> dict:
+    return {
+        "augmentation_setups": ["none", "default", "coarse", "grid"],
+        "evaluation": {"dfdc_testset": None, "celebdf_testset": None, **evaluation},
+        "precision_study": None,
+    }
+
+
+def test_numbers_are_the_thesis():
+    assert {name: t.number for name, t in registry.TABLES.items()} == THESIS_TABLES
+    assert {name: f.number for name, f in registry.figures().items()} == THESIS_FIGURES
+    for entry in [*registry.TABLES.values(), *registry.figures().values()]:
+        assert entry.report_caption().startswith(f"**{entry.number}**: ")
+        assert len(entry.caption) > 80, entry.name  # a sentence, not a placeholder
+
+
+def test_every_builder_and_drawing_resolves_to_a_function():
+    for table in registry.TABLES.values():
+        assert callable(registry.resolve(table.builder)), table.name
+        assert set(table.settings) <= set(registry.SETTINGS)
+    for setup in registry.AUGMENTATION_SETUPS.values():
+        assert callable(registry.resolve(setup.chain)), setup.name
+    for figure in registry.figures().values():
+        assert callable(registry.resolve(registry.DRAWINGS[figure.drawing])), figure.name
+
+
+def test_aug_wildcard_accepts_setups_and_precision_variants_only():
+    pattern = re.compile(registry.aug_pattern())
+    good = ["none", "default", "coarse", "grid", "default-fp32", "grid-bf16", "none-fp16"]
+    bad = ["", "fp32", "default-", "default-fp8", "defaults", "coarse-fp32-fp16", "Default"]
+    assert all(pattern.fullmatch(aug) for aug in good)
+    assert not any(pattern.fullmatch(aug) for aug in bad)
+
+
+def test_statuses_have_one_home():
+    assert registry.EXTRACTION_STATUSES == ("ok", "no_face", "no_track", "unreadable", "missing", "error")
+    assert scanner.STATUSES == ("ok", "no_face", "unreadable", "unsupported", "missing", "error")
+    assert scanner.FAILED_STATUSES == {"unreadable", "unsupported", "missing", "error"}
+    assert (NO_TRACK, UNREADABLE, EMPTY) == ("no_track", "unreadable", "empty")
+    assert set(registry.STATUS_MEANINGS) == {*registry.EXTRACTION_STATUSES, *registry.SCAN_STATUSES, EMPTY}
+
+
+def test_wanted_tables_and_figures_follow_the_config():
+    assert registry.wanted_tables(study_config()) == ["params"]
+    assert registry.wanted_figures(study_config()) == ["augmentation_examples", "train_loss", "validation_loss"]
+    dfdc = study_config(dfdc_testset="dfdc_test")
+    assert set(registry.wanted_tables(dfdc)) == {"params", "dfdc_logloss"} | {
+        f"dfdc_{label}_errors_by_{kind}" for label in ("fake", "real") for kind in ("distractor", "augmenter")
+    }
+    assert {"dfdc_logloss_none", "dfdc_logloss_grid", "eer"} <= set(registry.wanted_figures(dfdc))
+    study = {**dfdc, "precision_study": {"model": "m", "augmentation": "default", "runs": {"fp16": 64, "fp32": 32}}}
+    assert "precision" in registry.wanted_tables(study) and "precision_epoch_time" in registry.wanted_figures(study)
+    # the precision table needs the DFDC test set too; its figure does not
+    no_dfdc = {**study_config(), "precision_study": study["precision_study"]}
+    assert "precision" not in registry.wanted_tables(no_dfdc)
+    assert "precision_epoch_time" in registry.wanted_figures(no_dfdc)
+    everything = {**study, "evaluation": {"dfdc_testset": "d", "celebdf_testset": "c"}}
+    assert registry.wanted_tables(everything) == list(THESIS_TABLES)
+    assert set(registry.wanted_figures(everything)) == set(THESIS_FIGURES)
+    # one log-loss figure per configured setup, in any order the config gives
+    two = {**dfdc, "augmentation_setups": ["grid", "none"]}
+    assert [f for f in registry.wanted_figures(two) if f.startswith("dfdc_logloss_")] == [
+        "dfdc_logloss_grid", "dfdc_logloss_none"]
+
+
+def test_loss_figures_show_default_or_the_first_setup():
+    assert registry.loss_setup({"augmentation_setups": ["none", "default"]}) == "default"
+    assert registry.loss_setup({"augmentation_setups": ["grid", "coarse"]}) == "grid"
+
+
+def test_captions_are_written_once_per_table_and_figure(tmp_path):
+    paths = registry.write_captions(tmp_path, ["none", "coarse"])
+    assert set(paths) == {f"tables/{t}" for t in THESIS_TABLES} | {
+        f"figures/{f}" for f in THESIS_FIGURES if not f.startswith("dfdc_logloss_")
+    } | {"figures/dfdc_logloss_none", "figures/dfdc_logloss_coarse"}
+    text = paths["figures/dfdc_logloss_coarse"].read_text()
+    assert text.startswith("**Fig. 3.6**: ") and "CoarseDropout" in text
+    before = paths["tables/params"].stat().st_mtime_ns
+    registry.write_captions(tmp_path, ["none", "coarse"])
+    assert paths["tables/params"].stat().st_mtime_ns == before  # unchanged text is not rewritten
+
+
+def test_the_workflow_takes_its_names_from_the_registry():
+    """Nothing in the workflow spells a setup, precision, table or figure number (a new one would
+    have to be added there too)."""
+    text = "\n".join(p.read_text() for p in [REPO / "Snakefile", *sorted((REPO / "workflow").rglob("*.smk"))])
+    assert not re.search(r"\b(Table|Fig\.) \d", text)
+    assert "fp16" not in text and "bf16" not in text
+    assert not re.search(r"[\"'](none|coarse|grid)[\"']", text)
+    assert "registry.aug_pattern()" in text and "registry.TABLES" in text
+    assert not (REPO / "workflow" / "schemas").exists() and not (REPO / "workflow" / "report").exists()
+
+
+# ---------------------------------------------------------------- a fifth setup and a tenth table
+
+
+def dummy_chain(params: dict, input_size: int) -> list:
+    return augment.default_chain(params) + [A.VerticalFlip(p=params["hflip_p"])]
+
+
+@pytest.fixture
+def fifth_setup(monkeypatch):
+    """A setup registered in the registry alone, the way a new one would be."""
+    entry = registry.AugmentationSetup("vflip", "Default + VerticalFlip", "with the default chain plus VerticalFlip",
+                                       dummy_chain)
+    monkeypatch.setitem(registry.AUGMENTATION_SETUPS, "vflip", entry)
+    config._schema.cache_clear()
+    yield entry
+    config._schema.cache_clear()
+
+
+def minimal_config(setups: list[str], precision: str = "fp16") -> dict:
+    return {
+        "datasets": {"v": {"format": "csv", "root": ".", "labels": "l.csv", "flow": "train"}},
+        "models": ["resnet50"],
+        "augmentation_setups": setups,
+        "splits": {"train_datasets": ["v"]},
+        "evaluation": {"testsets": []},
+        "training": {"precision": precision},
+        "precision_study": {"model": "resnet50", "augmentation": setups[-1], "runs": {"fp16": 64, "fp32": 32}},
+    }
+
+
+def test_a_fifth_setup_needs_only_its_registry_entry(fifth_setup, tmp_path):
+    with pytest.raises(config.ConfigError, match="augmentation_setups"):
+        config.validate_config(minimal_config(["none", "vflap"]))
+    validated = config.validate_config(minimal_config(["none", "vflip"]))
+    assert validated["augmentation_setups"] == ["none", "vflip"]
+    assert re.fullmatch(registry.aug_pattern(), "vflip-fp32")
+    compose = augment.build_augmentation("vflip", 64, {"hflip_p": 1.0}, seed=1)
+    assert type(compose.transforms[-1]).__name__ == "VerticalFlip"
+    assert tables.setup_label("vflip-bf16") == "Default + VerticalFlip (BF16)"
+    wanted = registry.wanted_figures({**validated, "evaluation": {"dfdc_testset": "d", "celebdf_testset": None}})
+    assert "dfdc_logloss_vflip" in wanted
+    caption = registry.write_captions(tmp_path, validated["augmentation_setups"])["figures/dfdc_logloss_vflip"]
+    assert caption.read_text().startswith("DFDC video log loss of every model trained with the default chain plus VerticalFlip")
+
+
+def dummy_table(inputs: dict, settings: dict, scale: int) -> tables.Table:
+    rows = [{"model": m, "value": scale * len(m)} for m in settings["models"]]
+    body = tables.markdown_table(["Model", "Value"], [[r["model"], r["value"]] for r in rows])
+    return tables.Table(pd.DataFrame(rows), tables._document("dummy", "Name lengths.", body))
+
+
+def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_path):
+    entry = registry.Table("dummy", "Table 9.9", "the length of each model's name, times three.", dummy_table,
+                           settings=("models",), options={"scale": 3}, needs=("celebdf_testset",))
+    monkeypatch.setitem(registry.TABLES, "dummy", entry)
+    study = {**study_config(celebdf_testset="c"), "models": ["ab", "abcd"]}
+    assert "dummy" in registry.wanted_tables(study) and "dummy" not in registry.wanted_tables(study_config())
+    settings = entry.rule_settings(study)
+    assert settings == {"models": ["ab", "abcd"]}
+    table = tables.make_table("dummy", {}, settings, tmp_path / "d.csv", tmp_path / "d.md")
+    assert pd.read_csv(tmp_path / "d.csv")["value"].tolist() == [6, 12]
+    assert (tmp_path / "d.md").read_text().startswith("**Table 9.9.** Name lengths.") and table.markdown
+    caption = registry.write_captions(tmp_path / "captions")["tables/dummy"]
+    assert caption.read_text() == "**Table 9.9**: the length of each model's name, times three.\n"
+
+
+def test_unknown_table_and_figure_kinds_are_named():
+    with pytest.raises(tables.TableError, match="unknown table 'tabel_2'"):
+        tables.make_table("tabel_2", {}, {}, "x.csv", "x.md")
+    with pytest.raises(ValueError, match="unknown figure kind 'rok'"):
+        make_figures("rok", {}, {}, {})
