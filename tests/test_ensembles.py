@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from facesleuth import ensembles as E
+from facesleuth import registry
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA
 
 
@@ -52,6 +53,10 @@ def test_scored_only_when_every_member_scored_and_mismatches_refused():
         E.combine_videos([first, _videos({"a": 0.5, "z": 0.1})], "mean_probability")
     with pytest.raises(E.EnsembleError, match="unknown ensemble method"):
         E.combine_videos([first], "vote")
+
+
+def test_methods_are_the_registrys():
+    assert E.METHODS is registry.ENSEMBLE_METHODS
 
 
 def test_spec_round_trip(tmp_path):

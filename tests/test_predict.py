@@ -12,6 +12,7 @@ import torch
 from face_crops import faces_frame, write_split
 from test_train import SETTINGS
 
+from facesleuth import registry
 from facesleuth.io import (
     FACE_PREDICTIONS_SCHEMA,
     STATUS_SCHEMA,
@@ -167,6 +168,7 @@ def test_confident_and_track_aggregations_by_hand():
     assert AGGREGATIONS["max_track_mean"](scores) == pytest.approx(0.46)  # untracked: one person, the mean
     assert AGGREGATIONS["mean"](scores, tracks) == pytest.approx(0.46)  # tracks do not change the others
     assert is_aggregation("top12_mean") and not is_aggregation("top0_mean") and not is_aggregation("mode")
+    assert list(AGGREGATIONS) == list(registry.AGGREGATIONS)  # the names the config accepts are implemented
 
 
 def test_aggregate_videos_passes_tracks():

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from facesleuth import figures as F
 from facesleuth import study_report as R
+from facesleuth import tables as T
 from facesleuth.metrics import evaluate
 from facesleuth.tables import TableError, logloss_table
 
@@ -48,7 +50,7 @@ def test_generalisation_table_names_a_missing_cell():
 def test_heatmap_shows_the_table():
     table = R.generalisation_table(_generalisation_runs(), ["dfdc", "ffpp"], ["efb4_ns", "resnet50"], ["default"],
                                    TESTSETS)
-    fig = R.generalisation_heatmap(table.data, TESTSETS)
+    fig = F.generalisation_heatmap(table.data, TESTSETS)
     shown = np.asarray(fig.axes[0].images[0].get_array())
     np.testing.assert_allclose(shown, table.data[TESTSETS].to_numpy())
     texts = [t.get_text() for t in fig.axes[0].texts]
@@ -106,17 +108,40 @@ def test_ensemble_rows_join_the_thesis_tables_and_roc():
     ensemble = {**_metrics(2.5, seed=1), "ensemble": "pair", "method": "mean_logit",
                 "members": ["efb4_ns/default", "resnet50/default"]}
     base = logloss_table(runs, ["efb4_ns", "resnet50"], ["none", "default"])
-    table = R.with_ensembles(base, [ensemble], {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"})
+    table = T.with_ensembles(base, [ensemble], {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"})
     assert list(table.data["kind"]) == ["run", "run", "ensemble"]
     assert table.data.loc[2, "log_loss"] == pytest.approx(ensemble["log_loss"])
     assert table.data.loc[2, "members"] == "efb4_ns/default + resnet50/default"
     assert table.data.loc[0, "default"] == pytest.approx(runs[1]["log_loss"])  # the grid is untouched
     assert f"{ensemble['log_loss']:.4f}" in table.markdown and "mean_logit:" in table.markdown
-    assert R.with_ensembles(base, [], {}, {}) is base
+    assert T.with_ensembles(base, [], {}, {}) is base
 
     from facesleuth.figures import roc_curves
 
-    fig = R.add_ensemble_rocs(roc_curves(runs, ["efb4_ns", "resnet50"], ["none", "default"]), [ensemble])
+    fig = F.add_ensemble_rocs(roc_curves(runs, ["efb4_ns", "resnet50"], ["none", "default"]), [ensemble])
     lines = fig.axes[0].get_lines()
     np.testing.assert_allclose(lines[-1].get_xdata(), ensemble["roc"]["fpr"])
     assert any("Ensemble pair" in t.get_text() for t in fig.axes[0].get_legend().get_texts())
+
+
+def test_auc_table_rows_runs_then_ensembles():
+    runs = [{**_metrics(s, seed=k), "model": m, "aug": a, "testset": t}
+            for k, (m, a, s) in enumerate((("efb4_ns", "none", 1.0), ("efb4_ns", "default", 2.0)))
+            for t in ("dfdc_test", "celebdf")]
+    ensembles = [{**_metrics(3.0, seed=9), "ensemble": "pair", "method": "mean_probability",
+                  "members": ["efb4_ns/none", "efb4_ns/default"], "testset": t} for t in ("dfdc_test", "celebdf")]
+    table = R.auc_table(runs, ensembles, ["efb4_ns"], ["none", "default"], ["dfdc_test", "celebdf"])
+    assert list(table.data["kind"]) == ["run", "run", "ensemble"]
+    assert table.data.loc[1, "celebdf"] == pytest.approx(runs[3]["auc"])
+    assert table.data.loc[2, "dfdc_test"] == pytest.approx(ensembles[0]["auc"])
+    with pytest.raises(TableError, match="efb4_ns/grid"):
+        R.auc_table(runs, [], ["efb4_ns"], ["grid"], ["dfdc_test"])
+
+
+def test_calibration_records_come_from_the_metrics_blocks():
+    run = {"model": "m", "aug": "none", "testset": "celebdf",
+           "calibration": {"temperature": 1.5, "log_loss_before": 0.7, "log_loss_after": 0.6, "n_videos": 10}}
+    assert R.calibration_records([run]) == [{"model": "m", "aug": "none", "testset": "celebdf", "temperature": 1.5,
+                                             "log_loss_before": 0.7, "log_loss_after": 0.6, "n_videos": 10}]
+    with pytest.raises(TableError, match="no calibration block"):
+        R.calibration_records([{"model": "m", "aug": "none", "testset": "celebdf"}])

@@ -30,6 +30,8 @@ SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 REGISTRY_ENUMS = {
     "augmentation_setups": registry.setup_names,
     "precisions": lambda: registry.PRECISIONS,
+    "aggregations": lambda: registry.AGGREGATIONS,
+    "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
 }
 
 
@@ -159,6 +161,12 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"precision_study.augmentation: {study['augmentation']!r} is not in augmentation_setups"
         )
+    grid = {f"{model}/{setup}" for model in config.get("models", []) for setup in config.get("augmentation_setups", [])}
+    for name, ensemble in (config.get("ensembles") or {}).items():
+        for i, run in enumerate(ensemble["runs"]):
+            if run not in grid:
+                problems.append(f"ensembles.{name}.runs.{i}: {run!r} is not a run of the grid (models x "
+                                f"augmentation_setups, e.g. {sorted(grid)[:2]})")
     for name, dataset in datasets.items():
         if dataset["format"] == "csv" and not dataset.get("labels"):
             problems.append(f"datasets.{name}.labels: a csv dataset needs labels: <file.csv>")

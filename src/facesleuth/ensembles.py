@@ -21,13 +21,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from facesleuth import registry
 from facesleuth.calibration import logit, sigmoid
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_text_atomic
 
-METHODS = {
-    "mean_probability": "the mean of the members' fake probabilities",
-    "mean_logit": "the sigmoid of the mean of the members' logits (geometric mean of the odds)",
-}
+METHODS = registry.ENSEMBLE_METHODS
 SPEC_FILE = "ensemble.yaml"
 
 

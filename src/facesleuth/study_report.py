@@ -1,25 +1,32 @@
-"""Tables and figures of the studies beyond the thesis (its discussion, 3.3).
+"""Tables of the studies beyond the thesis (its discussion, 3.3).
 
-Pure functions from already-read records to a :class:`~facesleuth.tables.Table` or a matplotlib
-figure: calibration (log loss before and after the validation temperature), aggregations
-(video log loss and AUC per run x aggregation), the generalisation matrix (ROC-AUC per
-training set x model x setup on every test set) and its heatmap, and the ensemble rows added
-to the thesis's tables and ROC figure.
+Pure functions from already-read records to a :class:`~facesleuth.tables.Table`: calibration
+(log loss before and after the validation temperature), aggregations (video log loss and AUC
+per run x aggregation), ROC-AUC of every run and ensemble per test set, and the generalisation
+matrix (ROC-AUC per training set x model x setup on every test set; its heatmap is
+:func:`facesleuth.figures.generalisation_heatmap`). The ensemble rows of the thesis's own tables
+are :func:`facesleuth.tables.with_ensembles`.
 """
 
 from __future__ import annotations
 
-import math
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+import json
+from pathlib import Path
+from typing import Any, Sequence
 
-import numpy as np
 import pandas as pd
 
-from facesleuth.ensembles import METHODS
-from facesleuth.tables import Table, TableError, display_name, emphasise, markdown_table, setup_label
-
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
+from facesleuth.tables import (
+    Table,
+    TableError,
+    finite_value,
+    display_name,
+    emphasise,
+    markdown_table,
+    read_metrics,
+    run_label,
+    setup_label,
+)
 
 CAPTIONS = {
     "calibration_logloss": "Video log loss before and after temperature scaling (one temperature per run, "
@@ -34,54 +41,6 @@ def document(title: str, caption: str, body: str, notes: Sequence[str] = ()) -> 
     if notes:
         text += "\n" + "\n".join(f"{note}  " for note in notes).rstrip() + "\n"
     return text
-
-
-def _finite(value: Any, where: str) -> float:
-    number = float(value)
-    if not math.isfinite(number):
-        raise TableError(f"{where}: the value is {number}; check its metrics file")
-    return number
-
-
-def run_label(record: dict[str, Any]) -> str:
-    """``EFB4_NS (default)`` for a run, ``Ensemble effnets (mean_logit)`` for an ensemble."""
-    if record.get("ensemble"):
-        return f"Ensemble {record['ensemble']} ({record.get('method', '')})"
-    return f"{display_name(record['model'])} ({record['aug']})"
-
-
-# ---------------------------------------------------------------- ensemble rows
-
-
-def ensemble_block(ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
-                   headers: dict[str, str], digits: int = 4) -> tuple[pd.DataFrame, str]:
-    """Rows for ensembles: CSV columns ``model`` (the ensemble), ``name``, ``kind`` = ensemble,
-    ``method``, ``members`` and one column per ``values`` key; a Markdown table with ``headers``."""
-    rows, md_rows = [], []
-    for record in ensembles:
-        row = {"model": record["ensemble"], "name": run_label(record), "kind": "ensemble",
-               "method": record["method"], "members": " + ".join(record["members"])}
-        for key, value in values.items():
-            row[key] = _finite(value(record), f"ensemble {record['ensemble']} {key}")
-        rows.append(row)
-        md_rows.append([run_label(record), " + ".join(record["members"]),
-                        *[f"{row[key]:.{digits}f}" for key in values]])
-    body = markdown_table(["Ensemble", "Members", *[headers[key] for key in values]], md_rows)
-    return pd.DataFrame(rows), body
-
-
-def with_ensembles(table: Table, ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
-                   headers: dict[str, str], digits: int = 4) -> Table:
-    """``table`` with an ensemble block appended: CSV rows (``kind`` run | ensemble) and Markdown."""
-    if not ensembles:
-        return table
-    rows, body = ensemble_block(ensembles, values, headers, digits)
-    runs = table.data.copy()
-    runs.insert(min(2, len(runs.columns)), "kind", "run")
-    data = pd.concat([runs, rows], ignore_index=True)
-    methods = sorted({record["method"] for record in ensembles})
-    note = "Ensembles join their members' video scores by " + "; ".join(f"{m}: {METHODS[m]}" for m in methods) + "."
-    return Table(data, f"{table.markdown.rstrip()}\n\nEnsembles:\n\n{body}\n{note}  \n")
 
 
 # ---------------------------------------------------------------- calibration
@@ -106,13 +65,13 @@ def calibration_table(records: Sequence[dict[str, Any]], testsets: Sequence[str]
         missing = [t for t in testsets if t not in by_testset]
         if missing:
             raise TableError(f"calibration table: {labels[key]} has no calibrated metrics on {missing}")
-        temperature = _finite(next(iter(by_testset.values()))["temperature"], f"{labels[key]} temperature")
+        temperature = finite_value(next(iter(by_testset.values()))["temperature"], f"{labels[key]} temperature")
         row: dict[str, Any] = {"model": key[1] or key[0], "aug": key[2], "kind": "ensemble" if key[0] else "run",
                                "name": labels[key], "temperature": temperature}
         cells = [f"{temperature:.3f}"]
         for testset in testsets:
-            before = _finite(by_testset[testset]["log_loss_before"], f"{labels[key]} {testset}")
-            after = _finite(by_testset[testset]["log_loss_after"], f"{labels[key]} {testset}")
+            before = finite_value(by_testset[testset]["log_loss_before"], f"{labels[key]} {testset}")
+            after = finite_value(by_testset[testset]["log_loss_after"], f"{labels[key]} {testset}")
             row[f"{testset}_before"], row[f"{testset}_after"] = before, after
             cells += [f"{before:.4f}", emphasise(f"{after:.4f}", bold=after < before)]
         rows.append(row)
@@ -142,8 +101,8 @@ def aggregation_table(records: Sequence[dict[str, Any]], aggregations: Sequence[
             missing = [a for a in aggregations if a not in by_name]
             if missing:
                 raise TableError(f"aggregation table: {run_label(record)} on {testset} lacks {missing}")
-            losses = {a: _finite(by_name[a]["log_loss"], f"{run_label(record)} {a}") for a in aggregations}
-            aucs = {a: _finite(by_name[a]["auc"], f"{run_label(record)} {a}") for a in aggregations}
+            losses = {a: finite_value(by_name[a]["log_loss"], f"{run_label(record)} {a}") for a in aggregations}
+            aucs = {a: finite_value(by_name[a]["auc"], f"{run_label(record)} {a}") for a in aggregations}
             best = min(losses.values())
             row = {"testset": testset, "model": record["model"], "aug": record["aug"], "name": run_label(record)}
             for a in aggregations:
@@ -188,7 +147,7 @@ def generalisation_table(runs: Sequence[dict[str, Any]], trainsets: Sequence[str
                     if record is None:
                         raise TableError(f"generalisation table: no metrics for {model} {setup} trained on "
                                          f"{trainset}, tested on {testset}")
-                    row[testset] = _finite(record["auc"], f"{trainset}/{model}/{setup} on {testset}")
+                    row[testset] = finite_value(record["auc"], f"{trainset}/{model}/{setup} on {testset}")
                     cells.append(emphasise(f"{row[testset]:.3f}", italic=home_testsets.get(trainset) == testset))
                 rows.append(row)
                 md_rows.append([trainset, display_name(model), setup_label(setup), *cells])
@@ -199,40 +158,67 @@ def generalisation_table(runs: Sequence[dict[str, Any]], trainsets: Sequence[str
     return Table(pd.DataFrame(rows), document(title, CAPTIONS["generalisation_auc"], body, notes))
 
 
-def _pyplot():
-    from facesleuth.figures import _pyplot as pyplot  # the figures' Agg backend setup
-
-    return pyplot()
+# ---------------------------------------------------------------- ROC-AUC of every run and ensemble
 
 
-def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figure":
-    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated."""
-    plt = _pyplot()
-    values = data[list(testsets)].to_numpy(dtype=float)
-    labels = [f"{t} / {n}" for t, n in zip(data["trainset"], data["name"])]
-    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(testsets), 1.2 + 0.38 * len(labels)))
-    image = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
-    ax.set_xticks(np.arange(len(testsets)), list(testsets))
-    ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
-    ax.set_xlabel("tested on")
-    ax.set_ylabel("trained on / model (setup)")
-    for i in range(values.shape[0]):
-        for j in range(values.shape[1]):
-            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                    color="black" if values[i, j] > 0.8 else "white")
-    fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
-    ax.set_title("Generalisation: ROC-AUC of every run on every test set")
-    fig.tight_layout()
-    return fig
+def auc_table(runs: Sequence[dict[str, Any]], ensembles: Sequence[dict[str, Any]], models: Sequence[str],
+              setups: Sequence[str], testsets: Sequence[str], title: str = "ROC-AUC") -> Table:
+    """Rows: every grid run, then every ensemble; columns: test sets; the best of each column **bold**."""
+    found = {(r["model"], r["aug"], r["testset"]): r for r in runs}
+    found.update({("ensemble", e["ensemble"], e["testset"]): e for e in ensembles})
+    keys = [(m, s) for m in models for s in setups] + list(dict.fromkeys(("ensemble", e["ensemble"]) for e in ensembles))
+    rows = []
+    for model, aug in keys:
+        records = {t: found.get((model, aug, t)) for t in testsets}
+        missing = [t for t, r in records.items() if r is None]
+        if missing:
+            raise TableError(f"AUC table: no metrics for {model}/{aug} on {missing}")
+        first = next(iter(records.values()))
+        row: dict[str, Any] = {"model": aug if model == "ensemble" else model, "aug": "" if model == "ensemble" else aug,
+                               "kind": "ensemble" if model == "ensemble" else "run", "name": run_label(first)}
+        for testset, record in records.items():
+            row[testset] = finite_value(record["auc"], f"{row['name']} on {testset}")
+        rows.append(row)
+    data = pd.DataFrame(rows)
+    best = {t: data[t].max() for t in testsets}
+    md_rows = [[row["name"], *[emphasise(f"{row[t]:.3f}", bold=row[t] == best[t]) for t in testsets]] for row in rows]
+    notes = ["**Bold**: the best of the column. No threshold: ROC-AUC uses the scores."]
+    caption = "ROC-AUC (fake positive) of every run and ensemble on every test set (higher is better)."
+    return Table(data, document(title, caption, markdown_table(["Run", *testsets], md_rows), notes))
 
 
-def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]]) -> "Figure":
-    """Draw each ensemble's ROC (dashed) on the figure's first axes and refresh the legend."""
-    if not ensembles:
-        return fig
-    ax = fig.axes[0]
-    for record in ensembles:
-        ax.plot(record["roc"]["fpr"], record["roc"]["tpr"], linestyle="--", linewidth=1.6,
-                label=f"{run_label(record)}, AUC {record['auc']:.3f}")
-    ax.legend(fontsize=8, loc="lower right")
-    return fig
+# ---------------------------------------------------------------- builders named in the registry
+# Each takes a rule's inputs (name -> paths) and settings, as facesleuth.tables' builders do.
+
+
+def _json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise TableError(f"{path} cannot be read ({err}); rerun the rule that makes it") from None
+
+
+def calibration_records(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Calibration rows from metrics records (runs' and ensembles'), which carry a ``calibration`` block."""
+    records = []
+    for run in runs:
+        if "calibration" not in run:
+            raise TableError(f"{run.get('path', run.get('model'))} has no calibration block; rerun its metrics rule")
+        record = {key: run[key] for key in ("model", "aug", "testset", "ensemble", "method") if key in run}
+        records.append({**record, **run["calibration"]})
+    return records
+
+
+def build_calibration(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    runs = read_metrics(inputs["metrics"]) + read_metrics(inputs.get("ensembles", []))
+    return calibration_table(calibration_records(runs), settings["calibration_testsets"], "Calibration")
+
+
+def build_aggregations(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    records = [record for path in inputs["studies"] for record in _json(path)["runs"]]
+    return aggregation_table(records, settings["aggregations"], settings["testsets"], "Aggregations")
+
+
+def build_auc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    return auc_table(read_metrics(inputs["metrics"]), read_metrics(inputs.get("ensembles", [])), settings["models"],
+                     settings["setups"], settings["testsets"])

@@ -29,6 +29,7 @@ MODELS = config["models"]
 SETUPS = config["augmentation_setups"]
 TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
+ENSEMBLES = config.get("ensembles") or {}
 
 
 wildcard_constraints:
@@ -37,6 +38,7 @@ wildcard_constraints:
     chunk=r"\d{3}",
     trainset=re.escape(TRAINSET),
     model=r"[A-Za-z0-9_.]+",
+    ensemble="|".join(map(re.escape, ENSEMBLES)) if ENSEMBLES else "NO_ENSEMBLE",
     # a grid run is named after its setup; precision-study variants add -<precision>
     aug=registry.aug_pattern(),
 
@@ -161,6 +163,10 @@ def grid_runs():
 
 # ---------------------------------------------------------------- predictions and metrics
 
+# What scoring faces and videos depends on: rules get only these as params, so settings of the
+# studies (evaluation.aggregations, calibration...) rerun nothing but the studies.
+PREDICTION_SETTINGS = {key: config["evaluation"].get(key) for key in ("aggregation", "no_face_score", "batch_size")}
+
 
 def metrics_files(testset, runs=None):
     runs = grid_runs() if runs is None else runs
@@ -170,6 +176,26 @@ def metrics_files(testset, runs=None):
 def prediction_files(testset, runs=None):
     runs = grid_runs() if runs is None else runs
     return [f"results/predictions/{testset}/{run.removeprefix('results/models/')}.parquet" for run in runs]
+
+
+# ---------------------------------------------------------------- ensembles (thesis 3.3)
+# results/ensembles/<name>/ holds ensemble.yaml (members, method), the validation scores,
+# threshold.json and calibration.json chosen on them, and predictions/ and metrics/ per test set.
+
+
+def ensemble_runs(name):
+    return [f"results/models/{run}" for run in ENSEMBLES[name]["runs"]]
+
+
+def ensemble_metrics_files(testset):
+    return [f"results/ensembles/{name}/metrics/{testset}.json" for name in ENSEMBLES]
+
+
+def ensemble_targets():
+    """Every ensemble folder (the scanner's --model) with its metrics on every test set."""
+    return [f"results/ensembles/{name}/ensemble.yaml" for name in ENSEMBLES] + [
+        f for testset in TESTSETS for f in ensemble_metrics_files(testset)
+    ]
 
 
 # ---------------------------------------------------------------- tables and figures

@@ -75,6 +75,8 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
             f"figure_{_name}"
         input:
             metrics=suite_files(_suite, "metrics"),
+            # the ROC figure draws the configured ensembles too
+            **({"ensembles": suite_ensemble_metrics(_suite)} if FIGURES[_name].drawing == "dfdc_roc" else {}),
         output:
             png=figure_report(_name),
         log:
