@@ -55,7 +55,8 @@ def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
     """The labels/metadata files a manifest is read from, for Snakemake to rerun on change.
 
     Checked at planning time, so a wrong root fails before any job runs. FaceForensics++ has no
-    labels file (labels come from the layout), so only its root is checked.
+    labels file (labels come from the layout), so only its root is checked, and its split file
+    when one is named.
     """
     dataset = dict(dataset)
     fmt = dataset.get("format")
@@ -66,7 +67,7 @@ def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
         return [part / TRAIN_METADATA for part in train_parts(root) if (part / TRAIN_METADATA).is_file()]
     if fmt == "dfdc_test":
         return [test_labels_file(name, dataset, root)]
-    if fmt in ("celebdf", "csv") and dataset.get("labels"):
+    if fmt in ("celebdf", "csv", "ffpp") and dataset.get("labels"):
         return [root / str(dataset["labels"])]
     return []
 
