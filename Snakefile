@@ -24,6 +24,7 @@ include: "workflow/rules/studies.smk"
 include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/generalisation.smk"
 
 
 rule all:

@@ -24,6 +24,7 @@ from facesleuth import registry
 from facesleuth.augment import build_augmentation
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.study_report import build_generalisation
 from facesleuth.tables import (
     TableError,
     run_label,
@@ -498,6 +499,11 @@ def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -
         settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
     )
     return {"png": fig}
+
+
+def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    table = build_generalisation(inputs, settings)
+    return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:

@@ -166,6 +166,26 @@ NEEDS = {
 }
 
 
+def generalisation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generalisation matrix of ``config``: training sets, models, setups, test sets, each
+    training set's home test set, and its cells ``[training set, model, setup, test set]`` in the
+    order the workflow lists their metrics."""
+    generalisation = config.get("generalisation") or {}
+    training_sets = generalisation.get("training_sets") or {}
+    models = list(generalisation.get("models") or config["models"])
+    setups = list(generalisation.get("setups") or config["augmentation_setups"])
+    testsets = list(generalisation.get("testsets") or config["evaluation"]["testsets"])
+    return {
+        "training_sets": list(training_sets),
+        "models": models,
+        "setups": setups,
+        "testsets": testsets,
+        "home_testsets": {name: entry.get("home_testset") for name, entry in training_sets.items()
+                          if entry.get("home_testset")},
+        "cells": [[t, m, s, test] for t in training_sets for m in models for s in setups for test in testsets],
+    }
+
+
 def calibration_testsets(config: Mapping[str, Any]) -> list[str]:
     """The calibration table's test sets: the DFDC and Celeb-DF-v2 ones that are configured."""
     evaluation = config["evaluation"]
@@ -191,6 +211,7 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "testsets": lambda config: config["evaluation"]["testsets"],
     "aggregations": lambda config: config["evaluation"]["aggregations"],
     "calibration_testsets": calibration_testsets,
+    "generalisation": generalisation_settings,
 }
 
 
@@ -355,6 +376,15 @@ TABLES: dict[str, Table] = {
             "facesleuth.study_report:build_auc", {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics"},
             (*_GRID, "testsets"), needs=("auc_table",),
         ),
+        Table(
+            "generalisation_auc", None,
+            "ROC-AUC of every run of the generalisation matrix (config ``generalisation``) on every test set: "
+            "rows are training set x model x setup, each training set with its own split and runs, columns "
+            "the test sets. *Italic*: the training set's own test set; the other columns measure "
+            "generalisation to data of another source. No threshold is involved.",
+            "facesleuth.study_report:build_generalisation", {"metrics": "generalisation_metrics"},
+            ("generalisation",), needs=("generalisation",),
+        ),
     )
 }
 
@@ -370,6 +400,7 @@ DRAWINGS: dict[str, str | Builder] = {
     "dfdc_roc": "facesleuth.figures:draw_roc",
     "celebdf_f1": "facesleuth.figures:draw_f1",
     "misclassified": "facesleuth.figures:draw_misclassified",
+    "generalisation_heatmap": "facesleuth.figures:draw_generalisation",
 }
 
 
@@ -461,6 +492,12 @@ _STATIC_FIGURES = (
     _misclassified(
         "celebdf", "real", "Fig. 3.12", "highest Celeb-DF-v2 F1", "Celeb-DF-v2",
         ", each with its most fake-looking face and the video and face scores",
+    ),
+    _figure(
+        "generalisation_auc", None,
+        "the generalisation matrix as a heatmap: ROC-AUC of every run (rows: training set / model (setup)) on "
+        "every test set (columns), 0.5 being chance; each cell gives its value (table generalisation_auc).",
+        "generalisation_heatmap", ("generalisation",),
     ),
 )
 

@@ -222,3 +222,21 @@ def build_aggregations(inputs: dict[str, list[str]], settings: dict[str, Any]) -
 def build_auc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
     return auc_table(read_metrics(inputs["metrics"]), read_metrics(inputs.get("ensembles", [])), settings["models"],
                      settings["setups"], settings["testsets"])
+
+
+def build_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
+    """The matrix from the metrics listed cell by cell, in the order of ``settings["generalisation"]["cells"]``."""
+    matrix = settings["generalisation"]
+    return generalisation_table(generalisation_records(inputs["metrics"], matrix), matrix["training_sets"],
+                                matrix["models"], matrix["setups"], matrix["testsets"], matrix["home_testsets"])
+
+
+def generalisation_records(paths: Sequence[str], matrix: dict[str, Any]) -> list[dict[str, Any]]:
+    """Metrics records of the matrix's cells, each with its ``trainset`` (``paths`` follow ``matrix["cells"]``)."""
+    cells = matrix["cells"]
+    if len(paths) != len(cells):
+        raise TableError(f"generalisation table: {len(paths)} metrics files for {len(cells)} cells")
+    records = []
+    for (trainset, model, setup, testset), run in zip(cells, read_metrics(paths)):
+        records.append({**run, "trainset": trainset, "model": model, "aug": setup, "testset": testset})
+    return records

@@ -48,6 +48,11 @@ def aggregation_studies(wildcards):
     return expand("results/aggregations/{testset}.json", testset=TESTSETS)
 
 
+def generalisation_metrics(wildcards):
+    """Every cell's metrics, in the order of registry.generalisation_settings(config)["cells"]."""
+    return [generalisation_metrics_file(*cell) for cell in registry.generalisation_settings(config)["cells"]]
+
+
 # The kinds of input a registry table names (facesleuth.registry.Table.inputs).
 REPORT_INPUTS = {
     "dfdc_metrics": dfdc_metrics,
@@ -61,6 +66,7 @@ REPORT_INPUTS = {
     "all_metrics": all_metrics,
     "all_ensemble_metrics": all_ensemble_metrics,
     "aggregation_studies": aggregation_studies,
+    "generalisation_metrics": generalisation_metrics,
 }
 
 

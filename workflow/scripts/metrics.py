@@ -25,4 +25,6 @@ result = {
     "validation": threshold,
     "calibration": calibrated_metrics(videos, calibration),
 }
+if "trainset" in snakemake.wildcards.keys():  # noqa: F821 - a run of the generalisation matrix
+    result["trainset"] = snakemake.wildcards.trainset  # noqa: F821
 write_json(result, snakemake.output[0])  # noqa: F821
