@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,3 +147,27 @@ def test_calibration_records_come_from_the_metrics_blocks():
                                              "log_loss_before": 0.7, "log_loss_after": 0.6, "n_videos": 10}]
     with pytest.raises(TableError, match="no calibration block"):
         R.calibration_records([{"model": "m", "aug": "none", "testset": "celebdf"}])
+
+
+def test_build_generalisation_reads_the_cells_in_order(tmp_path):
+    from facesleuth import registry
+
+    config = {"models": ["efb4_ns"], "augmentation_setups": ["none", "default"],
+              "evaluation": {"testsets": ["dfdc_test", "celebdf"]},
+              "generalisation": {"training_sets": {"dfdc": {"datasets": ["dfdc_train"], "home_testset": "dfdc_test"},
+                                                   "ffpp": {"datasets": ["ffpp_train"]}},
+                                 "setups": ["default"]}}
+    matrix = registry.generalisation_settings(config)
+    assert matrix["cells"] == [["dfdc", "efb4_ns", "default", "dfdc_test"], ["dfdc", "efb4_ns", "default", "celebdf"],
+                               ["ffpp", "efb4_ns", "default", "dfdc_test"], ["ffpp", "efb4_ns", "default", "celebdf"]]
+    paths = []
+    for i, cell in enumerate(matrix["cells"]):
+        path = tmp_path / f"{i}.json"  # the metrics file of the cell; its name says nothing
+        path.write_text(json.dumps({"auc": 0.6 + i / 10}))
+        paths.append(str(path))
+    table = R.build_generalisation({"metrics": paths}, {"generalisation": matrix})
+    np.testing.assert_allclose(table.data[["dfdc_test", "celebdf"]].to_numpy(), [[0.6, 0.7], [0.8, 0.9]])
+    assert list(table.data["trainset"]) == ["dfdc", "ffpp"]
+    assert "*0.600*" in table.markdown  # dfdc's own test set
+    with pytest.raises(TableError, match="3 metrics files for 4 cells"):
+        R.build_generalisation({"metrics": paths[:3]}, {"generalisation": matrix})
