@@ -104,8 +104,9 @@ def run_header(run: ScanRun) -> list[str]:
     trained_on = ", ".join(run.info.get("trained_on") or []) or "unknown data"
     source = ("validation EER threshold" if run.threshold_source == "validation"
               else f"{run.threshold_source} threshold: the run has no threshold.json")
+    what = f"{len(run.members)} runs" if run.members else run.info.get("timm_name", "?")
     lines = [
-        f"model    {run.name} ({run.info.get('timm_name', '?')}, input {run.input_size} px, trained on {trained_on})",
+        f"model    {run.name} ({what}, input {run.input_size} px, trained on {trained_on})",
         f"run      {run.folder}",
         f"verdict  fake when the {run.aggregation} face score >= {run.threshold:.4f} ({source})",
     ]
