@@ -49,7 +49,7 @@ def config_file(tmp_path):
 def test_registered_in_the_main_command():
     from facesleuth.cli import SUBCOMMANDS
 
-    assert SUBCOMMANDS["faces"] == "facesleuth.cli_faces"
+    assert SUBCOMMANDS["faces"].module == "facesleuth.cli_faces"
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers(dest="command")
     cli_faces.register(subparsers)

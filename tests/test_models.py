@@ -125,3 +125,21 @@ def test_vision_transformer_takes_the_configured_input_size():
         assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 2)
         assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
     assert resolve("deit_small_patch16_224.fb_in1k") is REGISTRY["deit_s"]  # a checkpoint's timm name
+
+
+def test_face_classifier_is_a_module_level_class_that_pickles(tmp_path):
+    """A module-level class pickles whole (a class made inside a function cannot), and the
+    state_dict keys are those of the checkpoints written so far: backbone.*, head.0/1."""
+    import pickle
+
+    torch.manual_seed(0)
+    model = build_model("resnet10t", pretrained=False, dropout=0.2).eval()
+    assert type(model) is models.FaceClassifier
+    assert type(model).__qualname__ == "FaceClassifier"
+    keys = list(model.state_dict())
+    assert all(k.startswith(("backbone.", "head.")) for k in keys)
+    assert [k for k in keys if k.startswith("head.")] == ["head.1.weight", "head.1.bias"]
+    copy = pickle.loads(pickle.dumps(model))
+    x = torch.randn(2, 3, 64, 64)
+    with torch.inference_mode():
+        assert torch.equal(copy(x), model(x))

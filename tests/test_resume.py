@@ -21,7 +21,7 @@ from test_workflow import REPO, demo_config, new_workdir, planned_jobs, snakemak
 
 pytestmark = pytest.mark.workflow
 
-EPOCHS = 8
+EPOCHS = 10
 MODEL, SETUP = "mobilenetv3_small_050", "none"
 
 

@@ -372,7 +372,7 @@ def test_scan_is_registered_and_help_is_light(capsys):
 
     from facesleuth.cli import SUBCOMMANDS
 
-    assert SUBCOMMANDS["scan"] == "facesleuth.scan.cli"
+    assert SUBCOMMANDS["scan"].module == "facesleuth.scan.cli"
     code = ("import sys, facesleuth.cli as c; c.build_parser(); "
             "print(sorted(m for m in ('torch', 'cv2', 'timm', 'pandas') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

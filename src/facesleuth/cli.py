@@ -11,20 +11,22 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NamedTuple
 
 from facesleuth import __version__
 
-# subcommand name -> module providing register(subparsers) and run(args) -> int
+
+class Subcommand(NamedTuple):
+    module: str  # provides register(subparsers) and run(args) -> int
+    summary: str  # what `facesleuth --help` says of it
+
+
 SUBCOMMANDS = {
-    "config-docs": "facesleuth.cli_config",
-    "faces": "facesleuth.cli_faces",
-    "scan": "facesleuth.scan.cli",
-    "samples": "facesleuth.cli_samples",
-}
-# what `facesleuth --help` says of each subcommand
-SUMMARIES = {
-    "faces": "extract the faces of one video (train or test flow) and draw a contact sheet",
-    "scan": "check videos and images for manipulated faces with a trained run",
+    "config-docs": Subcommand("facesleuth.cli_config", "print or write the documentation of every config key, from the schema"),
+    "faces": Subcommand("facesleuth.cli_faces", "extract the faces of one video (train or test flow) and draw a contact sheet"),
+    "samples": Subcommand("facesleuth.cli_samples", "download (fetch) or check (verify) the sample media the tests read"),
+    "scan": Subcommand("facesleuth.scan.cli", "check videos and images for manipulated faces with a trained run"),
+    "serve": Subcommand("facesleuth.serve.cli", "run the upload-checking web service (HTTP API and upload page) with a trained run"),
 }
 
 
@@ -39,11 +41,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"facesleuth {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in SUBCOMMANDS.items():
+    for name, subcommand in SUBCOMMANDS.items():
         if name == command:
-            importlib.import_module(module_name).register(subparsers)
+            importlib.import_module(subcommand.module).register(subparsers)
         else:
-            subparsers.add_parser(name, help=SUMMARIES.get(name), add_help=False)
+            subparsers.add_parser(name, help=subcommand.summary, add_help=False)
     return parser
 
 

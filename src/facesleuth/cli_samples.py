@@ -18,7 +18,6 @@ EXIT_OK, EXIT_FAILED = 0, 1
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "samples",
-        help="download (fetch) or check (verify) the sample media the tests read",
         description=(
             f"The {len(SAMPLE_FILES)} sample videos and images the tests and benchmarks read, "
             "from their public GitHub repositories, each checked against its sha256. Exit 0 when "

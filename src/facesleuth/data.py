@@ -26,12 +26,13 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
+from torch.utils.data import DataLoader
 
 from facesleuth.preprocess import decode_jpeg, letterbox
 
 if TYPE_CHECKING:  # pragma: no cover
     import albumentations as A
-    import torch
 
 log = logging.getLogger(__name__)
 
@@ -152,8 +153,6 @@ class FaceDataset:
         return image
 
     def __getitem__(self, index: int) -> tuple["torch.Tensor", int]:
-        import torch
-
         return torch.from_numpy(np.ascontiguousarray(self.load(index))), int(self.labels[index])
 
 
@@ -242,8 +241,6 @@ def _seed_worker(worker_id: int) -> None:
     (OpenCV's thread count is left alone: ``cv2.setNumThreads`` in a forked worker deadlocked
     here, its thread pool having been started in the parent.)
     """
-    import torch
-
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
@@ -264,9 +261,6 @@ def make_loader(
     Workers are not persistent: they are forked afresh each epoch and so see the dataset's
     current epoch (which seeds the augmentation).
     """
-    import torch
-    from torch.utils.data import DataLoader
-
     on_gpu = str(device).startswith("cuda")
     generator = torch.Generator()
     generator.manual_seed(seed)

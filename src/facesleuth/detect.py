@@ -4,6 +4,10 @@ Detection runs on frames downscaled so their longest side is at most ``detect_ma
 (DFDC frames are 1920x1080; MTCNN's cost grows with the pixel count) and the boxes are mapped
 back to full resolution, where faces are filtered by size and cropped with a margin (thesis
 2.4.1: keep faces of 70x70 px and more, 30 px margin).
+
+facenet-pytorch (with torch) and OpenCV are imported where they are used: the extraction
+summary step and ``facesleuth faces --help`` import this module (through
+:mod:`facesleuth.extract`) without detecting, and torch alone takes seconds to import.
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
+
+from facesleuth import mtcnn_fast
+from facesleuth.runtime import resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +121,12 @@ class FaceDetector:
 
     @property
     def torch_device(self) -> str:
-        from facesleuth.runtime import resolve_device
-
         return resolve_device(self.device)
 
     @property
     def mtcnn(self):
         if self._mtcnn is None:
-            from facenet_pytorch import MTCNN
+            from facenet_pytorch import MTCNN  # imported on use: see the module docstring
 
             device = self.torch_device
             # keep_all: every face; select_largest=False: order by probability, not size.
@@ -133,7 +138,7 @@ class FaceDetector:
                 device=device,
             )
             if self.implementation == "fast":
-                import torch
+                import torch  # loaded by facenet_pytorch just above
 
                 # mtcnn_fast feeds every network channels-last input; channels-last weights
                 # save the per-call weight reorder (about 15% of its CPU time), same faces.
@@ -166,7 +171,7 @@ class FaceDetector:
         decoder scale them) whose boxes are mapped to ``full_size``. Frames of different sizes
         may be mixed; each MTCNN batch holds frames of one size.
         """
-        import cv2
+        import cv2  # imported on use: see the module docstring
 
         results: list[FrameFaces | None] = [None] * len(frames)
         by_shape: dict[tuple[int, ...], list[int]] = {}
@@ -196,8 +201,6 @@ class FaceDetector:
         mtcnn = self.mtcnn
         mtcnn.min_face_size = self.mtcnn_min_size(scale)
         if self.implementation == "fast":
-            from facesleuth import mtcnn_fast
-
             return mtcnn_fast.detect(mtcnn, batch)
         boxes, probs = mtcnn.detect(batch)
         return [_as_boxes((b, p)) for b, p in zip(boxes, probs)]
@@ -237,7 +240,7 @@ def crop_with_margin(
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 95) -> bytes:
     """RGB uint8 image -> JPEG bytes."""
-    import cv2
+    import cv2  # imported on use: see the module docstring
 
     ok, buffer = cv2.imencode(".jpg", np.ascontiguousarray(rgb[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:

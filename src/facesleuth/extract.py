@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from facesleuth.config import section_defaults
 from facesleuth.detect import FaceDetector, FrameFaces
@@ -421,8 +422,6 @@ def extract_chunk(
     Every row of the chunk gets exactly one status row (in manifest order). Reals go first so
     that, in the train flow, each fake finds its original's boxes.
     """
-    from tqdm.auto import tqdm
-
     missing_columns = [c for c in ("video_id", "path", "label", "original") if c not in manifest.columns]
     if missing_columns:
         raise ValueError(f"manifest lacks columns {missing_columns}; build it with the manifest rule")

@@ -22,6 +22,7 @@ import pandas as pd
 
 from facesleuth import registry
 from facesleuth.augment import build_augmentation
+from facesleuth.io import atomic_path
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
 from facesleuth.study_report import build_generalisation
@@ -59,18 +60,13 @@ def _pyplot():
 
 
 def save_figure(fig: "Figure", path: str | os.PathLike) -> Path:
-    """Write ``fig`` as PNG atomically (a temporary file renamed), then close it."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
+    """Write ``fig`` as PNG atomically, then close it."""
     try:
-        fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
-        os.replace(tmp, target)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight")
     finally:
         _pyplot().close(fig)
-        if tmp.exists():
-            tmp.unlink()
-    return target
+    return Path(path)
 
 
 def _bar_labels(ax, bars, fmt: str = "{:.3f}") -> None:

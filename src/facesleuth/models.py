@@ -18,11 +18,11 @@ import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 from urllib.parse import urlparse
 
-if TYPE_CHECKING:  # pragma: no cover
-    from torch import nn
+import torch
+from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def resolve(name: str) -> ModelSpec:
     for spec in REGISTRY.values():  # a run's checkpoint records the timm name
         if spec.timm_name == name:
             return spec
-    import timm
+    import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
     if timm.is_model(name):
         return ModelSpec(name, name, name)
@@ -97,34 +97,28 @@ def display_name(name: str) -> str:
     return resolve(name).display_name
 
 
-def _model_class():
-    import torch
-    from torch import nn
+class FaceClassifier(nn.Module):
+    """timm backbone (pooled features) -> Dropout -> Linear(num_features, 2)."""
 
-    class FaceClassifier(nn.Module):
-        """timm backbone (pooled features) -> Dropout -> Linear(num_features, 2)."""
+    def __init__(self, backbone: nn.Module, dropout: float, timm_name: str):
+        super().__init__()
+        self.backbone = backbone
+        self.timm_name = timm_name
+        # num_classes=0 leaves the pooled (pre-logits) features; some heads (MobileNetV3)
+        # widen them beyond num_features, so ask the model.
+        width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
+        self.head = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(width, NUM_CLASSES))
 
-        def __init__(self, backbone: nn.Module, dropout: float, timm_name: str):
-            super().__init__()
-            self.backbone = backbone
-            self.timm_name = timm_name
-            # num_classes=0 leaves the pooled (pre-logits) features; some heads (MobileNetV3)
-            # widen them beyond num_features, so ask the model.
-            width = getattr(backbone, "head_hidden_size", None) or backbone.num_features
-            self.head = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(width, NUM_CLASSES))
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            return self.head(self.backbone(x))
-
-        def get_classifier(self) -> nn.Module:
-            return self.head
-
-    return FaceClassifier
+    def get_classifier(self) -> nn.Module:
+        return self.head
 
 
 def build_model(
     name: str, pretrained: bool = False, weights: str | os.PathLike | None = None, dropout: float = 0.2
-) -> "nn.Module":
+) -> FaceClassifier:
     """The backbone ``name`` with the thesis's head: Dropout(``dropout``) + Linear(features, 2).
 
     ``pretrained``: load ImageNet weights, from ``weights`` (a folder holding
@@ -139,13 +133,13 @@ def build_model(
     if pretrained:
         backbone = _pretrained_backbone(spec, weights)
     else:
-        import timm
+        import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
         backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **dict(spec.timm_kwargs))
-    return _model_class()(backbone, dropout, spec.timm_name)
+    return FaceClassifier(backbone, dropout, spec.timm_name)
 
 
-def count_parameters(model: "nn.Module") -> int:
+def count_parameters(model: nn.Module) -> int:
     """Trainable parameters (Table 2.1 counts them with the new 2-class head)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
@@ -197,7 +191,7 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
 def _hub_offline() -> Iterator[None]:
     """Let huggingface_hub answer from its local cache only (it reads this flag at request time)."""
     try:
-        from huggingface_hub import constants
+        from huggingface_hub import constants  # timm's dependency, loaded with timm
     except ImportError:  # pragma: no cover - timm requires it
         yield
         return
@@ -209,8 +203,8 @@ def _hub_offline() -> Iterator[None]:
         constants.HF_HUB_OFFLINE = before
 
 
-def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> "nn.Module":
-    import timm
+def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> nn.Module:
+    import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
     if weights:
         path = local_weights_file(spec, weights)

@@ -29,6 +29,10 @@ searched (here: no faces).
 
 The pretrained P/R/O-Nets are those of the installed facenet-pytorch wheel (pass
 ``facenet_pytorch.MTCNN``'s ``pnet``, ``rnet``, ``onet``); no weights live in this repository.
+
+torch, torchvision and facenet-pytorch are imported inside the functions that use them:
+:mod:`facesleuth.detect` imports this module, and steps that never detect import detect
+(the extraction summary, ``facesleuth faces --help``); torch alone takes seconds to import.
 """
 
 from __future__ import annotations

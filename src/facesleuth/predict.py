@@ -22,12 +22,21 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import torch
+import yaml
+from tqdm import tqdm
 
-from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA
+from facesleuth.checkpoint import load_checkpoint
+from facesleuth.data import FaceDataset, make_loader, read_split
+from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, read_parquets
+from facesleuth.metrics import equal_error_rate, roc_auc
+from facesleuth.models import build_model
+from facesleuth.preprocess import letterbox, normalize_batch
+from facesleuth.runtime import resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
-    import torch
     from torch import nn
 
 log = logging.getLogger(__name__)
@@ -161,11 +170,6 @@ def load_run(
     The architecture comes from the settings embedded in the checkpoint (the same as run.yaml),
     built without pretrained weights, then the trained weights are loaded strictly.
     """
-    import torch
-
-    from facesleuth.models import build_model
-    from facesleuth.train import load_checkpoint
-
     path = Path(run_dir_or_checkpoint)
     checkpoint_path = path / "best.pt" if path.is_dir() else path
     if not checkpoint_path.exists():
@@ -173,8 +177,6 @@ def load_run(
     checkpoint = load_checkpoint(checkpoint_path)
     info = dict(checkpoint.get("run") or {})
     if not info and (checkpoint_path.parent / "run.yaml").exists():
-        import yaml
-
         info = yaml.safe_load((checkpoint_path.parent / "run.yaml").read_text())
     for key in ("input_size", "dropout"):
         if key not in info:
@@ -205,11 +207,6 @@ def predict_faces(
     Inputs are prepared exactly as in training (letterbox to the run's input size, ImageNet
     normalisation); inference runs in float32 (fp16 overflow cost the thesis a validation loss).
     """
-    import torch
-
-    from facesleuth.data import FaceDataset, make_loader
-    from facesleuth.preprocess import normalize_batch
-
     if len(faces_df) == 0:
         return np.zeros(0, dtype=np.float32)
     device = torch.device(device)
@@ -218,8 +215,6 @@ def predict_faces(
     dataset = FaceDataset.from_faces(faces_df, int(run_info["input_size"]))
     loader = make_loader(dataset, batch_size, num_workers=num_workers, device=device)
     scores = []
-    from tqdm import tqdm
-
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc="faces", unit="batch", disable=None, leave=False):
             inputs = normalize_batch(images.to(device, non_blocking=True), channels_last=True)
@@ -236,10 +231,6 @@ def predict_crops(
     batch_size: int = 64,
 ) -> np.ndarray:
     """Fake probability of RGB uint8 face crops held in memory (the scanner), prepared as in training."""
-    import torch
-
-    from facesleuth.preprocess import letterbox, normalize_batch
-
     device = torch.device(device)
     size = int(run_info["input_size"])
     scores = []
@@ -264,8 +255,6 @@ def face_predictions(faces_df: pd.DataFrame, scores: np.ndarray) -> pd.DataFrame
 
 
 def _read_faces(path: str | os.PathLike) -> "pa.Table":
-    import pyarrow.parquet as pq
-
     wanted = ["dataset", "video_id", "face_id", "frame", "track", "label", "jpeg"]
     names = pq.read_schema(path).names
     missing = [n for n in ("video_id", "face_id", "jpeg") if n not in names]
@@ -286,9 +275,6 @@ def predict_testset(
 
     Returns ``(videos_df, faces_df)`` in VIDEO_PREDICTIONS_SCHEMA and FACE_PREDICTIONS_SCHEMA.
     """
-    from facesleuth.io import read_parquets
-    from facesleuth.runtime import resolve_device
-
     device = resolve_device(str(device))
     model, info = load_run(run_dir, device)
     batch_size = int(evaluation.get("batch_size", 128))
@@ -320,9 +306,6 @@ def score_validation_faces(
     device: "str | torch.device" = "auto",
 ) -> pd.DataFrame:
     """Fake probability of every validation face of the split (FACE_PREDICTIONS_SCHEMA rows)."""
-    from facesleuth.data import read_split
-    from facesleuth.runtime import resolve_device
-
     device = resolve_device(str(device))
     model, info = load_run(run_dir, device)
     table = read_split(split_path, "val")
@@ -344,8 +327,6 @@ def validation_videos(face_scores_df: pd.DataFrame, aggregation: str = "mean") -
 
 def validation_threshold(videos_df: pd.DataFrame, aggregation: str, where: str = "validation") -> dict[str, Any]:
     """The EER threshold chosen on validation video scores, with the EER, AUC and aggregation."""
-    from facesleuth.metrics import equal_error_rate, roc_auc
-
     y_true = videos_df["label"].to_numpy()
     y_score = videos_df["score"].to_numpy()
     if len(set(y_true.tolist())) < 2:

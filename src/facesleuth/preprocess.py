@@ -14,7 +14,9 @@ model sees at test time are prepared exactly as in training:
    pinned memory) and the GPU normalises; the permuted HWC batch is already in
    ``channels_last`` layout, so no copy is spent on the memory format either.
 
-torch and cv2 are imported inside functions so that importing this module stays cheap.
+torch is imported inside the functions that use it: the report's figures and ``facesleuth
+faces`` import this module for :func:`letterbox` and :func:`decode_jpeg` alone, and torch takes
+seconds to import.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -46,8 +49,6 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     DFDC crops), where bilinear would alias. Area is 6-10x slower than bilinear (340 against
     54 us for a 290 px crop to 224 px), and the letterbox runs for every face of every epoch.
     """
-    import cv2
-
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"letterbox expects an (H, W, 3) image, got shape {image.shape}")
     if image.dtype != np.uint8:
@@ -75,7 +76,7 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
 @functools.lru_cache(maxsize=16)
 def _mean_std(device: "torch.device", dtype: "torch.dtype") -> tuple["torch.Tensor", "torch.Tensor"]:
     """Cached per device: building them anew each step would be a blocking host-to-GPU copy."""
-    import torch
+    import torch  # imported on use: see the module docstring
 
     # Scaled to 0..255 so the uint8 input needs one subtraction and one division only.
     mean = torch.tensor(IMAGENET_MEAN, device=device, dtype=dtype).mul_(255.0).view(1, 3, 1, 1)
@@ -89,7 +90,7 @@ def normalize_batch(batch: "torch.Tensor", channels_last: bool = False) -> "torc
     With ``channels_last`` the result keeps the NHWC memory layout the permute gives for free;
     otherwise it is made contiguous NCHW.
     """
-    import torch
+    import torch  # imported on use: see the module docstring
 
     if batch.dtype != torch.uint8 or batch.ndim != 4 or batch.shape[-1] != 3:
         raise ValueError(f"normalize_batch expects uint8 (N, H, W, 3), got {tuple(batch.shape)} {batch.dtype}")
@@ -102,7 +103,7 @@ def normalize_batch(batch: "torch.Tensor", channels_last: bool = False) -> "torc
 
 def to_tensor(image: np.ndarray) -> "torch.Tensor":
     """Normalised float32 (3, H, W) tensor of one letterboxed uint8 (H, W, 3) RGB image."""
-    import torch
+    import torch  # imported on use: see the module docstring
 
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"to_tensor expects a uint8 (H, W, 3) image, got {image.shape} {image.dtype}")
@@ -111,8 +112,6 @@ def to_tensor(image: np.ndarray) -> "torch.Tensor":
 
 def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
     """JPEG (or PNG) bytes -> RGB uint8 (H, W, 3). Raises ValueError on undecodable data."""
-    import cv2
-
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else data
     image = cv2.imdecode(buffer, cv2.IMREAD_COLOR_RGB)
     if image is None:

@@ -5,10 +5,11 @@
 - video statuses of extraction and of the scanner;
 - the thesis's tables and figures: builder, report caption, thesis number, the config they need.
 
-The config schema's enums, the workflow's ``aug`` wildcard, its table and figure rules and
-targets, the report captions, and the dispatch of :func:`facesleuth.tables.make_table` and
+The config schema's enums, the workflow's ``aug`` wildcard, its table rules, its targets, the
+report captions and labels, and the dispatch of :func:`facesleuth.tables.make_table` and
 :func:`facesleuth.figures.make_figures` are all built from these entries, so adding a setup or
-a table means an entry here and its builder, nothing else.
+a table means an entry here and its builder, nothing else. (A new figure also needs its rule in
+workflow/rules/figures.smk, where each figure's inputs are spelled out.)
 
 Builders are named as ``"module:function"`` and imported when called: reading the registry (the
 Snakefile does it while planning) imports neither pandas, matplotlib nor albumentations.
@@ -310,7 +311,10 @@ TABLES: dict[str, Table] = {
             "the precision study (config ``precision_study``): one model and setup trained at each "
             "precision with its batch size. Training duration is the sum of the epoch times in the run's "
             "``history.csv``; log loss is the video log loss on the DFDC test set. The run at the grid's "
-            "own precision and batch size is the grid's run itself. No threshold is involved.",
+            "own precision and batch size is the grid's run itself. No threshold is involved. The thesis's "
+            "own Table 2.3 prints FP16 (batch 64) 9 h 48 min and FP32 (batch 32) 5 h 55 min, while its text "
+            "and abstract say FP16 was the faster (up to 2x) and chose it for that reason; the project reads "
+            "the table's two durations as swapped (FP16 5 h 55 min) and reports its own measured durations here.",
             "facesleuth.tables:build_precision",
             {"histories": "precision_histories", "metrics": "precision_metrics"},
             ("precision_study",), needs=("precision_study", "dfdc_testset"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 import sys
 import zlib
 from pathlib import Path
@@ -21,7 +22,7 @@ def resolve_device(name: str = "auto") -> str:
     The environment variable lets a run pick a device without touching config (a device is a
     runtime choice: changing it must not make Snakemake rerun anything).
     """
-    import torch
+    import torch  # seconds to import: every module (and the CLI) imports this one, most without torch
 
     if name == "auto":
         name = os.environ.get(DEVICE_ENV, "").strip() or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -60,9 +61,7 @@ def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO)
 
 def machine_info() -> dict:
     """What benchmark figures are recorded with: CPU model and cores, GPU, torch and its threads."""
-    import platform
-
-    import torch
+    import torch  # seconds to import: every module (and the CLI) imports this one, most without torch
 
     cpu = platform.processor() or platform.machine() or "unknown"
     try:

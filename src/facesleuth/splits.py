@@ -18,6 +18,9 @@ from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from facesleuth.io import LABEL_FAKE, LABEL_REAL, SPLITS_SCHEMA, atomic_path
 
@@ -277,11 +280,6 @@ def write_split(split_df: pd.DataFrame, faces_paths: Iterable[str | os.PathLike]
     crops, which are most of the bytes, never all sit in memory). Writes atomically; returns
     the number of faces written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from tqdm import tqdm
-
     meta = split_df.drop(columns=["jpeg"], errors="ignore")
     wanted = set(meta["face_id"])
     target = Path(out_path)

@@ -13,8 +13,15 @@ A run folder (``results/models/{model}/{aug}/``, see docs/architecture.md "Run f
 - ``history.csv``: ``epoch, train_loss, val_loss, seconds, images_per_s``.
 
 Precision: ``fp16`` is autocast + GradScaler (the thesis), ``bf16`` autocast without a scaler,
-``fp32`` none. A NaN or infinite loss stops the run with an error naming the epoch and step;
-the last good checkpoint stays (the thesis lost EfficientNet-B4's validation loss to NaN).
+``fp32`` none. A NaN or infinite *training* loss stops the run with an error naming the epoch
+and step; the last good checkpoint stays. A NaN (or infinite) *validation* loss does not: the
+thesis kept training EfficientNet-B4 after its validation loss became NaN and left those epochs
+out of Fig. 2.14, so by default the epoch is recorded (``nan`` in ``history.csv``), never chosen
+as best, and training goes on; ``training.stop_on_nan_validation: true`` stops there instead,
+like a training NaN. If no epoch has a finite validation loss, ``best.pt`` holds the last
+epoch's weights, with ``chosen_by: last_epoch_no_finite_val_loss`` (otherwise ``val_loss``)
+in ``best.pt`` and in the summary, and a warning in the log: every Table 3.x needs a model per
+run, and without a validation loss to choose by, the last epoch is the one trained longest.
 
 Reproducibility: the model is initialised from ``seed``; every epoch reseeds the shuffle, the
 augmentation and dropout from ``(seed, epoch)``, so the same seed gives the same history on
@@ -25,11 +32,17 @@ Multi-GPU (DistributedDataParallel): with ``training.gpus`` > 1 :func:`train_or_
 (``WORLD_SIZE`` > 1) :func:`train_run` joins the process group. ``batch_size`` stays the global
 batch, cut into equal per-process slices, so the steps, samples per epoch and the averaged
 gradient are those of a single-process run; losses are reduced across processes and only
-rank 0 writes files.
+rank 0 writes files. BatchNorm would still normalise each process's half batch by its own
+statistics, so with ``training.sync_batchnorm`` (default true) BatchNorm layers become
+SyncBatchNorm, which normalises by the statistics of the whole global batch, as one process does.
+torch runs SyncBatchNorm on CUDA only (DDP refuses it for CPU modules), so gloo processes on a
+CPU keep per-process BatchNorm, with a warning: there a BatchNorm model is not equivalent to
+one process, a model without BatchNorm is (tests/test_distributed.py shows both).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -43,25 +56,39 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
 
 from facesleuth import __version__
-from facesleuth.io import write_text_atomic
+from facesleuth.augment import build_augmentation
+from facesleuth.checkpoint import load_checkpoint, save_checkpoint
+from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
+from facesleuth.io import write_csv, write_text_atomic
+from facesleuth.models import build_model, resolve
+from facesleuth.preprocess import PREPROCESSING, normalize_batch
 from facesleuth.registry import PRECISIONS
-
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-    from torch import nn
+from facesleuth.runtime import resolve_device
 
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
-#: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
-#: run may resume with more workers, on another device, or with more epochs than it first had.
-RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus"})
+#: Settings that change how fast, where, how long or whether past a NaN validation a run goes, not
+#: what a step learns: left out of the fingerprint, so a run may resume with more workers, on
+#: another device or number of GPUs, with more epochs, or after a NaN stop with the stop turned off.
+RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus", "stop_on_nan_validation", "sync_batchnorm"})
+#: ``chosen_by`` of best.pt: the lowest finite validation loss, or the fallback when there is none.
+CHOSEN_BY_VAL_LOSS = "val_loss"
+CHOSEN_BY_LAST_EPOCH = "last_epoch_no_finite_val_loss"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -98,8 +125,6 @@ def settings_fingerprint(settings: dict[str, Any], split_fingerprint: str) -> tu
 
 def split_fingerprint(path: str | os.PathLike) -> str:
     """Hash of the split's face ids, labels and sides (cheap: leaves the JPEG bytes unread)."""
-    import pyarrow.parquet as pq
-
     table = pq.read_table(path, columns=["face_id", "label", "split"], memory_map=True)
     digest = hashlib.sha256()
     # Values, not Arrow buffers: buffer padding and slicing must not change the hash.
@@ -114,8 +139,6 @@ def _seed_of(*parts: int) -> int:
 
 
 def seed_everything(seed: int) -> None:
-    import torch
-
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -149,10 +172,6 @@ class Distributed:
 
 
 def resolve_training_device(name: str, dist_ctx: Distributed) -> "torch.device":
-    import torch
-
-    from facesleuth.runtime import resolve_device
-
     device = torch.device(resolve_device(name))
     if device.type == "cuda" and dist_ctx.enabled:
         if torch.cuda.device_count() < dist_ctx.world_size:
@@ -179,8 +198,6 @@ def resolve_precision(name: str, device_type: str) -> Precision:
     fp16 autocast on CPU works in torch 2.14 but runs several times slower than fp32 (measured
     about 7x on mobilenetv3_small_050): allowed, with a warning to use bf16 or fp32 there.
     """
-    import torch
-
     if name == "fp32":
         return Precision(name, None, False)
     if name == "bf16":
@@ -192,6 +209,29 @@ def resolve_precision(name: str, device_type: str) -> Precision:
             log.warning("training.precision fp16 on CPU is slow (no fast float16 kernels); bf16 or fp32 train faster there")
         return Precision(name, torch.float16, True)
     raise ValueError(f"training.precision must be one of {PRECISIONS}, got {name!r}")
+
+
+def has_batchnorm(model: "nn.Module") -> bool:
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def convert_batchnorm(model: "nn.Module", device: "torch.device", dist_ctx: Distributed, enabled: bool = True) -> "nn.Module":
+    """BatchNorm -> SyncBatchNorm when training in several CUDA processes (``enabled``).
+
+    One process or ``enabled`` false: the model unchanged. CPU (gloo) processes: unchanged with a
+    warning, because torch's DDP refuses SyncBatchNorm on CPU modules. The state dict keeps its
+    keys either way, so checkpoints load into the plain model.
+    """
+    if not (dist_ctx.enabled and enabled and has_batchnorm(model)):
+        return model
+    if device.type != "cuda":
+        log.warning("training.sync_batchnorm: torch runs SyncBatchNorm on CUDA only; the %d CPU processes keep "
+                    "per-process BatchNorm statistics, so this run is not equivalent to one process",
+                    dist_ctx.world_size)
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -214,19 +254,17 @@ class Trainer:
         compile_model: bool = False,
         dist_ctx: Distributed | None = None,
         check_every: int | None = None,
+        sync_batchnorm: bool = True,
     ):
-        import torch
-
         self.device = device
         self.dist = dist_ctx or Distributed()
         self.precision = resolve_precision(precision, device.type)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = convert_batchnorm(model, device, self.dist, sync_batchnorm)
         self.module = model.to(device=device, memory_format=memory_format)
         self.model: nn.Module = self.module
         if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel
-
             self.model = DistributedDataParallel(
                 self.module, device_ids=[device.index] if device.type == "cuda" else None
             )
@@ -238,23 +276,17 @@ class Trainer:
         self.check_every = check_every or (1 if device.type == "cpu" else 16)
 
     def autocast(self):
-        import torch
-
         if self.precision.autocast_dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.precision.autocast_dtype)
 
     def to_device(self, images: "torch.Tensor", labels: "torch.Tensor") -> tuple["torch.Tensor", "torch.Tensor"]:
-        from facesleuth.preprocess import normalize_batch
-
         images = images.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         return normalize_batch(images, channels_last=self.channels_last), labels
 
     def train_step(self, images: "torch.Tensor", labels: "torch.Tensor") -> "torch.Tensor":
         """One optimiser step on a uint8 (N, H, W, 3) batch; returns the detached mean loss."""
-        import torch.nn.functional as F
-
         inputs, targets = self.to_device(images, labels)
         with self.autocast():
             logits = self.forward_model(inputs)
@@ -267,14 +299,10 @@ class Trainer:
 
     def _all_reduce(self, tensor: "torch.Tensor") -> "torch.Tensor":
         if self.dist.enabled:
-            import torch.distributed as dist
-
             dist.all_reduce(tensor)
         return tensor
 
     def _check(self, pending: list[tuple[int, "torch.Tensor"]], epoch: int, steps: int, what: str, checkpoint_note: str) -> None:
-        import torch
-
         losses = torch.stack([loss for _, loss in pending])
         bad = self._all_reduce((~torch.isfinite(losses)).any().to(torch.float32))
         if bad.item() == 0:
@@ -297,9 +325,6 @@ class Trainer:
         self, loader, epoch: int, max_steps: int | None = None, checkpoint_note: str = "", desc: str = ""
     ) -> dict[str, float]:
         """Train on ``loader`` (at most ``max_steps``); mean loss and images/s over all processes."""
-        import torch
-        from tqdm import tqdm
-
         self.model.train()
         steps = len(loader) if max_steps is None else min(len(loader), max_steps)
         total = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -339,16 +364,15 @@ class Trainer:
     def _sync_buffers(self) -> None:
         """BatchNorm statistics drift apart across processes; evaluate (and save) rank 0's."""
         if self.dist.enabled:
-            import torch.distributed as dist
-
             for buffer in self.module.buffers():
                 dist.broadcast(buffer, src=0)
 
-    def evaluate(self, loader, epoch: int, checkpoint_note: str = "") -> dict[str, float]:
-        """Mean validation loss over every sample (each process its shard, then summed)."""
-        import torch
-        import torch.nn.functional as F
+    def evaluate(self, loader, epoch: int, checkpoint_note: str = "", stop_on_nonfinite: bool = False) -> dict[str, float]:
+        """Mean validation loss over every sample (each process its shard, then summed).
 
+        A NaN or infinite loss is returned as such (the caller records it), or, with
+        ``stop_on_nonfinite``, raises :class:`NonFiniteLossError` naming the batch.
+        """
         self._sync_buffers()
         self.module.eval()
         total = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -363,8 +387,10 @@ class Trainer:
                 total += loss
                 samples += int(labels.shape[0])
                 pending.append((step, loss))
-        # Collective: every process checks, even one whose shard was empty.
-        self._check(pending or [(0, torch.zeros((), device=self.device))], epoch, len(loader), "validation", checkpoint_note)
+        if stop_on_nonfinite:
+            # Collective: every process checks, even one whose shard was empty.
+            self._check(pending or [(0, torch.zeros((), device=self.device))], epoch, len(loader), "validation",
+                        checkpoint_note)
         reduced = self._all_reduce(torch.tensor([float(total), float(samples)], device=self.device, dtype=torch.float64))
         total_loss, total_samples = reduced.tolist()
         if total_samples == 0:
@@ -391,8 +417,6 @@ class Trainer:
 
 
 def _rng_state() -> dict[str, Any]:
-    import torch
-
     numpy_state = np.random.get_state(legacy=False)
     numpy_state["state"]["key"] = numpy_state["state"]["key"].tolist()
     return {
@@ -404,8 +428,6 @@ def _rng_state() -> dict[str, Any]:
 
 
 def _set_rng_state(state: dict[str, Any]) -> None:
-    import torch
-
     torch.set_rng_state(state["torch"])
     if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -416,43 +438,13 @@ def _set_rng_state(state: dict[str, Any]) -> None:
     random.setstate((python[0], tuple(python[1]), python[2]))
 
 
-def save_checkpoint(obj: dict[str, Any], path: Path) -> None:
-    """torch.save to a temporary file, then rename: a kill never leaves a truncated checkpoint."""
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is an ordinary output
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    import torch
-
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - a truncated or foreign file
-        raise RuntimeError(f"cannot read checkpoint {path}: {type(err).__name__}: {err}") from err
-
-
 def write_history(history: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
-    write_text_atomic(frame.to_csv(index=False), path)
+    write_csv(frame, path, na_rep="nan")  # a NaN epoch reads as nan, not blank
 
 
 def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
     """The resolved settings written to run.yaml and embedded in every checkpoint."""
-    from facesleuth.models import resolve
-    from facesleuth.preprocess import PREPROCESSING
-
     training = _training(settings)
     spec = resolve(settings["model"])
     return {
@@ -480,14 +472,10 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
 
 
 def write_run_yaml(info: dict[str, Any], path: Path) -> None:
-    import yaml
-
     write_text_atomic(yaml.safe_dump(info, sort_keys=False), path)
 
 
 def _trained_on(split_path: Path) -> list[str]:
-    import pyarrow.parquet as pq
-
     if "dataset" in pq.read_schema(split_path).names:
         values = pq.read_table(split_path, columns=["dataset"], memory_map=True).column("dataset").unique().to_pylist()
         names = sorted(v for v in values if v)
@@ -505,20 +493,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
     Returns a summary: ``epochs`` trained in total, ``best_epoch``, ``best_val_loss``,
     ``resumed_from`` (epoch or None), ``history`` (rows with sample counts), ``run`` (run.yaml).
     """
-    import torch
-
-    from facesleuth.augment import build_augmentation
-    from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
-    from facesleuth.models import build_model
-
     split_path, run_dir = Path(split_path), Path(run_dir)
     training = _training(settings)
     dist_ctx = Distributed.from_env()
     device = resolve_training_device(training.get("device", "auto"), dist_ctx)
     process_group = False
     if dist_ctx.enabled:
-        import torch.distributed as dist
-
         if not dist.is_initialized():
             dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
             process_group = True
@@ -531,6 +511,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         batch_size = int(training["batch_size"])
         num_workers = int(training.get("num_workers", 0))
         max_steps = training.get("max_steps_per_epoch")
+        stop_on_nan_validation = bool(training.get("stop_on_nan_validation", False))
         paths = {name: run_dir / name for name in ("best.pt", "last.pt", "history.csv", "run.yaml")}
 
         fingerprint, described = settings_fingerprint(settings, split_fingerprint(split_path))
@@ -556,12 +537,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                             weights=training.get("weights"), dropout=float(training["dropout"]))
         trainer = Trainer(model, device, training["precision"], float(training["lr"]),
                           channels_last=bool(training.get("channels_last", True)),
-                          dist_ctx=dist_ctx)
+                          dist_ctx=dist_ctx, sync_batchnorm=bool(training.get("sync_batchnorm", True)))
 
         history: list[dict[str, Any]] = []
         # The best weights so far stay in memory (on CPU) and travel inside last.pt, because
         # Snakemake deletes best.pt before it reruns a job.
-        best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "model_state": None}
+        best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "model_state": None, "chosen_by": CHOSEN_BY_VAL_LOSS}
         start_epoch, resumed_from = 0, None
         if paths["last.pt"].exists():
             state = load_checkpoint(paths["last.pt"])
@@ -605,18 +586,25 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
             started = time.perf_counter()
             row: dict[str, Any] = {"epoch": epoch}
             row.update(trainer.train_epoch(train_loader, epoch, max_steps, note, desc=f"{name} epoch {epoch}/{epochs}"))
-            row.update(trainer.evaluate(val_loader, epoch, note))
+            row.update(trainer.evaluate(val_loader, epoch, note, stop_on_nonfinite=stop_on_nan_validation))
             row["seconds"] = time.perf_counter() - started
             history.append(row)
-            improved = row["val_loss"] < best["val_loss"]
+            improved, fallback = _best_update(best, row["val_loss"])
+            if not math.isfinite(row["val_loss"]):
+                log.warning("%s epoch %d: validation loss is %s; recorded, never chosen as best, training goes on "
+                            "(training.stop_on_nan_validation: true stops instead)", name, epoch, row["val_loss"])
+            if fallback:
+                log.warning("%s: no epoch so far has a finite validation loss; best.pt holds epoch %d, the last one "
+                            "(chosen_by: %s)", name, epoch, CHOSEN_BY_LAST_EPOCH)
             state = trainer.state()
-            if improved:
+            if improved or fallback:
                 best = {"epoch": epoch, "val_loss": row["val_loss"],
-                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()}}
+                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()},
+                        "chosen_by": CHOSEN_BY_LAST_EPOCH if fallback else CHOSEN_BY_VAL_LOSS}
             log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, %.1f s, %.1f images/s%s", name, epoch, epochs,
                      row["train_loss"], row["val_loss"], row["seconds"], row["images_per_s"], " (best)" if improved else "")
             if dist_ctx.is_main:
-                if improved:
+                if improved or fallback:
                     save_checkpoint(_best_payload(best, info), paths["best.pt"])
                 save_checkpoint({
                     **state,
@@ -631,27 +619,37 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                 }, paths["last.pt"])
                 write_history(history, paths["history.csv"])
             if dist_ctx.enabled:
-                import torch.distributed as dist
-
                 dist.barrier()
         return {
             "run_dir": str(run_dir),
             "epochs": len(history),
             "best_epoch": best["epoch"],
             "best_val_loss": best["val_loss"],
+            "best_chosen_by": best.get("chosen_by", CHOSEN_BY_VAL_LOSS),
             "resumed_from": resumed_from,
             "history": [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()} for row in history],
             "run": info,
         }
     finally:
         if process_group:
-            import torch.distributed as dist
-
             dist.destroy_process_group()
 
 
+def _best_update(best: dict[str, Any], val_loss: float) -> tuple[bool, bool]:
+    """(improved, fallback) for an epoch's validation loss against the best so far.
+
+    improved: finite and lower than the best finite loss (a NaN epoch never is). fallback: not
+    finite while no epoch has had a finite loss yet, so best.pt follows the last epoch.
+    """
+    no_finite_yet = best["epoch"] is None or best.get("chosen_by") == CHOSEN_BY_LAST_EPOCH
+    if math.isfinite(val_loss):
+        return no_finite_yet or val_loss < best["val_loss"], False
+    return False, no_finite_yet
+
+
 def _best_payload(best: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-    return {"model_state": best["model_state"], "epoch": best["epoch"], "val_loss": best["val_loss"], "run": info}
+    return {"model_state": best["model_state"], "epoch": best["epoch"], "val_loss": best["val_loss"],
+            "chosen_by": best.get("chosen_by", CHOSEN_BY_VAL_LOSS), "run": info}
 
 
 # ---------------------------------------------------------------------------- torchrun
@@ -672,8 +670,6 @@ def train_or_launch(split_path: str | os.PathLike, run_dir: str | os.PathLike, s
                              "(it is the global batch, shared equally by the processes)")
         return launch_distributed(split_path, run_dir, settings, processes, log_path)
     if threads:
-        import torch
-
         torch.set_num_threads(int(threads))
     return train_run(split_path, run_dir, settings)
 
@@ -705,8 +701,6 @@ def launch_distributed(split_path: str | os.PathLike, run_dir: str | os.PathLike
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of each torchrun process: ``python -m facesleuth.train --split ... --run-dir ... --settings file.json``."""
-    import argparse
-
     parser = argparse.ArgumentParser(description="Train one facesleuth run (one process of a torchrun launch).")
     parser.add_argument("--split", required=True)
     parser.add_argument("--run-dir", required=True)

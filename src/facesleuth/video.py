@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import logging
 import math
+import queue
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 # Statuses a VideoError carries (registry.VIDEO_ERRORS). Extraction reports both as
 # "unreadable" rows, with the message saying which.
@@ -76,7 +79,7 @@ def _short(err: Exception, limit: int = 200) -> str:
 
 
 def _open_capture(path: str | Path):
-    import cv2
+    import cv2  # half a second to import: extract imports this module, and its summary step never decodes
 
     path = _check_file(path)
     capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
@@ -92,7 +95,7 @@ def probe(path: str | Path) -> VideoInfo:
     The size comes from decoding frame 0 (after rotation), which also proves the stream
     decodes at all. Containers without a frame count (some WebM) are counted by decoding.
     """
-    import cv2
+    import cv2  # half a second to import: extract imports this module, and its summary step never decodes
 
     capture = _open_capture(path)
     try:
@@ -146,7 +149,7 @@ def iter_frame_batches(
     Raises VideoError when the stream ends before a requested frame (truncated video, or a
     container that promises more frames than it holds).
     """
-    import cv2
+    import cv2  # half a second to import: extract imports this module, and its summary step never decodes
 
     wanted = sorted({int(i) for i in indices})
     if not wanted:
@@ -203,9 +206,6 @@ def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     Decoding (OpenCV releases the GIL) then overlaps detection. An exception raised by
     ``items`` is re-raised here, in order; closing the generator early stops the thread.
     """
-    import queue
-    import threading
-
     done = object()
     slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()
@@ -340,8 +340,6 @@ def read_image(path: str | Path) -> np.ndarray:
 
     Raises VideoError (status ``unreadable`` or ``empty``) when it is not a decodable image.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
     path = _check_file(path)
     try:
         with Image.open(path) as image:

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 # Scripts and input functions import the package; make the checkout's src/ importable even
-# where facesleuth is not installed (it normally is, with pip install -e .).
+# where facesleuth is not installed (it normally is, with pip install -e '.[workflow]').
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
 # Jobs (scripts, conda environments, cluster jobs) import it from here too.

@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from facesleuth import __version__
 from facesleuth.config import section_defaults
+from facesleuth.demo import layouts
+from facesleuth.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +73,6 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
     defaults). The three dataset folders are built in ``out/.staging`` and moved into place, so
     an interrupted run never leaves a half-built dataset behind a stale ``demo.json``.
     """
-    from facesleuth import __version__
-    from facesleuth.demo import layouts
-    from facesleuth.io import write_json
-
     settings = resolve_settings(settings)
     seed = int(settings["seed"])
     out = Path(out)
@@ -113,8 +112,6 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _dataset_summaries(records: list[dict]) -> dict[str, dict]:
-    from facesleuth.demo import layouts
-
     folders = {
         "dfdc_train": (layouts.DFDC_TRAIN_DIR, "dfdc_train", None),
         "dfdc_test": (layouts.DFDC_TEST_DIR, "dfdc_test", "labels.csv"),

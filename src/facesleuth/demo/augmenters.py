@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 AUGMENTERS = (
@@ -66,8 +67,6 @@ def _to_uint8(image: np.ndarray) -> np.ndarray:
 
 
 def _blur(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     sigma = rng.uniform(0.8, 1.8)
     return _map(frames, lambda f: cv2.GaussianBlur(f, (0, 0), sigma)), fps
 
@@ -90,8 +89,6 @@ def _framerate_change(frames: Frames, fps: float, rng: np.random.Generator) -> t
 
 
 def _greyscale(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     return _map(frames, lambda f: cv2.cvtColor(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), cv2.COLOR_GRAY2RGB)), fps
 
 
@@ -106,8 +103,6 @@ def _noise(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames
 
 def _quality_level_change(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
     """Strong compression: every frame through JPEG at a low quality before the video encoder."""
-    import cv2
-
     quality = int(rng.integers(12, 31))
 
     def squeeze(frame: np.ndarray) -> np.ndarray:
@@ -118,8 +113,6 @@ def _quality_level_change(frames: Frames, fps: float, rng: np.random.Generator) 
 
 
 def _resolution_change(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     factor = rng.uniform(0.6, 0.8)
     height, width = frames[0].shape[:2]
     size = (round(width * factor / 2) * 2, round(height * factor / 2) * 2)  # even sides for the encoder
@@ -127,8 +120,6 @@ def _resolution_change(frames: Frames, fps: float, rng: np.random.Generator) -> 
 
 
 def _rotate(frames: Frames, fps: float, rng: np.random.Generator) -> tuple[Frames, float]:
-    import cv2
-
     height, width = frames[0].shape[:2]
     angle = rng.choice([-1, 1]) * rng.uniform(5, 12)
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
@@ -212,8 +203,6 @@ def _paste(frame: np.ndarray, patch: np.ndarray, corner: np.ndarray, alpha: floa
 
 
 def _text(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     word = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 3))))
     scale = rng.uniform(0.6, 1.1)
@@ -227,8 +216,6 @@ def _text(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays:
 
 
 def _shapes(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     for _ in range(int(rng.integers(1, 4))):
         side = int(rng.integers(20, 50))
@@ -249,8 +236,6 @@ def _shapes(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlay
 
 def _dots(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
     """Scattered jittering dots, a few pixels wide: they may fall on the face, as in DFDC."""
-    import cv2
-
     height, width = frames[0].shape[:2]
     count = int(rng.integers(15, 50))
     centres = rng.uniform([0, 0], [width, height], size=(count, 2))
@@ -263,8 +248,6 @@ def _dots(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays:
 
 
 def _random_images(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
-    import cv2
-
     height, width = frames[0].shape[:2]
     texture = overlays["textures"][int(rng.integers(len(overlays["textures"])))]
     side = int(rng.integers(40, 80))
@@ -280,8 +263,6 @@ def _random_images(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, 
 
 def _faces(frames: Frames, boxes: np.ndarray, rng: np.random.Generator, overlays: dict) -> None:
     """Small face images: below the detector's minimum face size, so the subject stays the track."""
-    import cv2
-
     height, width = frames[0].shape[:2]
     for _ in range(int(rng.integers(1, 3))):
         face = overlays["faces"][int(rng.integers(len(overlays["faces"])))]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from facesleuth.demo.rendering import RenderedVideo, is_monochrome
@@ -125,8 +126,6 @@ def face_mask(
     ``shape`` and ``origin`` (its top-left corner in the frame) let it be drawn on a region of
     the frame only. Its support is bounded (the blur reaches 4 sigma): see :func:`mask_region`.
     """
-    import cv2
-
     cx, cy, width, height, angle = face
     theta = np.radians(angle)
     dx, dy = offset[0] * width, offset[1] * height
@@ -157,8 +156,6 @@ def _blend_into(frame: np.ndarray, patch: np.ndarray, mask: np.ndarray, rect: tu
 
 def face_swap(video: RenderedVideo, donor: FacePhoto, style: SwapStyle, rng: np.random.Generator) -> list[np.ndarray]:
     """Frames of ``video`` with ``donor``'s face swapped in (see the module docstring)."""
-    import cv2
-
     # A generator trained on colour video outputs colour even from a monochrome donor's identity.
     colour_match = max(style.colour_match, 0.9) if is_monochrome(donor.image) else style.colour_match
     # The "generator" renders the donor at a low resolution; upsampling into the frame blurs it.
@@ -190,8 +187,6 @@ def face_swap(video: RenderedVideo, donor: FacePhoto, style: SwapStyle, rng: np.
 
 def self_blend(video: RenderedVideo, style: BlendStyle, rng: np.random.Generator) -> list[np.ndarray]:
     """Frames of ``video`` with a recoloured, rescaled copy of the face blended into itself."""
-    import cv2
-
     width, height = video.size
     frames = []
     for frame, face in zip(video.frames, video.faces):

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from facesleuth.demo.sources import FacePhoto, flipped
@@ -68,8 +69,6 @@ def random_look(rng: np.random.Generator, backgrounds: list[str], background_p: 
 
 def dress_photo(photo: FacePhoto, look: Look, textures: dict[str, np.ndarray], rng: np.random.Generator) -> FacePhoto:
     """Apply ``look`` to ``photo``: mirror, colour, background (outside a wide head ellipse)."""
-    import cv2
-
     dressed = flipped(photo) if look.flip else photo
     image = dressed.image.astype(np.float32) / 255.0
     if is_monochrome(dressed.image):  # grade a black-and-white photo like a tinted print
@@ -98,8 +97,6 @@ def is_monochrome(image: np.ndarray) -> bool:
 
 def head_mask(photo: FacePhoto, shape: tuple[int, int]) -> np.ndarray:
     """Soft ellipse over head and shoulders, far enough out that face crops never reach its edge."""
-    import cv2
-
     x0, y0, x1, y1 = photo.box
     width, height = x1 - x0, y1 - y0
     centre = (float((x0 + x1) / 2), float((y0 + y1) / 2 + 0.3 * height))
@@ -184,8 +181,6 @@ def light_gains(rng: np.random.Generator, n_frames: int, frame_size: tuple[int, 
 def focus_filter(rng: np.random.Generator):
     """The camera's focus and in-camera sharpening, one per video: reals vary in sharpness too, so
     a blurry or crisp face alone says nothing; only a face unlike its surroundings does."""
-    import cv2
-
     draw = rng.random()
     if draw < 0.4:
         sigma = rng.uniform(0.4, 1.3)
@@ -209,8 +204,6 @@ def render_video(
     face_fraction: tuple[float, float] = (0.36, 0.5),
 ) -> RenderedVideo:
     """Film ``photo`` (already dressed): camera path, focus, light, sensor noise; uncompressed frames."""
-    import cv2
-
     width, height = frame_size
     matrices = camera_matrices(photo, frame_size, n_frames, rng, face_fraction)
     gains = light_gains(rng, n_frames, frame_size)
@@ -238,8 +231,6 @@ def render_video(
 
 def write_video(frames: list[np.ndarray], path: str | Path, fps: float) -> Path:
     """Encode RGB frames as MPEG-4 Part 2 in an .mp4 (OpenCV), written beside and renamed into place."""
-    import cv2
-
     path = Path(path)
     height, width = frames[0].shape[:2]
     # The temporary file keeps the .mp4 suffix: OpenCV picks the container by it.

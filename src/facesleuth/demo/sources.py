@@ -21,7 +21,11 @@ from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 
+import cv2
+import matplotlib
 import numpy as np
+import skimage.data
+from PIL import Image
 
 # MTCNN box (x0, y0, x1, y1) and landmarks (left eye, right eye, nose, mouth left, mouth right;
 # "left" is the image's left) in the photo's own pixels.
@@ -92,14 +96,10 @@ def flipped(photo: FacePhoto) -> FacePhoto:
 
 
 def _skimage_data_dir() -> Path:
-    import skimage.data
-
     return Path(skimage.data.__file__).parent
 
 
 def _read_rgb(path: Path, hint: str) -> np.ndarray:
-    from PIL import Image
-
     if not path.is_file():
         raise FileNotFoundError(f"demo source photo {path} is missing; {hint}")
     with Image.open(path) as image:
@@ -108,8 +108,6 @@ def _read_rgb(path: Path, hint: str) -> np.ndarray:
 
 def photo_paths() -> dict[str, tuple[Path, str]]:
     """Where each photo lives, with the fix to suggest when it is missing."""
-    import matplotlib
-
     skimage_dir = _skimage_data_dir()
     return {
         "grace_hopper": (
@@ -142,8 +140,6 @@ def load_photos() -> tuple[FacePhoto, ...]:
 @cache
 def load_lfw_faces() -> tuple[FacePhoto, ...]:
     """The 100 LFW face crops, upscaled 4x (bicubic, then sharpened) to about 75x100-pixel faces, as RGB."""
-    import cv2
-
     path = _skimage_data_dir() / "lfw_subset.npy"
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; it ships with scikit-image: reinstall scikit-image")
@@ -169,8 +165,6 @@ def load_lfw_faces() -> tuple[FacePhoto, ...]:
 @cache
 def load_textures() -> dict[str, np.ndarray]:
     """Face-free scikit-image pictures as RGB uint8 (backgrounds and overlaid images)."""
-    import skimage.data
-
     textures = {}
     for name in TEXTURES:
         if name == "colorwheel":
@@ -185,8 +179,6 @@ def load_textures() -> dict[str, np.ndarray]:
 
 def _colour_wheel(side: int) -> np.ndarray:
     """A hue wheel: a colourful, face-free picture that needs no file."""
-    import cv2
-
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) - side / 2
     hue = ((np.arctan2(y, x) + np.pi) / (2 * np.pi) * 179).astype(np.uint8)
     sat = np.clip(np.hypot(x, y) / (side / 2) * 255, 0, 255).astype(np.uint8)

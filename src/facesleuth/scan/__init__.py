@@ -13,7 +13,7 @@ API (the CLI is a thin layer over it)::
 
 Modules: :mod:`.runfolder` (loading a run), :mod:`.discover` (which files), :mod:`.scanner`
 (one input), :mod:`.formats` and :mod:`.html` (output), :mod:`.schema` (JSON Schemas),
-:mod:`.cli` (the command). torch, cv2 and timm load only when a scan starts.
+:mod:`.cli` (the command).
 """
 
 from facesleuth.scan.runfolder import (

@@ -2,8 +2,7 @@
 
 Exit codes: 0 when every input was scanned (faces found or not), 1 when any input could not be
 (unreadable, unsupported, missing, error) or nothing was found to scan, 2 for a usage error
-(bad option, unusable --model or --config, unwritable --output). Heavy imports wait for
-:func:`run`, so ``facesleuth --help`` stays fast.
+(bad option, unusable --model or --config, unwritable --output).
 """
 
 from __future__ import annotations
@@ -15,10 +14,19 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
-if TYPE_CHECKING:  # pragma: no cover
-    from facesleuth.scan.scanner import Scanner
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from facesleuth.cli_faces import extraction_settings
+from facesleuth.config import ConfigError
+from facesleuth.io import write_text_atomic
+from facesleuth.runtime import resolve_device, setup_logging
+from facesleuth.scan.formats import make_writer, summary_line
+from facesleuth.scan.runfolder import RUN_FOLDER_HELP, RunFolderError
+from facesleuth.scan.scanner import Scanner, ScanOptions
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -103,8 +111,6 @@ def _threads(value: str) -> int:
     2-5 times slower than one (benchmarks/README.md, scan latency).
     """
     if value == "auto":
-        import torch
-
         try:
             idle = (os.cpu_count() or 1) - int(os.getloadavg()[0] + 0.5)
         except OSError:  # no load average on this platform
@@ -133,11 +139,6 @@ def _detection_settings(config: Path | None) -> dict[str, Any]:
     """
     if config is None:
         return {}
-    import yaml
-
-    from facesleuth.cli_faces import extraction_settings
-    from facesleuth.config import ConfigError
-
     if not config.is_file():
         raise UsageError(f"--config {config}: no such file; name a facesleuth config YAML (e.g. config/config.yaml)")
     try:
@@ -166,8 +167,6 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
     Streamed formats write line by line into ``path`` as inputs finish; documents (JSON, HTML)
     are written atomically at the end, so an interrupted scan never leaves half a document.
     """
-    from facesleuth.io import write_text_atomic
-
     if path is None:
         return None, sys.stdout.write
     if streamed:
@@ -179,9 +178,6 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from facesleuth.scan.runfolder import RUN_FOLDER_HELP, RunFolderError
-    from facesleuth.scan.scanner import Scanner, ScanOptions
-
     fmt = _output_format(args)
     if not args.model:
         raise UsageError(f"--model RUN is required. {RUN_FOLDER_HELP}")
@@ -199,14 +195,10 @@ def _scan(args: argparse.Namespace) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
 
-    from facesleuth.runtime import resolve_device
-
     try:
         resolve_device(args.device)
     except RuntimeError as err:
         raise UsageError(f"--device: {err}") from None
-    import torch
-
     torch.set_num_threads(threads)
     logging.getLogger(__name__).info("torch uses %d CPU threads", threads)
     _check_output(args.output)
@@ -225,10 +217,6 @@ def _scan(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO | None,
             write: Callable[[str], None]) -> int:
     """Scan, print or write the results as they come, and return the exit code."""
-    from tqdm.auto import tqdm
-
-    from facesleuth.scan.formats import make_writer
-
     if stream is not None:
         def emit(line: str) -> None:
             stream.write(line + "\n")
@@ -252,8 +240,6 @@ def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO
         return EXIT_INTERRUPTED
     summary = writer.finish(scanner.skipped, time.perf_counter() - started)
     if args.output is not None or fmt != "table":
-        from facesleuth.scan.formats import summary_line
-
         print(f"facesleuth scan: {summary_line(summary)}" + (f"; wrote {args.output}" if args.output else ""),
               file=sys.stderr)
     if summary["inputs"] == 0:
@@ -263,8 +249,6 @@ def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO
 
 
 def run(args: argparse.Namespace) -> int:
-    from facesleuth.runtime import setup_logging
-
     # OpenCV's own warnings (e.g. on every truncated file) would drown the report; its
     # failures still reach the results as unreadable inputs with a message.
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from facesleuth import __version__
+from facesleuth.scan.html import render_html
 from facesleuth.scan.runfolder import ScanRun
 from facesleuth.scan.scanner import (
     FAILED_STATUSES,
@@ -191,9 +192,7 @@ class DocumentWriter(OutputWriter):
         document = build_document(self.results, self.run, self.options, skipped, seconds, self.created,
                                   thumbnails=html)
         if html:
-            from facesleuth.scan.html import render_html
-
-            self.write(render_html(document))
+            self.write(render_html(document, summary_line(document["summary"])))
         else:
             self.write(json.dumps(document, indent=1, allow_nan=False) + "\n")
         return document["summary"]

@@ -11,8 +11,6 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from facesleuth.scan.formats import summary_line
-
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1d1d1f;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.05rem;margin:0 0 .3rem;word-break:break-all}
@@ -77,8 +75,12 @@ def _card(index: int, result: dict[str, Any], threshold: float) -> str:
     )
 
 
-def render_html(document: dict[str, Any]) -> str:
-    """The page for a scan document (:func:`facesleuth.scan.formats.build_document` with thumbnails)."""
+def render_html(document: dict[str, Any], headline: str) -> str:
+    """The page for a scan document (:func:`facesleuth.scan.formats.build_document` with thumbnails).
+
+    ``headline``: the one-line summary (:func:`facesleuth.scan.formats.summary_line`), shown as
+    the title and in the overview.
+    """
     model, settings, results = document["model"], document["settings"], document["results"]
     threshold = float(model["threshold"])
     source = ("validation EER threshold" if model["threshold_source"] == "validation"
@@ -94,7 +96,7 @@ def render_html(document: dict[str, Any]) -> str:
           if model.get("members") else []),
         ("Sampling", f"{settings['frames']} frames per video, tracks by IoU > {settings['iou_threshold']}"),
         ("Scanned", f"{document['created']} with facesleuth {document['facesleuth_version']}, on {model['device']}"),
-        ("Summary", summary_line(document["summary"])),
+        ("Summary", headline),
     ] + [("Note", note) for note in model["notes"]]
     meta_rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in meta)
     rows = "".join(
@@ -110,7 +112,7 @@ def render_html(document: dict[str, Any]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>facesleuth scan: {escape(summary_line(document['summary']))}</title><style>{_CSS}</style></head>"
+        f"<title>facesleuth scan: {escape(headline)}</title><style>{_CSS}</style></head>"
         f'<body><h1>facesleuth scan report</h1><table class="meta">{meta_rows}</table>'
         f"{overview}{cards}</body></html>\n"
     )

@@ -21,10 +21,17 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:  # pragma: no cover
-    from torch import nn
+import pandas as pd
+import torch
+from torch import nn
+
+from facesleuth.calibration import apply_temperature
+from facesleuth.ensembles import EnsembleError, check_method, combine_videos, is_ensemble_folder, read_spec
+from facesleuth.predict import AGGREGATIONS, is_aggregation, load_run, validation_threshold, validation_videos
+from facesleuth.preprocess import PREPROCESSING
+from facesleuth.studies import fit_calibration
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +79,6 @@ class ScanRun:
         """The reported probability of an uncalibrated video score (itself when not calibrated)."""
         if self.temperature is None:
             return float(score)
-        from facesleuth.calibration import apply_temperature
-
         return float(apply_temperature([score], self.temperature)[0])
 
     @property
@@ -162,8 +167,6 @@ def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None
     with). ``calibrate``: report calibrated probabilities when the folder has calibration.json.
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
-    from facesleuth.ensembles import is_ensemble_folder
-
     if Path(path).is_dir() and is_ensemble_folder(path):
         return load_ensemble_folder(path, device, aggregation, calibrate)
     run = _load_single_run(path, device)
@@ -172,11 +175,6 @@ def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None
 
 def _load_single_run(path: str | Path, device: str) -> ScanRun:
     """The run's model, settings and stored threshold, before aggregation and calibration are settled."""
-    import torch
-
-    from facesleuth.predict import AGGREGATIONS, is_aggregation, load_run
-    from facesleuth.preprocess import PREPROCESSING
-
     folder, checkpoint = _locate(Path(path))
     try:
         model, info = load_run(checkpoint, device)
@@ -226,9 +224,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _validation_videos(folder: Path, aggregation: str):
     """A run folder's validation video scores made with ``aggregation``, or None when it cannot say."""
-    import pandas as pd
 
-    from facesleuth.predict import validation_videos
 
     videos_path, faces_path = folder / VALIDATION_VIDEOS, folder / VALIDATION_FACES
     if faces_path.is_file():
@@ -248,9 +244,6 @@ def _settle(run: ScanRun, folders: list[Path], aggregation: str | None, calibrat
     validation scores, the threshold and temperature are chosen again on them, as the pipeline
     would; else the verdict falls back and a note says so.
     """
-    from facesleuth.ensembles import combine_videos
-    from facesleuth.predict import AGGREGATIONS, is_aggregation, validation_threshold
-    from facesleuth.studies import fit_calibration
 
     stored_aggregation = run.threshold_info.get("aggregation", DEFAULT_AGGREGATION)
     wanted = aggregation or stored_aggregation
@@ -317,7 +310,6 @@ def _ensemble(folder: Path, members: list[ScanRun], method: str, info: dict[str,
 def load_ensemble_folder(path: str | Path, device: str = "cpu", aggregation: str | None = None,
                          calibrate: bool = True) -> ScanRun:
     """An ensemble folder (``ensemble.yaml`` naming member run folders and the method) as one ScanRun."""
-    from facesleuth.ensembles import EnsembleError, read_spec
 
     folder = Path(path)
     try:
@@ -336,7 +328,6 @@ def load_scan_runs(paths: list[str | Path], device: str = "cpu", aggregation: st
                    calibrate: bool = True, method: str = "mean_probability") -> ScanRun:
     """One path: :func:`load_scan_run`. Several run folders: an ensemble of them joined by ``method``,
     its threshold and temperature chosen on the members' validation scores when they have them."""
-    from facesleuth.ensembles import EnsembleError, check_method
 
     if len(paths) == 1:
         return load_scan_run(paths[0], device, aggregation, calibrate)

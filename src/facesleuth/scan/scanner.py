@@ -39,8 +39,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
+from facesleuth.detect import encode_jpeg
+from facesleuth.ensembles import METHODS, combine_scores
+from facesleuth.extract import extract_video, make_detector
+from facesleuth.predict import AGGREGATIONS, get_aggregation, is_aggregation, predict_crops
+from facesleuth.preprocess import decode_jpeg
 from facesleuth.registry import (
     ERROR,
     FAILED_SCAN_STATUSES,
@@ -51,8 +59,11 @@ from facesleuth.registry import (
     UNREADABLE,
     UNSUPPORTED,
 )
+from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
+from facesleuth.tracking import sample_track_faces
+from facesleuth.video import VideoError, every_kth_indices, probe, read_image, sniff_media
 
 log = logging.getLogger(__name__)
 
@@ -102,9 +113,6 @@ class ScanOptions:
             problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
         if int(self.thumbnails) < 0:
             problems.append(f"thumbnails must be 0 or more, got {self.thumbnails}")
-        from facesleuth.ensembles import METHODS
-        from facesleuth.predict import AGGREGATIONS, is_aggregation
-
         if self.aggregation is not None and not is_aggregation(self.aggregation):
             problems.append(f"--aggregation must be one of {', '.join(AGGREGATIONS)} or top<k>_mean, "
                             f"got {self.aggregation!r}")
@@ -185,10 +193,6 @@ class ScanResult:
 
 def _thumbnail(crop: np.ndarray) -> str:
     """Small base64 JPEG of a face crop, for the self-contained HTML report."""
-    import cv2
-
-    from facesleuth.detect import encode_jpeg
-
     scale = THUMBNAIL_SIDE / max(crop.shape[:2])
     if scale < 1:
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
@@ -199,11 +203,6 @@ class Scanner:
     """A loaded run and face detector that scan files one by one (load once, scan many)."""
 
     def __init__(self, run: ScanRun | str | os.PathLike | list[str | os.PathLike], options: ScanOptions | None = None):
-        import torch
-
-        from facesleuth.extract import make_detector
-        from facesleuth.runtime import resolve_device
-
         self.options = (options or ScanOptions()).check()
         device = resolve_device(str(self.options.device))
         if isinstance(run, ScanRun):
@@ -232,8 +231,6 @@ class Scanner:
 
     def scan_paths(self, paths: Iterable[str | os.PathLike], progress: bool = False) -> Iterator[ScanResult]:
         """Results for ``paths`` (files and folders, walked recursively), in order, one per input."""
-        from tqdm.auto import tqdm
-
         candidates = discover(paths)
         bar = tqdm(total=len(candidates), desc="scan", unit="file", disable=None if progress else True,
                    dynamic_ncols=True)
@@ -264,8 +261,6 @@ class Scanner:
             else:
                 self._scan_image(candidate.path, result)
         except Exception as err:  # one bad input never stops a scan of thousands
-            from facesleuth.video import VideoError
-
             if isinstance(err, VideoError):
                 result.status, result.message = UNREADABLE, f"{err.message}{_REPAIR_HINT}"
             else:
@@ -290,8 +285,6 @@ class Scanner:
 
     def _classify_file(self, candidate: Candidate) -> ScanResult | None:
         """A finished result (missing, unsupported...), a ``pending`` one with its kind, or None (skip)."""
-        from facesleuth.video import sniff_media
-
         path, reported = candidate.path, candidate.explicit or named_like_media(candidate.path)
         if not path.exists():
             why = "a broken symbolic link" if path.is_symlink() else "no such file or folder"
@@ -317,10 +310,6 @@ class Scanner:
         return self._new(path, _PENDING, kind=kind)
 
     def _scan_video(self, path: Path, result: ScanResult) -> None:
-        from facesleuth.extract import extract_video
-        from facesleuth.tracking import sample_track_faces
-        from facesleuth.video import every_kth_indices, probe
-
         clock = time.perf_counter()
         info = probe(path)
         result.frames_total, result.width, result.height = info.frames, info.width, info.height
@@ -373,8 +362,6 @@ class Scanner:
                           f"{result.frames_read} sampled frames{note}")
 
     def _scan_image(self, path: Path, result: ScanResult) -> None:
-        from facesleuth.video import read_image
-
         clock = time.perf_counter()
         image = read_image(path)
         result.height, result.width = image.shape[:2]
@@ -401,10 +388,6 @@ class Scanner:
     def _score(self, result: ScanResult, *, jpegs: list[bytes], frames: list[int], face_indices: list[int],
                tracks: list[int | None], boxes: list[list[float]], probs: list[float]) -> None:
         """Classify the crops and fill ``result``'s faces, score and verdict."""
-        from facesleuth.ensembles import combine_scores
-        from facesleuth.predict import get_aggregation, predict_crops
-        from facesleuth.preprocess import decode_jpeg
-
         clock = time.perf_counter()
         # Decoded from the JPEG the pipeline would store, so scores match the pipeline's predictions.
         crops = [decode_jpeg(jpeg) for jpeg in jpegs]
