@@ -8,14 +8,21 @@ cached stage that reuses the expensive predictions instead of running the models
 from __future__ import annotations
 
 import logging
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from facesleuth.calibration import apply_temperature, calibration_record
 from facesleuth.ensembles import combine_videos
-from facesleuth.metrics import MetricsError, evaluate, evaluated_videos, roc_auc, video_log_loss
+from facesleuth.metrics import (
+    MetricsError,
+    evaluate,
+    evaluated_videos,
+    roc_auc,
+    video_log_loss,
+)
 from facesleuth.predict import aggregate_videos, validation_threshold
 
 log = logging.getLogger(__name__)
@@ -47,7 +54,7 @@ def aggregation_metrics(
         result[aggregation] = {
             "log_loss": video_log_loss(y_true, y_score),
             "auc": roc_auc(y_true, y_score),
-            "n_videos": int(len(y_true)),
+            "n_videos": len(y_true),
         }
     return result
 
@@ -66,7 +73,7 @@ def calibrated_metrics(videos_df: pd.DataFrame, calibration: dict[str, Any]) -> 
         "temperature": temperature,
         "log_loss_before": video_log_loss(y_true, y_score),
         "log_loss_after": video_log_loss(y_true, apply_temperature(y_score, temperature)),
-        "n_videos": int(len(y_true)),
+        "n_videos": len(y_true),
     }
 
 

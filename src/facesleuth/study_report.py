@@ -11,17 +11,18 @@ are :func:`facesleuth.tables.with_ensembles`.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
 from facesleuth.tables import (
     Table,
     TableError,
-    finite_value,
     display_name,
     emphasise,
+    finite_value,
     markdown_table,
     read_metrics,
     run_label,
@@ -77,8 +78,8 @@ def calibration_table(records: Sequence[dict[str, Any]], testsets: Sequence[str]
         rows.append(row)
         md_rows.append([labels[key], *cells])
     header = ["Run", "Temperature", *[f"{t} {when}" for t in testsets for when in ("before", "after")]]
-    notes = ["**Bold**: calibration lowered the test log loss. The temperature never changes AUC or the EER "
-             "(it is monotonic); the validation EER threshold moves with the scores."]
+    notes = [("**Bold**: calibration lowered the test log loss. The temperature never changes AUC or the EER "
+              "(it is monotonic); the validation EER threshold moves with the scores.")]
     return Table(pd.DataFrame(rows), document(title, CAPTIONS["calibration_logloss"], markdown_table(header, md_rows), notes))
 
 
@@ -115,9 +116,9 @@ def aggregation_table(records: Sequence[dict[str, Any]], aggregations: Sequence[
             raise TableError(f"aggregation table: no runs scored on {testset}")
         header = ["Run", *[f"{a} {m}" for a in aggregations for m in ("log loss", "AUC")]]
         bodies.append(f"{testset}:\n\n{markdown_table(header, md_rows)}")
-    notes = ["mean: the thesis's; median; max; top_mean: the highest quarter of the faces; top<k>_mean: the k "
-             "faces scored most fake; max_track_mean: the largest mean of one tracked person. **Bold**: the "
-             "run's lowest log loss. No threshold: both numbers use the scores."]
+    notes = [("mean: the thesis's; median; max; top_mean: the highest quarter of the faces; top<k>_mean: the k "
+              "faces scored most fake; max_track_mean: the largest mean of one tracked person. **Bold**: the "
+              "run's lowest log loss. No threshold: both numbers use the scores.")]
     return Table(pd.DataFrame(rows), document(title, CAPTIONS["aggregations"], "\n".join(bodies), notes))
 
 
