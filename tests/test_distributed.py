@@ -154,7 +154,9 @@ def _train_steps(rank: int, world_size: int, split: str, port: int, out: str, ep
 
 
 def test_two_processes_give_one_process_per_step_losses_and_weights(split, tmp_path):
-    _train_steps(0, 1, str(split), 0, str(tmp_path / "one.pt"))
+    # Both sides in fresh processes: state left in this one by earlier tests (threads, oneDNN caches)
+    # must not enter the comparison.
+    mp.spawn(_train_steps, args=(1, str(split), 0, str(tmp_path / "one.pt")), nprocs=1, join=True)
     mp.spawn(_train_steps, args=(2, str(split), _free_port(), str(tmp_path / "two.pt")), nprocs=2, join=True)
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     assert len(one["losses"]) == len(two["losses"]) == 6  # 3 global batches of 8 per epoch, 2 epochs
