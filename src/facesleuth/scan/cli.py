@@ -20,6 +20,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from facesleuth import registry
 from facesleuth.cli_faces import extraction_settings
 from facesleuth.config import ConfigError
 from facesleuth.io import write_text_atomic
@@ -63,11 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--model", "-m", metavar="RUN", action="append",
                         help="training run folder (or its best.pt), or an ensemble folder; required. Give it "
                              "several times to scan with an ensemble of the runs")
-    parser.add_argument("--ensemble-method", choices=["mean_probability", "mean_logit"], default="mean_probability",
+    parser.add_argument("--ensemble-method", choices=list(registry.ENSEMBLE_METHODS), default="mean_probability",
                         help="how several --model runs join their scores (default mean_probability)")
     parser.add_argument("--aggregation", metavar="NAME",
-                        help="how face scores become the input's score: mean (the thesis), median, max, top_mean, "
-                             "top<k>_mean, max_track_mean (default: the one the run's threshold was chosen with)")
+                        help=f"how face scores become the input's score: {', '.join(registry.AGGREGATIONS)} or "
+                             "top<k>_mean for any k (default: the one the run's threshold was chosen with)")
     parser.add_argument("--no-calibration", action="store_true",
                         help="report the model's uncalibrated score even where the run has calibration.json")
     parser.add_argument("--frames", type=int, default=32, metavar="N",
