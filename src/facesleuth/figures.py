@@ -415,7 +415,7 @@ def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figu
     plt = _pyplot()
     values = data[list(testsets)].to_numpy(dtype=float)
     labels = [f"{t} / {n}" for t, n in zip(data["trainset"], data["name"])]
-    fig, ax = plt.subplots(figsize=(2.2 + 1.3 * len(testsets), 1.2 + 0.38 * len(labels)))
+    fig, ax = plt.subplots(figsize=(max(7.0, 4.0 + 1.3 * len(testsets)), 1.8 + 0.38 * len(labels)))
     image = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
     ax.set_xticks(np.arange(len(testsets)), list(testsets))
     ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
@@ -426,7 +426,7 @@ def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figu
             ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
                     color="black" if values[i, j] > 0.8 else "white")
     fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
-    ax.set_title("Generalisation: ROC-AUC of every run on every test set")
+    ax.set_title("Generalisation: ROC-AUC of every run on every test set", fontsize=10)
     fig.tight_layout()
     return fig
 
