@@ -230,6 +230,15 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     return history
 
 
+#: Why a CPU study (the demo's) may list FP32 alone: autocast timings there measure emulation.
+HALF_PRECISION_NOTE = (
+    "FP16 and BF16 are compared with FP32 only where they are fast: on a GPU, or a CPU with native "
+    "half-precision matrix units (such as Intel AMX). Elsewhere on a CPU, autocast to FP16 or BF16 "
+    "runs several times slower than FP32, so the comparison would time the conversion rather than "
+    "the precision; a CPU study (the embedded demo's) trains at FP32 only."
+)
+
+
 def precision_table(precisions: Sequence[str], batch_sizes: dict[str, int], histories: Sequence[str | os.PathLike], metrics: Sequence[str | os.PathLike], model: str) -> Table:
     """Per precision of the study: batch size, training time (sum of epoch seconds), DFDC log loss.
 
@@ -261,6 +270,7 @@ def precision_table(precisions: Sequence[str], batch_sizes: dict[str, int], hist
     notes = [
         "Training duration: the sum of the epoch times in each run's history.csv. No threshold: log loss uses the scores.",
         THESIS_TABLE_2_3_NOTE,
+        HALF_PRECISION_NOTE,
     ]
     return Table(data, _document("precision", caption, body, notes))
 
