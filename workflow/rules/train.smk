@@ -24,14 +24,17 @@ rule train:
 
 
 rule validate:
-    # Video scores on the validation split and the EER threshold chosen on them, kept in the
-    # run folder so the scanner and the tables apply the same threshold.
+    # Face and video scores on the validation split, the EER threshold and the calibration
+    # temperature chosen on them, kept in the run folder so the scanner and the tables apply the
+    # same (the face scores let the scanner choose them again for another aggregation).
     input:
         split=f"results/splits/{TRAINSET}.parquet",
         best="results/models/{model}/{aug}/best.pt",
     output:
         predictions="results/models/{model}/{aug}/validation.parquet",
+        faces="results/models/{model}/{aug}/validation.faces.parquet",
         threshold="results/models/{model}/{aug}/threshold.json",
+        calibration="results/models/{model}/{aug}/calibration.json",
     log:
         log_path("validate", "{model}/{aug}"),
     benchmark:
@@ -40,6 +43,6 @@ rule validate:
         "../../envs/train.yaml"
     threads: 1
     params:
-        evaluation=config["evaluation"],
+        evaluation=PREDICTION_SETTINGS,
     script:
         "../scripts/validate.py"
