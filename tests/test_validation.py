@@ -146,8 +146,9 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
                             "seconds": 0.1} for v in videos])
     write_parquet(status, tmp_path / "000.status.parquet", STATUS_SCHEMA)
     evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4}
-    scored, threshold = validate_on_dataset(root / "run", files, [tmp_path / "000.status.parquet"],
-                                            tmp_path / "manifest.parquet", evaluation, DATASET_SOURCE, "cpu")
+    face_scores, scored, threshold = validate_on_dataset(root / "run", files, [tmp_path / "000.status.parquet"],
+                                                         tmp_path / "manifest.parquet", evaluation, DATASET_SOURCE,
+                                                         "cpu")
     # independently: face scores -> mean per video -> scikit-learn's ROC
     model, info = load_run(root / "run", "cpu")
     faces = labelled.assign(score=predict_faces(model, info, labelled, "cpu").astype(np.float64))
@@ -159,6 +160,8 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
     # validation.parquet holds the videos the threshold was chosen on, with their video scores
     assert sorted(scored["video_id"]) == sorted(VALIDATION_VIDEOS)
     assert scored.set_index("video_id")["score"].to_dict() == pytest.approx(video["score"].to_dict())
+    # and validation.faces.parquet their faces (the scanner re-aggregates them for another aggregation)
+    assert sorted(face_scores["face_id"]) == sorted(labelled["face_id"])
     json.dumps(threshold)
 
 

@@ -88,6 +88,8 @@ def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
         "dfdc_real_errors_by_augmenter.csv",
         "celebdf_sensitivity_specificity.csv",
         "celebdf_f1.csv",
+        "calibration_logloss.csv",
+        "aggregations.csv",
     ]:
         assert name in tables
         assert (demo_run / "results" / "tables" / name.replace(".csv", ".md")).stat().st_size > 0
@@ -99,12 +101,50 @@ def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
     config = demo_config()
     table = pd.read_csv(demo_run / "results" / "tables" / "dfdc_logloss.csv")
-    assert len(table) == len(config["models"])
+    # the configured ensembles follow the grid as rows of their own
+    assert list(table["kind"]) == ["run"] * len(config["models"]) + ["ensemble"] * len(config["ensembles"])
+    table = table[table["kind"] == "run"]
     for setup in config["augmentation_setups"]:
         column = [c for c in table.columns if c == setup]
         assert column, f"no column for setup {setup!r} in {list(table.columns)}"
         values = table[setup].astype(float)
         assert all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_demo_studies_match_an_independent_computation(demo_run: Path) -> None:
+    """Calibration, aggregations and the ensemble of the demo, recomputed here with scipy, pandas and sklearn."""
+    from scipy import special
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    config = demo_config()
+    results = demo_run / "results"
+    name, ensemble_config = next(iter(config["ensembles"].items()))
+    model, setup = ensemble_config["runs"][0].split("/")
+    videos = pd.read_parquet(results / "predictions" / "celebdf" / model / f"{setup}.parquet")
+    temperature = json.loads((results / "models" / model / setup / "calibration.json").read_text())["temperature"]
+    calibration = pd.read_csv(results / "tables" / "calibration_logloss.csv")
+    row = calibration[(calibration["model"] == model) & (calibration["aug"] == setup)].iloc[0]
+    assert row["celebdf_before"] == pytest.approx(log_loss(videos["label"], videos["score"]))
+    calibrated = special.expit(special.logit(videos["score"].clip(1e-15, 1 - 1e-15)) / temperature)
+    assert row["celebdf_after"] == pytest.approx(log_loss(videos["label"], calibrated))
+
+    faces = pd.read_parquet(results / "predictions" / "dfdc_test" / model / f"{setup}.faces.parquet")
+    top3 = faces.groupby("video_id")["score"].apply(lambda s: s.nlargest(3).mean())
+    dfdc = pd.read_parquet(results / "predictions" / "dfdc_test" / model / f"{setup}.parquet").set_index("video_id")
+    scores = top3.reindex(dfdc.index).fillna(config["evaluation"].get("no_face_score", 0.5))
+    aggregations = pd.read_csv(results / "tables" / "aggregations.csv")
+    row = aggregations[(aggregations["testset"] == "dfdc_test") & (aggregations["model"] == model)
+                       & (aggregations["aug"] == setup)].iloc[0]
+    assert row["top3_mean_log_loss"] == pytest.approx(log_loss(dfdc["label"], scores))
+    assert row["top3_mean_auc"] == pytest.approx(roc_auc_score(dfdc["label"], scores))
+
+    members = [pd.read_parquet(results / "predictions" / "dfdc_test" / f"{run}.parquet").set_index("video_id")
+               for run in ensemble_config["runs"]]
+    joined = special.expit(sum(special.logit(m["score"].clip(1e-15, 1 - 1e-15)) for m in members) / len(members))
+    assert ensemble_config["method"] == "mean_logit"
+    ensemble = json.loads((results / "ensembles" / name / "metrics" / "dfdc_test.json").read_text())
+    assert ensemble["auc"] == pytest.approx(roc_auc_score(members[0]["label"], joined))
+    assert (results / "ensembles" / name / "ensemble.yaml").is_file()
 
 
 def test_demo_learns(demo_run: Path) -> None:

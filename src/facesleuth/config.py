@@ -30,6 +30,8 @@ SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 REGISTRY_ENUMS = {
     "augmentation_setups": registry.setup_names,
     "precisions": lambda: registry.PRECISIONS,
+    "aggregations": lambda: registry.AGGREGATIONS,
+    "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
 }
 
 
@@ -161,6 +163,26 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"precision_study.augmentation: {study['augmentation']!r} is not in augmentation_setups"
         )
+    generalisation = config.get("generalisation") or {}
+    for trainset, entry in (generalisation.get("training_sets") or {}).items():
+        for i, name in enumerate(entry["datasets"]):
+            check(f"generalisation.training_sets.{trainset}.datasets.{i}", name, "train")
+        home = entry.get("home_testset")
+        if home is not None and home not in evaluation.get("testsets", []):
+            problems.append(f"generalisation.training_sets.{trainset}.home_testset: {home!r} is not in evaluation.testsets")
+    for i, name in enumerate(generalisation.get("testsets") or []):
+        if name not in evaluation.get("testsets", []):
+            problems.append(f"generalisation.testsets.{i}: {name!r} must also be listed in evaluation.testsets")
+    for key, known in (("models", config.get("models", [])), ("setups", config.get("augmentation_setups", []))):
+        for i, name in enumerate(generalisation.get(key) or []):
+            if name not in known:
+                problems.append(f"generalisation.{key}.{i}: {name!r} is not in the grid ({key.replace('setups', 'augmentation_setups')})")
+    grid = {f"{model}/{setup}" for model in config.get("models", []) for setup in config.get("augmentation_setups", [])}
+    for name, ensemble in (config.get("ensembles") or {}).items():
+        for i, run in enumerate(ensemble["runs"]):
+            if run not in grid:
+                problems.append(f"ensembles.{name}.runs.{i}: {run!r} is not a run of the grid (models x "
+                                f"augmentation_setups, e.g. {sorted(grid)[:2]})")
     for name, dataset in datasets.items():
         if dataset["format"] == "csv" and not dataset.get("labels"):
             problems.append(f"datasets.{name}.labels: a csv dataset needs labels: <file.csv>")

@@ -25,8 +25,10 @@ from facesleuth.augment import build_augmentation
 from facesleuth.io import atomic_path
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.study_report import build_generalisation
 from facesleuth.tables import (
     TableError,
+    run_label,
     best_run_overall,
     best_setups,
     display_name,
@@ -412,6 +414,42 @@ def misclassified_gallery(
     return gallery(examples, crops, title, note)
 
 
+# ---------------------------------------------------------------- beyond the thesis (3.3)
+
+
+def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figure":
+    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated."""
+    plt = _pyplot()
+    values = data[list(testsets)].to_numpy(dtype=float)
+    labels = [f"{t} / {n}" for t, n in zip(data["trainset"], data["name"])]
+    fig, ax = plt.subplots(figsize=(max(7.0, 4.0 + 1.3 * len(testsets)), 1.8 + 0.38 * len(labels)))
+    image = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
+    ax.set_xticks(np.arange(len(testsets)), list(testsets))
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on / model (setup)")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                    color="black" if values[i, j] > 0.8 else "white")
+    fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
+    ax.set_title("Generalisation: ROC-AUC of every run on every test set", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]]) -> "Figure":
+    """Draw each ensemble's ROC (dashed) on the figure's first axes and refresh the legend."""
+    if not ensembles:
+        return fig
+    ax = fig.axes[0]
+    for record in ensembles:
+        ax.plot(record["roc"]["fpr"], record["roc"]["tpr"], linestyle="--", linewidth=1.6,
+                label=f"{run_label(record)}, AUC {record['auc']:.3f}")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 # ---------------------------------------------------------------- drawings named in the registry
 # Each takes a rule's inputs (name -> paths) and settings and returns its figures by output name.
 
@@ -451,7 +489,8 @@ def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict
 
 
 def draw_roc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    fig = roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    return {"png": add_ensemble_rocs(fig, read_metrics(inputs.get("ensembles", [])))}
 
 
 def draw_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
@@ -464,6 +503,11 @@ def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -
         settings["setups"], settings["label"], settings["select_by"], settings.get("limit", 12),
     )
     return {"png": fig}
+
+
+def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    table = build_generalisation(inputs, settings)
+    return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:

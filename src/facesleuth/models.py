@@ -1,4 +1,4 @@
-"""The thesis's backbones (Table 2.1) by config name, built through timm with a 2-class head.
+"""The thesis's backbones (Table 2.1) and newer ones by config name, built through timm with a 2-class head.
 
 Every model is a timm backbone that returns pooled features, followed by the head the thesis
 describes (section 2.5): ``Dropout`` then ``Linear(num_features, 2)`` (class 1 = fake). The
@@ -36,6 +36,14 @@ class ModelSpec:
     timm_name: str
     display_name: str  # as in the thesis's result tables (Table 3.1)
     thesis_params_millions: float | None = None  # Table 2.1
+    # extra timm.create_model arguments, as (name, value) pairs
+    timm_kwargs: tuple[tuple[str, object], ...] = ()
+    in_thesis: bool = True  # one of the thesis's eight (Table 2.1) or a newer backbone
+
+
+# Vision transformers learn position embeddings for one image size; dynamic_img_size lets timm
+# interpolate them, so the same model trains at the configured input size (224 px as pretrained).
+_ANY_SIZE = (("dynamic_img_size", True),)
 
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -49,8 +57,16 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec("densenet161", "densenet161", "densenet161", 26.5),
         ModelSpec("resnet50", "resnet50", "resnet50", 23.5),
         ModelSpec("mobilenetv3_large", "mobilenetv3_large_100", "MobilenetV3_large", 4.2),
+        # Beyond the thesis (its discussion, 3.3: "bigger EfficientNet models and emerging Vision
+        # Transformers"): newer backbones with the same head and letterbox.
+        ModelSpec("efficientnetv2_s", "tf_efficientnetv2_s.in21k_ft_in1k", "EfficientNetV2-S", in_thesis=False),
+        ModelSpec("convnext_tiny", "convnext_tiny.fb_in1k", "ConvNeXt-Tiny", in_thesis=False),
+        ModelSpec("vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", "ViT-B/16", timm_kwargs=_ANY_SIZE,
+                  in_thesis=False),
+        ModelSpec("deit_s", "deit_small_patch16_224.fb_in1k", "DeiT-S", timm_kwargs=_ANY_SIZE, in_thesis=False),
     )
 }
+THESIS_MODELS = [name for name, spec in REGISTRY.items() if spec.in_thesis]
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -61,6 +77,9 @@ def resolve(name: str) -> ModelSpec:
     """Registry entry of ``name``; any other name timm knows is used as a timm name as it is."""
     if name in REGISTRY:
         return REGISTRY[name]
+    for spec in REGISTRY.values():  # a run's checkpoint records the timm name
+        if spec.timm_name == name:
+            return spec
     import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
     if timm.is_model(name):
@@ -119,7 +138,7 @@ def build_model(
     else:
         import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
-        backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0)
+        backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **dict(spec.timm_kwargs))
     return FaceClassifier(backbone, dropout, spec.timm_name)
 
 
@@ -195,7 +214,8 @@ def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> 
         log.info("loading %s weights from %s", spec.timm_name, path)
         try:
             return timm.create_model(
-                spec.timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+                spec.timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)},
+                **dict(spec.timm_kwargs),
             )
         except Exception as err:  # noqa: BLE001 - any failure here means the file is unusable
             raise WeightsUnavailableError(_ways_out(spec, f"{path} did not load ({type(err).__name__}: {err})")) from err
@@ -204,6 +224,6 @@ def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> 
     log.info("loading %s ImageNet weights through timm from %s", spec.timm_name, where)
     try:
         with contextlib.nullcontext() if reachable else _hub_offline():
-            return timm.create_model(spec.timm_name, pretrained=True, num_classes=0)
+            return timm.create_model(spec.timm_name, pretrained=True, num_classes=0, **dict(spec.timm_kwargs))
     except Exception as err:  # noqa: BLE001 - network, cache and hub errors all end the same way
         raise WeightsUnavailableError(_ways_out(spec, f"not found in {where} ({type(err).__name__})")) from err

@@ -100,6 +100,25 @@ def aug_pattern() -> str:
     return rf"({setups})(-({precisions}))?"
 
 
+# ---------------------------------------------------------------- aggregations and ensembles
+
+#: How a video's face scores become its score (implemented in :data:`facesleuth.predict.AGGREGATIONS`;
+#: the scanner also takes ``top<k>_mean`` for any k).
+AGGREGATIONS: dict[str, str] = {
+    "mean": "the mean fake confidence of the sampled faces (the thesis)",
+    "median": "the median face score",
+    "max": "the highest face score",
+    "top_mean": "the mean of the highest quarter of the face scores",
+    "top3_mean": "the mean of the 3 faces scored most fake",
+    "max_track_mean": "the largest mean score of one tracked person (a video is as fake as its most suspicious person)",
+}
+
+#: How an ensemble joins its runs' video scores (implemented in :mod:`facesleuth.ensembles`).
+ENSEMBLE_METHODS: dict[str, str] = {
+    "mean_probability": "the mean of the members' fake probabilities",
+    "mean_logit": "the sigmoid of the mean of the members' logits (geometric mean of the odds)",
+}
+
 # ---------------------------------------------------------------- video statuses
 
 OK = "ok"
@@ -138,7 +157,40 @@ NEEDS = {
     "dfdc_testset": lambda config: bool(config["evaluation"].get("dfdc_testset")),
     "celebdf_testset": lambda config: bool(config["evaluation"].get("celebdf_testset")),
     "precision_study": lambda config: bool(config.get("precision_study")),
+    # studies beyond the thesis (its discussion, 3.3), each asked for in the config
+    "calibration": lambda config: bool(config["evaluation"].get("calibration"))
+    and bool(calibration_testsets(config)),
+    "aggregations": lambda config: bool(config["evaluation"].get("aggregations"))
+    and bool(config["evaluation"].get("testsets")),
+    "auc_table": lambda config: bool(config["evaluation"].get("auc_table")) and bool(config["evaluation"].get("testsets")),
+    "generalisation": lambda config: bool((config.get("generalisation") or {}).get("training_sets")),
 }
+
+
+def generalisation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generalisation matrix of ``config``: training sets, models, setups, test sets, each
+    training set's home test set, and its cells ``[training set, model, setup, test set]`` in the
+    order the workflow lists their metrics."""
+    generalisation = config.get("generalisation") or {}
+    training_sets = generalisation.get("training_sets") or {}
+    models = list(generalisation.get("models") or config["models"])
+    setups = list(generalisation.get("setups") or config["augmentation_setups"])
+    testsets = list(generalisation.get("testsets") or config["evaluation"]["testsets"])
+    return {
+        "training_sets": list(training_sets),
+        "models": models,
+        "setups": setups,
+        "testsets": testsets,
+        "home_testsets": {name: entry.get("home_testset") for name, entry in training_sets.items()
+                          if entry.get("home_testset")},
+        "cells": [[t, m, s, test] for t in training_sets for m in models for s in setups for test in testsets],
+    }
+
+
+def calibration_testsets(config: Mapping[str, Any]) -> list[str]:
+    """The calibration table's test sets: the DFDC and Celeb-DF-v2 ones that are configured."""
+    evaluation = config["evaluation"]
+    return [name for name in (evaluation.get("dfdc_testset"), evaluation.get("celebdf_testset")) if name]
 
 
 def loss_setup(config: Mapping[str, Any]) -> str:
@@ -205,6 +257,10 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "augmentations": lambda config: config["augmentations"],
     "precision_study": lambda config: config.get("precision_study"),
     "validation": validation_source,
+    "testsets": lambda config: config["evaluation"]["testsets"],
+    "aggregations": lambda config: config["evaluation"]["aggregations"],
+    "calibration_testsets": calibration_testsets,
+    "generalisation": generalisation_settings,
 }
 
 
@@ -268,6 +324,13 @@ class Figure(Report):
 
 _GRID = ("models", "setups")
 _DFDC_METRICS = {"metrics": "dfdc_metrics"}
+# the configured ensembles' metrics join the grid's as rows of their own (none configured: no rows)
+_DFDC_WITH_ENSEMBLES = {**_DFDC_METRICS, "ensembles": "dfdc_ensemble_metrics"}
+_CELEBDF_WITH_ENSEMBLES = {"metrics": "celebdf_metrics", "ensembles": "celebdf_ensemble_metrics"}
+_ENSEMBLE_NOTE = (
+    " Ensembles (config ``ensembles``) follow in rows of their own (``kind`` ensemble in the CSV): their members' "
+    "video scores joined by the mean probability or the mean logit, with their own validation threshold."
+)
 _THRESHOLDS = (
     "Threshold: each run's own EER threshold on the DFDC test set, as in the thesis; the values are "
     "listed under the table."
@@ -322,8 +385,8 @@ TABLES: dict[str, Table] = {
             "faces, clipped to [1e-15, 1 - 1e-15]) on the DFDC test set, for every model and augmentation "
             "setup. Lower is better. *Italic*: the best model for a setup (``best_for_setup_<setup>`` in "
             "the CSV); **bold**: the best setup for a model (``best_setup``). Log loss uses the scores "
-            "directly: no threshold.",
-            "facesleuth.tables:build_logloss", _DFDC_METRICS, _GRID, needs=("dfdc_testset",),
+            "directly: no threshold." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_logloss", _DFDC_WITH_ENSEMBLES, _GRID, needs=("dfdc_testset",),
         ),
         _errors_by_tag("fake", "distractor", "Table 3.2", " (overlaid dots, shapes, text, faces, images, filters)"),
         _errors_by_tag("real", "distractor", "Table 3.3", ""),
@@ -338,17 +401,54 @@ TABLES: dict[str, Table] = {
             "Celeb-DF-v2 for every model and setup, fake being the positive class. Shown at two "
             "thresholds, labelled: the run's validation EER threshold (chosen before testing on {validation}, "
             "as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
-            "thesis's choice; it makes sensitivity and specificity nearly equal by construction).",
-            "facesleuth.tables:build_sensitivity_specificity", {"metrics": "celebdf_metrics"}, (*_GRID, "validation"),
+            "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
         Table(
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
-            "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the thesis's choice).",
-            "facesleuth.tables:build_f1", {"metrics": "celebdf_metrics"}, (*_GRID, "validation"),
-            needs=("celebdf_testset",),
+            "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the "
+            "thesis's choice)." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
+        ),
+        # beyond the thesis: the future work of its discussion (3.3)
+        Table(
+            "calibration_logloss", None,
+            "video log loss on the DFDC and Celeb-DF-v2 test sets before and after temperature scaling, for "
+            "every run and ensemble: one temperature per run, fitted on its validation videos ({validation}) by minimising "
+            "their log loss (``calibration.json`` in the run folder), then applied to its test scores. **Bold**: "
+            "calibration lowered the test log loss. Temperature scaling is monotonic: AUC and the EER do not "
+            "change. No threshold is involved.",
+            "facesleuth.study_report:build_calibration",
+            {"metrics": "calibration_metrics", "ensembles": "calibration_ensemble_metrics"},
+            ("calibration_testsets",), needs=("calibration",),
+        ),
+        Table(
+            "aggregations", None,
+            "video log loss and ROC-AUC of every run on every test set under each aggregation of its face "
+            "scores into a video score (config ``evaluation.aggregations``): the thesis's mean, the median, "
+            "the maximum, the mean of the most confident faces, and the largest mean of one tracked person. "
+            "**Bold**: the run's lowest log loss. Made from the stored face scores; no threshold is involved.",
+            "facesleuth.study_report:build_aggregations", {"studies": "aggregation_studies"},
+            ("aggregations", "testsets"), needs=("aggregations",),
+        ),
+        Table(
+            "auc", None,
+            "ROC-AUC (fake positive) of every run and ensemble on every configured test set. **Bold**: the "
+            "best of each test set. The curve spans every threshold, so none is chosen.",
+            "facesleuth.study_report:build_auc", {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics"},
+            (*_GRID, "testsets"), needs=("auc_table",),
+        ),
+        Table(
+            "generalisation_auc", None,
+            "ROC-AUC of every run of the generalisation matrix (config ``generalisation``) on every test set: "
+            "rows are training set x model x setup, each training set with its own split and runs, columns "
+            "the test sets. *Italic*: the training set's own test set; the other columns measure "
+            "generalisation to data of another source. No threshold is involved.",
+            "facesleuth.study_report:build_generalisation", {"metrics": "generalisation_metrics"},
+            ("generalisation",), needs=("generalisation",),
         ),
     )
 }
@@ -365,6 +465,7 @@ DRAWINGS: dict[str, str | Builder] = {
     "dfdc_roc": "facesleuth.figures:draw_roc",
     "celebdf_f1": "facesleuth.figures:draw_f1",
     "misclassified": "facesleuth.figures:draw_misclassified",
+    "generalisation_heatmap": "facesleuth.figures:draw_generalisation",
 }
 
 
@@ -430,7 +531,7 @@ _STATIC_FIGURES = (
         "dfdc_roc", "Fig. 3.7",
         "ROC curves on the DFDC test set of each model's best setup (lowest DFDC log loss), fake being "
         "the positive class; the legend gives each area under the curve. The curve spans every "
-        "threshold, so none is chosen.",
+        "threshold, so none is chosen. Configured ensembles are drawn dashed.",
         "dfdc_roc", ("dfdc_testset",),
     ),
     _misclassified(
@@ -456,6 +557,12 @@ _STATIC_FIGURES = (
     _misclassified(
         "celebdf", "real", "Fig. 3.12", "highest Celeb-DF-v2 F1", "Celeb-DF-v2",
         ", each with its most fake-looking face and the video and face scores",
+    ),
+    _figure(
+        "generalisation_auc", None,
+        "the generalisation matrix as a heatmap: ROC-AUC of every run (rows: training set / model (setup)) on "
+        "every test set (columns), 0.5 being chance; each cell gives its value (table generalisation_auc).",
+        "generalisation_heatmap", ("generalisation",),
     ),
 )
 

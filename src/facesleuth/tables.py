@@ -451,6 +451,54 @@ def errors_by_tag_table(
     return Table(data, _document(name, caption, markdown_table(header, md_rows), notes))
 
 
+# ---------------------------------------------------------------- ensemble rows (thesis 3.3)
+
+
+def finite_value(value: Any, where: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise TableError(f"{where}: the value is {number}; check its metrics file")
+    return number
+
+
+def run_label(record: dict[str, Any]) -> str:
+    """``EFB4_NS (default)`` for a run, ``Ensemble effnets (mean_logit)`` for an ensemble."""
+    if record.get("ensemble"):
+        return f"Ensemble {record['ensemble']} ({record.get('method', '')})"
+    return f"{display_name(record['model'])} ({record['aug']})"
+
+
+def ensemble_block(ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
+                   headers: dict[str, str], digits: int = 4) -> tuple[pd.DataFrame, str]:
+    """Rows for ensembles: CSV columns ``model`` (the ensemble), ``name``, ``kind`` = ensemble,
+    ``method``, ``members`` and one column per ``values`` key; a Markdown table with ``headers``."""
+    rows, md_rows = [], []
+    for record in ensembles:
+        row = {"model": record["ensemble"], "name": run_label(record), "kind": "ensemble",
+               "method": record["method"], "members": " + ".join(record["members"])}
+        for key, value in values.items():
+            row[key] = finite_value(value(record), f"ensemble {record['ensemble']} {key}")
+        rows.append(row)
+        md_rows.append([run_label(record), " + ".join(record["members"]),
+                        *[f"{row[key]:.{digits}f}" for key in values]])
+    body = markdown_table(["Ensemble", "Members", *[headers[key] for key in values]], md_rows)
+    return pd.DataFrame(rows), body
+
+
+def with_ensembles(table: Table, ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
+                   headers: dict[str, str], digits: int = 4) -> Table:
+    """``table`` with an ensemble block appended: CSV rows (``kind`` run | ensemble) and Markdown."""
+    if not ensembles:
+        return table
+    rows, body = ensemble_block(ensembles, values, headers, digits)
+    runs = table.data.copy()
+    runs.insert(min(2, len(runs.columns)), "kind", "run")
+    data = pd.concat([runs, rows], ignore_index=True)
+    methods = sorted({record["method"] for record in ensembles})
+    note = "Ensembles join their members' video scores by " + "; ".join(f"{m}: {registry.ENSEMBLE_METHODS[m]}" for m in methods) + "."
+    return Table(data, f"{table.markdown.rstrip()}\n\nEnsembles:\n\n{body}\n{note}  \n")
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -472,8 +520,18 @@ def build_precision(inputs: dict[str, list[str]], settings: dict[str, Any]) -> T
     return precision_table(list(study["runs"]), study["runs"], inputs["histories"], inputs["metrics"], study["model"])
 
 
+def _ensembles(inputs: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The metrics of the configured ensembles on the table's test set (none when not configured)."""
+    return read_metrics(inputs.get("ensembles", []))
+
+
+def _at(kind: str, key: str) -> Callable[[dict], float]:
+    return lambda record: record["at_threshold"][kind][key]
+
+
 def build_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    return with_ensembles(table, _ensembles(inputs), {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"})
 
 
 def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], label: str, kind: str) -> Table:
@@ -481,12 +539,18 @@ def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], 
 
 
 def build_sensitivity_specificity(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
-                                         settings.get("validation"))
+    table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
+                                          settings.get("validation"))
+    values = {f"{key}_{kind}": _at(kind, key) for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
+    headers = {f"{key}_{kind}": f"{key} ({kind})" for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
+    return with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
 
 
 def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))
+    table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))
+    values = {f"f1_{kind}": _at(kind, "f1") for kind in THRESHOLD_KINDS}
+    return with_ensembles(table, _ensembles(inputs), values, {f"f1_{kind}": f"F1 ({kind})" for kind in THRESHOLD_KINDS},
+                          digits=3)
 
 
 def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:

@@ -27,14 +27,18 @@ rule train:
 
 
 rule validate:
-    # Video scores on the validation data and the EER threshold chosen on them, kept in the
-    # run folder so the scanner and the tables apply the same threshold.
+    # Face and video scores on the validation data (splits.validation_dataset's test-flow faces,
+    # or the split's hold-out), the EER threshold and the calibration temperature chosen on them,
+    # kept in the run folder so the scanner and the tables apply the same (the face scores let
+    # the scanner choose them again for another aggregation).
     input:
         unpack(validation_inputs),
         best="results/models/{model}/{aug}/best.pt",
     output:
         predictions="results/models/{model}/{aug}/validation.parquet",
+        faces="results/models/{model}/{aug}/validation.faces.parquet",
         threshold="results/models/{model}/{aug}/threshold.json",
+        calibration="results/models/{model}/{aug}/calibration.json",
     log:
         log_path("validate", "{model}/{aug}"),
     benchmark:
@@ -43,7 +47,7 @@ rule validate:
         "../../envs/train.yaml"
     threads: 1
     params:
-        evaluation=config["evaluation"],
-        validation=VALIDATION,
+        evaluation=PREDICTION_SETTINGS,
+        validation=validation_of,
     script:
         "../scripts/validate.py"
