@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 from face_crops import faces_frame, write_split
-from sklearn.metrics import roc_curve
+from sklearn.metrics import log_loss, roc_curve
 from test_splits import SETTINGS as SPLIT_SETTINGS
 from test_splits import dfdc_like
 from test_train import SETTINGS as TRAIN_SETTINGS
@@ -131,8 +131,8 @@ def _eer_threshold_by_sklearn(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.interp(0.0, gap, thresholds))
 
 
-def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp_path):
-    root, files, labelled, _ = validation_run
+def _write_manifest_and_status(tmp_path) -> list[str]:
+    """The validation dataset's manifest (with an unlabelled video and one without faces) and status."""
     videos = [*VALIDATION_VIDEOS, "unknown", "nothing"]
     manifest = pd.DataFrame({
         "dataset": "dfdc_val", "video_id": videos, "path": [f"{v}.mp4" for v in videos],
@@ -145,14 +145,25 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
                             "frames_read": 10, "faces_detected": 1, "faces_kept": 1, "box_source": "self",
                             "seconds": 0.1} for v in videos])
     write_parquet(status, tmp_path / "000.status.parquet", STATUS_SCHEMA)
+    return videos
+
+
+def _video_scores_independently(run_dir, labelled) -> pd.DataFrame:
+    """Face scores -> mean per video, without the validation code."""
+    model, info = load_run(run_dir, "cpu")
+    faces = labelled.assign(score=predict_faces(model, info, labelled, "cpu").astype(np.float64))
+    return faces.groupby("video_id").agg(label=("label", "first"), score=("score", "mean"))
+
+
+def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp_path):
+    root, files, labelled, _ = validation_run
+    videos = _write_manifest_and_status(tmp_path)
     evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4}
     face_scores, scored, threshold = validate_on_dataset(root / "run", files, [tmp_path / "000.status.parquet"],
                                                          tmp_path / "manifest.parquet", evaluation, DATASET_SOURCE,
                                                          "cpu")
     # independently: face scores -> mean per video -> scikit-learn's ROC
-    model, info = load_run(root / "run", "cpu")
-    faces = labelled.assign(score=predict_faces(model, info, labelled, "cpu").astype(np.float64))
-    video = faces.groupby("video_id").agg(label=("label", "first"), score=("score", "mean"))
+    video = _video_scores_independently(root / "run", labelled)
     expected = _eer_threshold_by_sklearn(video["label"].to_numpy(), video["score"].to_numpy())
     assert threshold["eer_threshold"] == pytest.approx(expected, abs=1e-6)
     assert threshold["n_videos"] == 6 and threshold["n_unscored"] == 1  # "nothing" had no face
@@ -163,6 +174,48 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
     # and validation.faces.parquet their faces (the scanner re-aggregates them for another aggregation)
     assert sorted(face_scores["face_id"]) == sorted(labelled["face_id"])
     json.dumps(threshold)
+
+
+def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
+    """workflow/scripts/validate.py as rule validate runs it with a validation dataset: threshold
+    and temperature from that dataset's video scores, threshold.json saying so."""
+    import runpy
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    root, files, labelled, _ = validation_run
+    _write_manifest_and_status(tmp_path)
+    out = tmp_path / "out"
+    names = ("predictions", "faces", "threshold", "calibration")
+    outputs = dict(zip(names, (str(out / n) for n in ("validation.parquet", "validation.faces.parquet",
+                                                       "threshold.json", "calibration.json")), strict=True))
+    fake = SimpleNamespace(
+        input=Namedlist(fromdict={"faces": [str(f) for f in files], "status": [str(tmp_path / "000.status.parquet")],
+                                  "manifest": str(tmp_path / "manifest.parquet"), "best": str(root / "run" / "best.pt")}),
+        output=Namedlist(fromdict=outputs),
+        params=SimpleNamespace(evaluation={"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4},
+                               validation=DATASET_SOURCE),
+        log=[str(tmp_path / "validate.log")], threads=1,
+    )
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
+    try:
+        runpy.run_path(str(REPO / "workflow" / "scripts" / "validate.py"), init_globals={"snakemake": fake})
+    finally:
+        root_logger.handlers[:] = handlers
+        root_logger.setLevel(level)
+    threshold = json.loads((out / "threshold.json").read_text())
+    calibration = json.loads((out / "calibration.json").read_text())
+    video = _video_scores_independently(root / "run", labelled)
+    expected = _eer_threshold_by_sklearn(video["label"].to_numpy(), video["score"].to_numpy())
+    assert threshold["eer_threshold"] == pytest.approx(expected, abs=1e-6)
+    assert threshold["validation"] == DATASET_SOURCE and threshold["n_unscored"] == 1
+    # the temperature is fitted on the same six video scores: its "before" is their log loss
+    assert calibration["n_videos"] == 6
+    assert calibration["validation_log_loss_before"] == pytest.approx(
+        log_loss(video["label"].to_numpy(), video["score"].to_numpy()), rel=1e-6)
+    assert sorted(pd.read_parquet(out / "validation.parquet")["video_id"]) == sorted(VALIDATION_VIDEOS)
 
 
 def test_holdout_threshold_records_its_fraction(samples, tmp_path):
