@@ -157,7 +157,7 @@ def _video_scores_independently(run_dir, labelled) -> pd.DataFrame:
 
 def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp_path):
     root, files, labelled, _ = validation_run
-    videos = _write_manifest_and_status(tmp_path)
+    _write_manifest_and_status(tmp_path)
     evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4}
     face_scores, scored, threshold = validate_on_dataset(root / "run", files, [tmp_path / "000.status.parquet"],
                                                          tmp_path / "manifest.parquet", evaluation, DATASET_SOURCE,
