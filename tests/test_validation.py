@@ -218,6 +218,40 @@ def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
     assert sorted(pd.read_parquet(out / "validation.parquet")["video_id"]) == sorted(VALIDATION_VIDEOS)
 
 
+def test_validate_script_on_the_holdout(validation_run, samples, tmp_path):
+    """The same script without a validation dataset: the split's held-out faces, recorded as such."""
+    import runpy
+    from types import SimpleNamespace
+
+    from snakemake.iocontainers import Namedlist
+
+    root, _, _, _ = validation_run
+    split = write_split(tmp_path / "split.parquet", samples, train_videos=2, val_videos=6, faces_per_video=3)
+    out = tmp_path / "out"
+    holdout = {"kind": "holdout", "fraction": 0.25, "group_by": "original", "flow": "train"}
+    fake = SimpleNamespace(
+        input=Namedlist(fromdict={"split": str(split), "best": str(root / "run" / "best.pt")}),
+        output=Namedlist(fromdict={"predictions": str(out / "validation.parquet"),
+                                   "faces": str(out / "validation.faces.parquet"),
+                                   "threshold": str(out / "threshold.json"), "calibration": str(out / "calibration.json")}),
+        params=SimpleNamespace(evaluation={"aggregation": "mean", "batch_size": 4}, validation=holdout),
+        log=[str(tmp_path / "validate.log")], threads=1,
+    )
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
+    try:
+        runpy.run_path(str(REPO / "workflow" / "scripts" / "validate.py"), init_globals={"snakemake": fake})
+    finally:
+        root_logger.handlers[:] = handlers
+        root_logger.setLevel(level)
+    threshold = json.loads((out / "threshold.json").read_text())
+    val_faces = pd.read_parquet(split).query("split == 'val'")
+    video = _video_scores_independently(root / "run", val_faces)
+    assert threshold["eer_threshold"] == pytest.approx(
+        _eer_threshold_by_sklearn(video["label"].to_numpy(), video["score"].to_numpy()), abs=1e-6)
+    assert threshold["validation"] == holdout and threshold["n_videos"] == 6 and threshold["n_unscored"] == 0
+
+
 def test_holdout_threshold_records_its_fraction(samples, tmp_path):
     torch.set_num_threads(1)
     split = write_split(tmp_path / "split.parquet", samples)
