@@ -295,13 +295,15 @@ def child_pipeline(split: str, setup: str, workers: str, images: str, out: str) 
     from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
 
     torch.set_num_threads(1)
-    workers_n, batch = int(workers), 64
+    workers_n, batch = int(workers), 32
     dataset = FaceDataset.from_split(split, "train", 224, build_augmentation(setup, 224, _augmentations()), seed=0)
     sampler = EpochBatchSampler(len(dataset), batch, shuffle=True, drop_last=True, seed=0)
     # pinned memory needs a GPU; here the DataLoader collates into ordinary memory
     loader = make_loader(dataset, batch_sampler=sampler, num_workers=workers_n, device="cpu", seed=0)
     me = psutil.Process()
-    warm = 2 * workers_n * 4 + 2  # past the prefetched batches
+    # The loop does nothing with the batches, so the workers never wait on it: steady state from
+    # the first batch of each worker on.
+    warm = workers_n + 1
     timed = 0
     started = None
     cpu_start = {}
@@ -448,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers of the memory step (training.num_workers)")
     parser.add_argument("--memory-setup", default="none", help="augmentation setup of the memory step")
     parser.add_argument("--pool", type=int, default=600, help="distinct real face crops to replicate")
-    parser.add_argument("--images", type=int, default=1024, help="images timed per input-pipeline measurement")
+    parser.add_argument("--images", type=int, default=512, help="images timed per input-pipeline measurement")
     parser.add_argument("--setups", nargs="+", default=["none", "default", "coarse", "grid"])
     parser.add_argument("--pipeline-workers", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--predict-faces", type=int, default=256)
