@@ -180,3 +180,18 @@ def test_gpu_check_steps_use_options_the_scripts_accept():
                                            capture_output=True, text=True, timeout=120, check=True).stdout
         for option in (a for a in [*args, "--json"] if a.startswith("--")):
             assert option in helps[script], f"{name}: {script} has no {option}"
+
+
+def test_a_broken_face_is_named_by_its_id(tmp_path, crops, size):
+    """Face ids stay an Arrow column in the dataset; errors still name the face."""
+    import pandas as pd
+
+    from facesleuth.io import SPLITS_SCHEMA, write_parquet
+
+    rows = [{"dataset": "d", "video_id": f"v{i}", "face_id": f"v{i}/0/0", "group": "g", "original": None,
+             "label": i % 2, "split": "train", "jpeg": crops[i] if i != 2 else b"not a jpeg"} for i in range(4)]
+    path = write_parquet(pd.DataFrame(rows), tmp_path / "split.parquet", SPLITS_SCHEMA)
+    dataset = FaceDataset.from_split(path, "train", 64)
+    assert tuple(dataset[1][0].shape) == (64, 64, 3)
+    with pytest.raises(ValueError, match="face v2/0/0"):
+        dataset[2]
