@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
@@ -159,7 +160,7 @@ class FaceDataset:
 
 
 def read_split(path: str | os.PathLike, split: str) -> pa.Table:
-    """Rows of ``split`` from a splits Parquet, memory-mapped; clear errors for a wrong file."""
+    """Rows of ``split`` from a splits Parquet; clear errors for a wrong file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"split file {path} does not exist (run the splits rule first)")
@@ -169,10 +170,19 @@ def read_split(path: str | os.PathLike, split: str) -> pa.Table:
     if missing:
         raise ValueError(f"{path} is not a splits file: columns {missing} are missing")
     wanted = needed + [name for name in ("dataset",) if name in schema.names]
-    table = pq.read_table(path, columns=wanted, memory_map=True, filters=[("split", "=", split)])
-    # Reading peaks at about twice the JPEG bytes (compressed pages beside decoded columns); the
-    # allocator keeps the freed half unless told to return it, and a training process would hold
-    # it for its whole life (measured: 2.0x the JPEG bytes before, 1.3x after; benchmarks/README.md).
+    # Row group by row group, keeping the rows of ``split``: reading the whole file at once peaks
+    # at twice its JPEG bytes (compressed pages beside decoded columns), and the allocator keeps
+    # the freed half unless told to return it, so a training process held 2x the JPEG bytes for
+    # its whole life (benchmarks/README.md, scale rehearsal).
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    kept = []
+    for group in range(parquet.num_row_groups):
+        batch = parquet.read_row_group(group, columns=wanted)
+        rows = pc.equal(batch.column("split"), split)
+        if pc.any(rows).as_py():
+            kept.append(batch.filter(rows))
+    parquet.close()
+    table = pa.concat_tables(kept) if kept else parquet.schema_arrow.empty_table().select(wanted)
     pa.default_memory_pool().release_unused()
     labels = table.column("label").to_numpy()
     bad = sorted(set(labels.tolist()) - {0, 1})
