@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -77,7 +76,7 @@ def run_step(name: str, script: str, args: list[str], limit: float, tmp: Path) -
     argv = [sys.executable, str(HERE / script), *args, *device, "--json", str(out)]
     started = time.perf_counter()
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=limit)
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as err:
         tail = (err.stdout or b"")[-2000:]
         return {"status": "timeout", "limit_s": limit, "command": argv[1:],

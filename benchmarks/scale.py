@@ -315,9 +315,10 @@ def child_pipeline(split: str, setup: str, workers: str, images: str, out: str) 
         elif step > warm:
             timed += len(batch_images)
             if timed >= int(images):
+                # read while the workers live: leaving the loop shuts them down
+                wall = time.perf_counter() - started
+                cpu = sum(sum(p.cpu_times()[:2]) - cpu_start.get(p.pid, 0.0) for p in me.children())
                 break
-    wall = time.perf_counter() - started
-    cpu = sum(sum(p.cpu_times()[:2]) - cpu_start.get(p.pid, 0.0) for p in me.children())
     if workers_n == 0:
         cpu = time.process_time() - main_cpu
     Path(out).write_text(json.dumps({

@@ -58,7 +58,7 @@ def test_thesis_sizes_are_the_thesis_figures():
 
 
 def test_layout_parses_through_the_manifest_adapters(study, size, samples):
-    root, datasets = study
+    _, datasets = study
     expected = {"dfdc_train": (size.dfdc_train_videos, size.dfdc_train_fakes),
                 "dfdc_validation": (size.dfdc_validation, None), "dfdc_test": (size.dfdc_test, None),
                 "celebdf": (size.celebdf_videos, size.celebdf_fake)}
@@ -82,7 +82,7 @@ def test_layout_parses_through_the_manifest_adapters(study, size, samples):
 
 
 def test_celebdf_testing_list_agrees_with_the_folders(study):
-    root, datasets = study
+    _, datasets = study
     dataset = {"format": "celebdf", "root": datasets["celebdf"]["root"], "labels": "List_of_testing_videos.txt"}
     listed = build_manifest("celebdf", dataset)
     lines = (Path(dataset["root"]) / dataset["labels"]).read_text().split("\n")
@@ -120,7 +120,7 @@ def test_split_reads_through_the_training_dataset(tmp_path, crops, size):
 
 def test_train_flow_faces_split_like_the_thesis(tmp_path, study, crops, size):
     """The splits rule's steps on the rehearsal's train-flow faces: every real face kept, one fake in five."""
-    root, datasets = study
+    _, datasets = study
     manifest = build_manifest("dfdc_train", {"format": "dfdc_train", "root": datasets["dfdc_train"]["root"]})
     written = write_train_flow_chunks(tmp_path, manifest, crops, chunks=3)
     assert written["faces"] == size.dfdc_train_videos * size.faces_per_video
@@ -144,7 +144,7 @@ def test_benchmark_runs_layout_manifests_and_dry_run(tmp_path):
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--work", str(tmp_path / "work"), "--fraction", "0.005",
          "--steps", "layout", "manifests", "dry-run", "--json", str(out)],
-        capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(out.read_text())
@@ -160,7 +160,7 @@ def test_gpu_check_without_a_gpu_exits_cleanly(tmp_path):
         pytest.skip("a GPU is present: the check would run for minutes")
     out = tmp_path / "gpu.json"
     done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--json", str(out)],
-                          capture_output=True, text=True, timeout=120)
+                          check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
     assert report["skipped"] is True and "no CUDA GPU" in report["reason"]

@@ -19,15 +19,22 @@ import dataclasses
 import json
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from facesleuth.detect import FaceDetector, crop_with_margin, encode_jpeg
-from facesleuth.io import FACES_SCHEMA, LABEL_FAKE, LABEL_REAL, SPLITS_SCHEMA, STATUS_SCHEMA, atomic_path
+from facesleuth.io import (
+    FACES_SCHEMA,
+    LABEL_FAKE,
+    SPLITS_SCHEMA,
+    STATUS_SCHEMA,
+    atomic_path,
+)
 from facesleuth.runtime import chunk_of
 from facesleuth.video import evenly_spaced_indices, probe, read_frames
 
@@ -58,10 +65,10 @@ class StudySize:
     validation_fraction: float = 0.1
 
     @classmethod
-    def thesis(cls) -> "StudySize":
+    def thesis(cls) -> StudySize:
         return cls()
 
-    def scaled(self, fraction: float) -> "StudySize":
+    def scaled(self, fraction: float) -> StudySize:
         """Every count times ``fraction`` (at least 1; at least 2 parts and 2 videos per set)."""
         if not 0 < fraction <= 1:
             raise ValueError(f"fraction must be in (0, 1], got {fraction}")
@@ -318,7 +325,7 @@ def write_split(path: str | os.PathLike, crops: Sequence[bytes], size: StudySize
     return totals
 
 
-def train_flow_tables(manifest: "Any", faces_per_video: int) -> tuple[pa.Table, pa.Table]:
+def train_flow_tables(manifest: Any, faces_per_video: int) -> tuple[pa.Table, pa.Table]:
     """Faces metadata (``FACES_SCHEMA`` without ``jpeg``) and status rows (``STATUS_SCHEMA``) that the
     train flow would write for every video of a manifest: ``faces_per_video`` faces each."""
     n_videos = len(manifest)
@@ -364,7 +371,7 @@ def train_flow_tables(manifest: "Any", faces_per_video: int) -> tuple[pa.Table, 
     return faces, status
 
 
-def write_train_flow_chunks(folder: str | os.PathLike, manifest: "Any", crops: Sequence[bytes], chunks: int,
+def write_train_flow_chunks(folder: str | os.PathLike, manifest: Any, crops: Sequence[bytes], chunks: int,
                             faces_per_video: int = 10, seed: int = 0) -> dict[str, int]:
     """The extraction stage's output for ``manifest``'s videos: ``<chunk>.parquet`` (faces with JPEG
     bytes, ``FACES_SCHEMA``) and ``<chunk>.status.parquet`` per chunk, videos assigned to chunks as
