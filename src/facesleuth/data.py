@@ -1,9 +1,9 @@
 """Face datasets straight from Parquet: JPEG bytes -> letterbox -> augmentation -> uint8 tensor.
 
 Faces live as JPEG bytes inside Parquet files (never one file per face). A dataset keeps the
-``jpeg`` column as Arrow buffers (memory-mapped reads; the buffers are shared copy-on-write
-with forked DataLoader workers, unlike millions of Python ``bytes`` objects whose reference
-counts would touch every page) and decodes each face once, from a zero-copy view.
+``jpeg`` column as Arrow buffers, about 1.0x the JPEG bytes in memory (the buffers are shared
+copy-on-write with forked DataLoader workers, unlike millions of Python ``bytes`` objects whose
+reference counts would touch every page) and decodes each face once, from a zero-copy view.
 
 Items are ``(uint8 (S, S, 3) tensor, label)``; normalisation happens per batch on the
 training device (:func:`facesleuth.preprocess.normalize_batch`).
