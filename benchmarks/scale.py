@@ -43,6 +43,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+# Imports are local to each step on purpose: a measured child process must load only what the
+# rule it stands for loads (the manifest rule does not import torch), or its peak memory and
+# start-up time would be another rule's.
+
 STEPS = ("layout", "manifests", "dry-run", "splits", "pipeline", "memory", "predict")
 GiB = 2**30
 
