@@ -306,7 +306,8 @@ def test_each_distractor_draws_something(name: str) -> None:
 
 def test_same_seed_gives_the_same_files_and_another_seed_does_not(demo, tmp_path) -> None:
     out, summary = demo
-    again = generate_demo(tmp_path / "again", TINY)
+    # in two worker processes this time: parts and test sets built side by side, same bytes
+    again = generate_demo(tmp_path / "again", TINY, workers=2)
     assert again == summary
 
     def digest(root: Path) -> dict[str, str]:

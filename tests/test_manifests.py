@@ -236,6 +236,46 @@ def test_dfdc_test_prefers_labels_csv_and_honours_the_labels_key(tmp_path):
         build_manifest("t", {"format": "dfdc_test", "root": str(tmp_path), "labels": "nope.csv", "flow": "test"})
 
 
+def test_dfdc_test_as_released_labels_csv_without_tags(tmp_path, caplog):
+    # The public DFDC test set's labels.csv: filename,label with 1 = fake, 0 = real, no tags.
+    touch(tmp_path / "labels.csv", "filename,label\naalscayrfi.mp4,1\naapnvogymq.mp4,0\nabarnvbtwb.mp4,1\n")
+    for name in ["aalscayrfi.mp4", "aapnvogymq.mp4", "abarnvbtwb.mp4"]:
+        touch(tmp_path / "videos" / name)
+    dataset = {"format": "dfdc_test", "root": str(tmp_path), "labels": None, "flow": "test", "videos": "videos"}
+    with caplog.at_level(logging.WARNING):
+        df = build_manifest("test", dataset)
+    check_contract(df, "test")
+    assert df["video_id"].tolist() == ["videos/aalscayrfi", "videos/aapnvogymq", "videos/abarnvbtwb"]
+    assert df["label"].tolist() == [1, 0, 1] and set(df["status"]) == {"ok"}
+    assert all(len(t) == 0 for t in df["tags"])
+    assert "no video carries an augmenter or distractor tag" in caplog.text
+
+
+def test_dfdc_test_tags_from_named_columns_and_from_a_separate_file(tmp_path, caplog):
+    touch(tmp_path / "labels.csv", "filename,label,aug,dis\na.mp4,1,blur,\nb.mp4,0,,logo;text\nc.mp4,0,,\n")
+    for name in "abc":
+        touch(tmp_path / f"{name}.mp4")
+    columns = {"format": "dfdc_test", "root": str(tmp_path), "flow": "test",
+               "tags": {"augmenters": "aug", "distractors": "dis"}}
+    df = build_manifest("t", columns)
+    assert [list(t) for t in df["tags"]] == [["augmenter:blur"], ["distractor:logo", "distractor:text"], []]
+
+    touch(tmp_path / "meta" / "tags.csv", "filename,augmenters,distractors\nc.mp4,flip;noise,shapes\ngone.mp4,blur,\n")
+    separate = {"format": "dfdc_test", "root": str(tmp_path), "flow": "test", "tags": {"file": "meta/tags.csv"}}
+    with caplog.at_level(logging.WARNING):
+        df = build_manifest("t", separate)
+    # The file's tags replace the labels file's columns; a video it does not list has none.
+    assert [list(t) for t in df["tags"]] == [[], [], ["augmenter:flip", "augmenter:noise", "distractor:shapes"]]
+    assert "1 video(s) are not in" in caplog.text and "gone.mp4" in caplog.text
+    assert source_files("t", separate) == [tmp_path / "labels.csv", tmp_path / "meta" / "tags.csv"]
+
+    touch(tmp_path / "bad.csv", "filename,what\na.mp4,x\n")
+    with pytest.raises(ManifestError, match=r"none of the tag columns"):
+        build_manifest("t", {**separate, "tags": {"file": "bad.csv"}})
+    with pytest.raises(ManifestError, match=r"tags file .*nope\.csv does not exist"):
+        build_manifest("t", {**separate, "tags": {"file": "nope.csv"}})
+
+
 # ---------------------------------------------------------------- Celeb-DF-v2
 
 

@@ -193,3 +193,22 @@ def test_errors_by_tag_without_tagged_videos_is_an_empty_table(tmp_path, samples
                     {"models": rf.MODELS, "setups": rf.SETUPS})
     assert data.empty and "tag" in data.columns
     assert "No fake video of the test set carries a distractor tag" in md and "Threshold:" in md
+
+
+def test_errors_by_tag_on_a_test_set_without_tags_say_so_in_one_line(tmp_path, samples):
+    # The released DFDC test set (labels.csv: filename,label) has no tags: the four tables are
+    # still written, each with one line saying so, and nothing fails.
+    videos = rf.dfdc_videos()
+    videos["tags"] = [[] for _ in range(len(videos))]
+    for model in rf.MODELS:
+        for setup in rf.SETUPS:
+            rf.write_run(tmp_path, videos, model, setup, rf.STRENGTHS[(model, setup)])
+    for label in ("fake", "real"):
+        for kind in ("augmenter", "distractor"):
+            name = f"dfdc_{label}_errors_by_{kind}"
+            data, md = make(name, tmp_path, tmp_path, {"metrics": rf.paths(tmp_path, "metrics", "dfdc_test")},
+                            {"models": rf.MODELS, "setups": rf.SETUPS})
+            assert data.empty, name
+            body = md.split("\n\n", 1)[1]
+            assert body.splitlines()[0].startswith("The test set has no augmenter or distractor tags")
+            assert "Threshold:" in md

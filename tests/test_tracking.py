@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -88,7 +89,17 @@ def test_ending_and_starting_tracks():
     assert tracks[1][0] == (3, 1) and tracks[1][-1] == (8, 0)
 
 
-def test_thesis_example_100_and_200_frames_share_50_as_17_and_33():
+def test_thesis_example_100_and_200_frames_give_17_and_33_where_the_thesis_prints_17_and_32():
+    """Thesis 2.4.2: tracks of 100 and 200 frames, about 50 faces "proportional to the number of
+    frames tracked" -> "17 faces of person-A and 32 faces of person-B". The exact shares are
+    50 * 100/300 = 16.67 and 50 * 200/300 = 33.33: every rounding of 33.33 (nearest, down, up)
+    gives 33 or 34, never 32, and 17 + 32 = 49 is not the 50 asked for. The thesis's 32 cannot
+    come from proportional sampling, so the project keeps proportional shares rounded to the
+    nearest whole face (largest remainder, so they add up to 50): 17 and 33.
+    """
+    quotas = [50 * n / 300 for n in (100, 200)]
+    assert [round(q) for q in quotas] == [17, 33]  # nearest rounding, computed here
+    assert 32 not in {math.floor(quotas[1]), round(quotas[1]), math.ceil(quotas[1])}
     assert proportional_counts([100, 200], 50) == [17, 33]
     tracks = [[(p, 0) for p in range(100)], [(p, 1) for p in range(200)]]
     sampled = sample_track_faces(tracks, min_track_length=50, faces_per_video=50)

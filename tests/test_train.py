@@ -1,4 +1,4 @@
-"""Training on real face crops, on CPU: outputs, resume, NaN stop, determinism."""
+"""Training on real face crops, on CPU: outputs, resume, NaN stop and NaN validation, determinism."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from face_crops import write_split
 from facesleuth import models
 from facesleuth import train as train_module
 from facesleuth.train import (
+    CHOSEN_BY_LAST_EPOCH,
+    CHOSEN_BY_VAL_LOSS,
     HISTORY_COLUMNS,
     NonFiniteLossError,
     load_checkpoint,
@@ -95,10 +97,10 @@ def test_killed_run_resumes_to_the_same_end_state(split, tmp_path, monkeypatch):
     run_dir = tmp_path / "killed"
     real_evaluate = __import__("facesleuth.train", fromlist=["Trainer"]).Trainer.evaluate
 
-    def killed_in_epoch_3(self, loader, epoch, note=""):
+    def killed_in_epoch_3(self, loader, epoch, note="", **options):
         if epoch == 3:
             raise KeyboardInterrupt("killed")
-        return real_evaluate(self, loader, epoch, note)
+        return real_evaluate(self, loader, epoch, note, **options)
 
     with monkeypatch.context() as patch:
         patch.setattr("facesleuth.train.Trainer.evaluate", killed_in_epoch_3)
@@ -179,6 +181,81 @@ def test_nan_loss_stops_naming_epoch_and_step_and_keeps_last_good_checkpoint(spl
     assert last["epoch"] == 1
     assert all(torch.isfinite(v).all() for v in last["model_state"].values() if v.is_floating_point())
     assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
+    assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
+
+
+class _NaNValidationIn:
+    """Wraps a model: every validation forward pass of the given epochs returns NaN logits.
+
+    The epoch is counted from the model itself (each switch from training to evaluation starts
+    the next epoch's validation), so the real ``Trainer.evaluate`` sees the NaN.
+    """
+
+    def __init__(self, *epochs: int):
+        self.epochs, self.epoch, self.was_training = set(epochs), 0, True
+
+    def __call__(self, *args, **kwargs):
+        model = real_build_model(*args, **kwargs)
+        inner = model.forward
+        wrapper = self
+
+        def forward(x):
+            out = inner(x)
+            if model.training:
+                wrapper.was_training = True
+                return out
+            if wrapper.was_training:
+                wrapper.epoch, wrapper.was_training = wrapper.epoch + 1, False
+            return out * float("nan") if wrapper.epoch in wrapper.epochs else out
+
+        model.forward = forward
+        return model
+
+
+@pytest.mark.parametrize("nan_epochs", [(2,), (1, 2)])
+def test_nan_validation_loss_is_recorded_never_best_and_training_goes_on(split, tmp_path, monkeypatch, caplog, nan_epochs):
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(*nan_epochs))
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+        summary = train_run(split, tmp_path, settings(epochs=3))
+
+    assert f"epoch {nan_epochs[0]}: validation loss is nan" in caplog.text
+    assert "nan" in (tmp_path / "history.csv").read_text()  # written as nan, not a blank cell
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert history["epoch"].tolist() == [1, 2, 3]
+    assert history.loc[history["epoch"].isin(nan_epochs), "val_loss"].isna().all()
+    finite = history.dropna(subset=["val_loss"])
+    assert len(finite) == 3 - len(nan_epochs) and (finite["train_loss"] > 0).all()
+    # The best epoch is the lowest of the finite validation losses (pandas skips NaN on its own).
+    expected_best = int(finite.loc[finite["val_loss"].idxmin(), "epoch"])
+    assert expected_best not in nan_epochs
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["epoch"] == summary["best_epoch"] == expected_best
+    assert best["val_loss"] == pytest.approx(finite["val_loss"].min())
+    assert best["chosen_by"] == summary["best_chosen_by"] == CHOSEN_BY_VAL_LOSS
+    last = load_checkpoint(tmp_path / "last.pt")
+    if expected_best != 3:
+        assert not all(torch.equal(best["model_state"][k], v) for k, v in last["model_state"].items())
+
+
+def test_no_finite_validation_loss_keeps_the_last_epoch_flagged(split, tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(1, 2))
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+        summary = train_run(split, tmp_path, settings(epochs=2))
+    assert pd.read_csv(tmp_path / "history.csv")["val_loss"].isna().all()
+    best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")
+    assert best["epoch"] == summary["best_epoch"] == 2
+    assert best["chosen_by"] == summary["best_chosen_by"] == CHOSEN_BY_LAST_EPOCH
+    for key, value in last["model_state"].items():
+        assert torch.equal(best["model_state"][key], value), key
+    assert "no epoch so far has a finite validation loss" in caplog.text
+
+
+def test_stop_on_nan_validation_stops_naming_epoch_and_batch(split, tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(2))
+    with pytest.raises(NonFiniteLossError, match=r"validation loss became nan at epoch 2, batch 1 of 2"):
+        train_run(split, tmp_path, settings(epochs=3, stop_on_nan_validation=True))
+    assert pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
+    assert load_checkpoint(tmp_path / "last.pt")["epoch"] == 1
     assert load_checkpoint(tmp_path / "best.pt")["epoch"] == 1
 
 

@@ -26,6 +26,7 @@ SUBCOMMANDS = {
     "faces": Subcommand("facesleuth.cli_faces", "extract the faces of one video (train or test flow) and draw a contact sheet"),
     "samples": Subcommand("facesleuth.cli_samples", "download (fetch) or check (verify) the sample media the tests read"),
     "scan": Subcommand("facesleuth.scan.cli", "check videos and images for manipulated faces with a trained run"),
+    "serve": Subcommand("facesleuth.serve.cli", "run the upload-checking web service (HTTP API and upload page) with a trained run"),
 }
 
 

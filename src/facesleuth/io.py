@@ -183,6 +183,6 @@ def write_json(obj: Any, path: str | os.PathLike, indent: int | None = 1) -> Pat
     return write_text_atomic(json.dumps(obj, indent=indent) + "\n", path)
 
 
-def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> Path:
-    """Write ``df`` as CSV without its index to ``path`` atomically."""
-    return write_text_atomic(df.to_csv(index=False), path)
+def write_csv(df: pd.DataFrame, path: str | os.PathLike, na_rep: str = "") -> Path:
+    """Write ``df`` as CSV without its index to ``path`` atomically (missing values as ``na_rep``)."""
+    return write_text_atomic(df.to_csv(index=False, na_rep=na_rep), path)

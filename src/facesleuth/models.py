@@ -74,8 +74,11 @@ def timm_name(name: str) -> str:
 
 
 def display_name(name: str) -> str:
-    """Name for tables and figures (the thesis's spelling for its eight models)."""
-    return resolve(name).display_name
+    """Name for tables and figures (the thesis's spelling for its eight models, else the name
+    itself). No timm lookup: importing timm costs every table and figure job seconds of CPU,
+    and the name was checked when its model was built."""
+    spec = REGISTRY.get(name)
+    return spec.display_name if spec else name
 
 
 class FaceClassifier(nn.Module):

@@ -248,7 +248,14 @@ TABLES: dict[str, Table] = {
             "the precision study (config ``precision_study``): one model and setup trained at each "
             "precision with its batch size. Training duration is the sum of the epoch times in the run's "
             "``history.csv``; log loss is the video log loss on the DFDC test set. The run at the grid's "
-            "own precision and batch size is the grid's run itself. No threshold is involved.",
+            "own precision and batch size is the grid's run itself. No threshold is involved. The thesis's "
+            "own Table 2.3 prints FP16 (batch 64) 9 h 48 min and FP32 (batch 32) 5 h 55 min, while its text "
+            "and abstract say FP16 was the faster (up to 2x) and chose it for that reason; the project reads "
+            "the table's two durations as swapped (FP16 5 h 55 min) and reports its own measured durations here. "
+            "FP16 and BF16 are compared with FP32 only where they are fast: on a GPU, or on a CPU with native "
+            "half-precision matrix units (such as Intel AMX). On other CPUs autocast to FP16 or BF16 runs "
+            "several times slower than FP32, so its epoch times would measure the conversion, not the "
+            "precision: a study run on such a CPU, like the embedded demo's, lists FP32 alone.",
             "facesleuth.tables:build_precision",
             {"histories": "precision_histories", "metrics": "precision_metrics"},
             ("precision_study",), needs=("precision_study", "dfdc_testset"),

@@ -199,6 +199,14 @@ def params_table(models: Sequence[str], dropout: float) -> Table:
 # ---------------------------------------------------------------- Table 2.3
 
 
+#: The thesis contradicts itself on Table 2.3; every place that quotes it says which reading it takes.
+THESIS_TABLE_2_3_NOTE = (
+    "Thesis Table 2.3 prints FP16 (batch 64) 9 h 48 min and FP32 (batch 32) 5 h 55 min, while its text (2.5.1) "
+    "and abstract say FP16 trained faster (up to 2x) and chose it for that; this project reads the two durations "
+    "as swapped (FP16 5 h 55 min, FP32 9 h 48 min)."
+)
+
+
 def format_duration(seconds: float) -> str:
     """``9 hours 48 mins`` as in Table 2.3 (seconds shown only under a minute)."""
     seconds = float(seconds)
@@ -220,6 +228,15 @@ def read_history(path: str | os.PathLike) -> pd.DataFrame:
     if history.empty:
         raise TableError(f"{path} has no epochs")
     return history
+
+
+#: Why a CPU study (the demo's) may list FP32 alone: autocast timings there measure emulation.
+HALF_PRECISION_NOTE = (
+    "FP16 and BF16 are compared with FP32 only where they are fast: on a GPU, or a CPU with native "
+    "half-precision matrix units (such as Intel AMX). Elsewhere on a CPU, autocast to FP16 or BF16 "
+    "runs several times slower than FP32, so the comparison would time the conversion rather than "
+    "the precision; a CPU study (the embedded demo's) trains at FP32 only."
+)
 
 
 def precision_table(precisions: Sequence[str], batch_sizes: dict[str, int], histories: Sequence[str | os.PathLike], metrics: Sequence[str | os.PathLike], model: str) -> Table:
@@ -250,7 +267,11 @@ def precision_table(precisions: Sequence[str], batch_sizes: dict[str, int], hist
         [[r["precision"], r["batch_size"], r["training_duration"], r["epochs"], f"{r['dfdc_log_loss']:.4f}"] for r in rows],
     )
     caption = f"Training {display_name(model)} with each precision (log loss: DFDC test set, per video)."
-    notes = ["Training duration: the sum of the epoch times in each run's history.csv. No threshold: log loss uses the scores."]
+    notes = [
+        "Training duration: the sum of the epoch times in each run's history.csv. No threshold: log loss uses the scores.",
+        THESIS_TABLE_2_3_NOTE,
+        HALF_PRECISION_NOTE,
+    ]
     return Table(data, _document("precision", caption, body, notes))
 
 
@@ -351,6 +372,8 @@ def errors_by_tag_table(
 
     The best setup is the one with the lowest DFDC log loss; the worst tag of each model is
     marked. The augmenter tables end with a ``none`` row: videos with no augmenter nor distractor.
+    A test set without any tag (the released DFDC test set's ``labels.csv``) gives an empty table
+    whose document is one line saying so.
     """
     if label not in ("fake", "real") or kind not in ("distractor", "augmenter"):
         raise TableError(f"errors by tag: label must be fake|real and kind distractor|augmenter, got {label!r}, {kind!r}")
@@ -369,6 +392,7 @@ def errors_by_tag_table(
             column[row["name"]] = float(row["percent"])
             videos[row["name"]] = max(videos.get(row["name"], 0), int(row["videos"]))
         percents[model] = column
+    tagged = any(row["tag"] != NO_TAG for m in models for row in run_of(runs, m, best[m])["errors_by_tag"][threshold_kind])
     tags = sorted(t for t in videos if t != NO_TAG) + ([NO_TAG] if NO_TAG in videos else [])
     what = "fake videos called real" if label == "fake" else "real videos called fake"
     caption = (
@@ -380,9 +404,14 @@ def errors_by_tag_table(
         + ", ".join(f"{display_name(m)} {thresholds[m]:.4f}" for m in models)
         + "."
     ]
-    if not tags:
-        # an honest empty table (a small test set may hold no such video), not a failed workflow
-        note = f"No {label} video of the test set carries a {kind} tag (the labels file has no {kind}s for them)."
+    if not tagged or not tags:
+        # an honest empty table, not a failed workflow: the released DFDC test set's labels.csv
+        # has no tags at all, and a small test set may hold no such video
+        if not tagged:
+            note = ("The test set has no augmenter or distractor tags (its labels file has no tag columns and no "
+                    "tags file is configured: datasets.<name>.tags), so no per-tag error rates can be given.")
+        else:
+            note = f"No {label} video of the test set carries a {kind} tag (the labels file has no {kind}s for them)."
         log.warning("%s: %s", name, note)
         columns = ["tag", "videos", *models, *[f"worst_{m}" for m in models], "threshold"]
         return Table(pd.DataFrame(columns=columns), _document(name, caption, note + "\n", notes))

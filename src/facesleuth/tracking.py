@@ -73,7 +73,8 @@ def link_tracks(detections_per_frame: Sequence[Sequence[Sequence[float]]], iou_t
 
 def proportional_counts(lengths: Sequence[int], total: int) -> list[int]:
     """Share ``total`` among items in proportion to ``lengths`` (largest-remainder rounding),
-    never giving an item more than its length. 100 and 200 sharing 50 -> 17 and 33."""
+    never giving an item more than its length. 100 and 200 sharing 50 -> 17 and 33 (thesis 2.4.2
+    prints 17 and 32, which no rounding of the exact share 33.33 gives; see docs/thesis.md)."""
     lengths = [int(n) for n in lengths]
     if not lengths or total <= 0:
         return [0] * len(lengths)

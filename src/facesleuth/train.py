@@ -13,8 +13,15 @@ A run folder (``results/models/{model}/{aug}/``, see docs/architecture.md "Run f
 - ``history.csv``: ``epoch, train_loss, val_loss, seconds, images_per_s``.
 
 Precision: ``fp16`` is autocast + GradScaler (the thesis), ``bf16`` autocast without a scaler,
-``fp32`` none. A NaN or infinite loss stops the run with an error naming the epoch and step;
-the last good checkpoint stays (the thesis lost EfficientNet-B4's validation loss to NaN).
+``fp32`` none. A NaN or infinite *training* loss stops the run with an error naming the epoch
+and step; the last good checkpoint stays. A NaN (or infinite) *validation* loss does not: the
+thesis kept training EfficientNet-B4 after its validation loss became NaN and left those epochs
+out of Fig. 2.14, so by default the epoch is recorded (``nan`` in ``history.csv``), never chosen
+as best, and training goes on; ``training.stop_on_nan_validation: true`` stops there instead,
+like a training NaN. If no epoch has a finite validation loss, ``best.pt`` holds the last
+epoch's weights, with ``chosen_by: last_epoch_no_finite_val_loss`` (otherwise ``val_loss``)
+in ``best.pt`` and in the summary, and a warning in the log: every Table 3.x needs a model per
+run, and without a validation loss to choose by, the last epoch is the one trained longest.
 
 Reproducibility: the model is initialised from ``seed``; every epoch reseeds the shuffle, the
 augmentation and dropout from ``(seed, epoch)``, so the same seed gives the same history on
@@ -25,7 +32,12 @@ Multi-GPU (DistributedDataParallel): with ``training.gpus`` > 1 :func:`train_or_
 (``WORLD_SIZE`` > 1) :func:`train_run` joins the process group. ``batch_size`` stays the global
 batch, cut into equal per-process slices, so the steps, samples per epoch and the averaged
 gradient are those of a single-process run; losses are reduced across processes and only
-rank 0 writes files.
+rank 0 writes files. BatchNorm would still normalise each process's half batch by its own
+statistics, so with ``training.sync_batchnorm`` (default true) BatchNorm layers become
+SyncBatchNorm, which normalises by the statistics of the whole global batch, as one process does.
+torch runs SyncBatchNorm on CUDA only (DDP refuses it for CPU modules), so gloo processes on a
+CPU keep per-process BatchNorm, with a warning: there a BatchNorm model is not equivalent to
+one process, a model without BatchNorm is (tests/test_distributed.py shows both).
 """
 
 from __future__ import annotations
@@ -70,9 +82,13 @@ from facesleuth.runtime import resolve_device
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "seconds", "images_per_s"]
-#: Settings that change how fast a run goes, not what it learns: left out of the fingerprint, so a
-#: run may resume with more workers, on another device, or with more epochs than it first had.
-RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus"})
+#: Settings that change how fast, where, how long or whether past a NaN validation a run goes, not
+#: what a step learns: left out of the fingerprint, so a run may resume with more workers, on
+#: another device or number of GPUs, with more epochs, or after a NaN stop with the stop turned off.
+RUNTIME_KEYS = frozenset({"num_workers", "device", "epochs", "gpus", "stop_on_nan_validation", "sync_batchnorm"})
+#: ``chosen_by`` of best.pt: the lowest finite validation loss, or the fallback when there is none.
+CHOSEN_BY_VAL_LOSS = "val_loss"
+CHOSEN_BY_LAST_EPOCH = "last_epoch_no_finite_val_loss"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -195,6 +211,29 @@ def resolve_precision(name: str, device_type: str) -> Precision:
     raise ValueError(f"training.precision must be one of {PRECISIONS}, got {name!r}")
 
 
+def has_batchnorm(model: "nn.Module") -> bool:
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return any(isinstance(m, _BatchNorm) for m in model.modules())
+
+
+def convert_batchnorm(model: "nn.Module", device: "torch.device", dist_ctx: Distributed, enabled: bool = True) -> "nn.Module":
+    """BatchNorm -> SyncBatchNorm when training in several CUDA processes (``enabled``).
+
+    One process or ``enabled`` false: the model unchanged. CPU (gloo) processes: unchanged with a
+    warning, because torch's DDP refuses SyncBatchNorm on CPU modules. The state dict keeps its
+    keys either way, so checkpoints load into the plain model.
+    """
+    if not (dist_ctx.enabled and enabled and has_batchnorm(model)):
+        return model
+    if device.type != "cuda":
+        log.warning("training.sync_batchnorm: torch runs SyncBatchNorm on CUDA only; the %d CPU processes keep "
+                    "per-process BatchNorm statistics, so this run is not equivalent to one process",
+                    dist_ctx.world_size)
+        return model
+    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+
+
 # ---------------------------------------------------------------------------- the loop
 
 
@@ -215,12 +254,14 @@ class Trainer:
         compile_model: bool = False,
         dist_ctx: Distributed | None = None,
         check_every: int | None = None,
+        sync_batchnorm: bool = True,
     ):
         self.device = device
         self.dist = dist_ctx or Distributed()
         self.precision = resolve_precision(precision, device.type)
         self.channels_last = channels_last
         memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        model = convert_batchnorm(model, device, self.dist, sync_batchnorm)
         self.module = model.to(device=device, memory_format=memory_format)
         self.model: nn.Module = self.module
         if self.dist.enabled:
@@ -326,8 +367,12 @@ class Trainer:
             for buffer in self.module.buffers():
                 dist.broadcast(buffer, src=0)
 
-    def evaluate(self, loader, epoch: int, checkpoint_note: str = "") -> dict[str, float]:
-        """Mean validation loss over every sample (each process its shard, then summed)."""
+    def evaluate(self, loader, epoch: int, checkpoint_note: str = "", stop_on_nonfinite: bool = False) -> dict[str, float]:
+        """Mean validation loss over every sample (each process its shard, then summed).
+
+        A NaN or infinite loss is returned as such (the caller records it), or, with
+        ``stop_on_nonfinite``, raises :class:`NonFiniteLossError` naming the batch.
+        """
         self._sync_buffers()
         self.module.eval()
         total = torch.zeros((), device=self.device, dtype=torch.float64)
@@ -342,8 +387,10 @@ class Trainer:
                 total += loss
                 samples += int(labels.shape[0])
                 pending.append((step, loss))
-        # Collective: every process checks, even one whose shard was empty.
-        self._check(pending or [(0, torch.zeros((), device=self.device))], epoch, len(loader), "validation", checkpoint_note)
+        if stop_on_nonfinite:
+            # Collective: every process checks, even one whose shard was empty.
+            self._check(pending or [(0, torch.zeros((), device=self.device))], epoch, len(loader), "validation",
+                        checkpoint_note)
         reduced = self._all_reduce(torch.tensor([float(total), float(samples)], device=self.device, dtype=torch.float64))
         total_loss, total_samples = reduced.tolist()
         if total_samples == 0:
@@ -393,7 +440,7 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def write_history(history: list[dict[str, Any]], path: Path) -> None:
     frame = pd.DataFrame(history, columns=HISTORY_COLUMNS) if history else pd.DataFrame(columns=HISTORY_COLUMNS)
-    write_csv(frame, path)
+    write_csv(frame, path, na_rep="nan")  # a NaN epoch reads as nan, not blank
 
 
 def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
@@ -464,6 +511,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         batch_size = int(training["batch_size"])
         num_workers = int(training.get("num_workers", 0))
         max_steps = training.get("max_steps_per_epoch")
+        stop_on_nan_validation = bool(training.get("stop_on_nan_validation", False))
         paths = {name: run_dir / name for name in ("best.pt", "last.pt", "history.csv", "run.yaml")}
 
         fingerprint, described = settings_fingerprint(settings, split_fingerprint(split_path))
@@ -489,12 +537,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                             weights=training.get("weights"), dropout=float(training["dropout"]))
         trainer = Trainer(model, device, training["precision"], float(training["lr"]),
                           channels_last=bool(training.get("channels_last", True)),
-                          dist_ctx=dist_ctx)
+                          dist_ctx=dist_ctx, sync_batchnorm=bool(training.get("sync_batchnorm", True)))
 
         history: list[dict[str, Any]] = []
         # The best weights so far stay in memory (on CPU) and travel inside last.pt, because
         # Snakemake deletes best.pt before it reruns a job.
-        best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "model_state": None}
+        best: dict[str, Any] = {"epoch": None, "val_loss": math.inf, "model_state": None, "chosen_by": CHOSEN_BY_VAL_LOSS}
         start_epoch, resumed_from = 0, None
         if paths["last.pt"].exists():
             state = load_checkpoint(paths["last.pt"])
@@ -538,18 +586,25 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
             started = time.perf_counter()
             row: dict[str, Any] = {"epoch": epoch}
             row.update(trainer.train_epoch(train_loader, epoch, max_steps, note, desc=f"{name} epoch {epoch}/{epochs}"))
-            row.update(trainer.evaluate(val_loader, epoch, note))
+            row.update(trainer.evaluate(val_loader, epoch, note, stop_on_nonfinite=stop_on_nan_validation))
             row["seconds"] = time.perf_counter() - started
             history.append(row)
-            improved = row["val_loss"] < best["val_loss"]
+            improved, fallback = _best_update(best, row["val_loss"])
+            if not math.isfinite(row["val_loss"]):
+                log.warning("%s epoch %d: validation loss is %s; recorded, never chosen as best, training goes on "
+                            "(training.stop_on_nan_validation: true stops instead)", name, epoch, row["val_loss"])
+            if fallback:
+                log.warning("%s: no epoch so far has a finite validation loss; best.pt holds epoch %d, the last one "
+                            "(chosen_by: %s)", name, epoch, CHOSEN_BY_LAST_EPOCH)
             state = trainer.state()
-            if improved:
+            if improved or fallback:
                 best = {"epoch": epoch, "val_loss": row["val_loss"],
-                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()}}
+                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()},
+                        "chosen_by": CHOSEN_BY_LAST_EPOCH if fallback else CHOSEN_BY_VAL_LOSS}
             log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, %.1f s, %.1f images/s%s", name, epoch, epochs,
                      row["train_loss"], row["val_loss"], row["seconds"], row["images_per_s"], " (best)" if improved else "")
             if dist_ctx.is_main:
-                if improved:
+                if improved or fallback:
                     save_checkpoint(_best_payload(best, info), paths["best.pt"])
                 save_checkpoint({
                     **state,
@@ -570,6 +625,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
             "epochs": len(history),
             "best_epoch": best["epoch"],
             "best_val_loss": best["val_loss"],
+            "best_chosen_by": best.get("chosen_by", CHOSEN_BY_VAL_LOSS),
             "resumed_from": resumed_from,
             "history": [{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in row.items()} for row in history],
             "run": info,
@@ -579,8 +635,21 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
             dist.destroy_process_group()
 
 
+def _best_update(best: dict[str, Any], val_loss: float) -> tuple[bool, bool]:
+    """(improved, fallback) for an epoch's validation loss against the best so far.
+
+    improved: finite and lower than the best finite loss (a NaN epoch never is). fallback: not
+    finite while no epoch has had a finite loss yet, so best.pt follows the last epoch.
+    """
+    no_finite_yet = best["epoch"] is None or best.get("chosen_by") == CHOSEN_BY_LAST_EPOCH
+    if math.isfinite(val_loss):
+        return no_finite_yet or val_loss < best["val_loss"], False
+    return False, no_finite_yet
+
+
 def _best_payload(best: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
-    return {"model_state": best["model_state"], "epoch": best["epoch"], "val_loss": best["val_loss"], "run": info}
+    return {"model_state": best["model_state"], "epoch": best["epoch"], "val_loss": best["val_loss"],
+            "chosen_by": best.get("chosen_by", CHOSEN_BY_VAL_LOSS), "run": info}
 
 
 # ---------------------------------------------------------------------------- torchrun

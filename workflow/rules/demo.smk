@@ -11,7 +11,7 @@ rule demo_dataset:
         bench_path("demo", "demo_dataset")
     conda:
         "../../envs/extract.yaml"
-    threads: 1
+    threads: 2  # train parts and test sets in parallel processes (fewer where fewer cores)
     params:
         demo=config["demo"],
     script:

@@ -11,4 +11,4 @@ summary_path = Path(snakemake.output[0])  # noqa: F821
 if summary_path.name != DEMO_JSON:
     raise ValueError(f"rule demo_dataset: its output must be <demo.out>/{DEMO_JSON}, got {summary_path}")
 # The datasets are generated beside demo.json, which is written last.
-generate_demo(summary_path.parent, dict(snakemake.params.demo))  # noqa: F821
+generate_demo(summary_path.parent, dict(snakemake.params.demo), workers=snakemake.threads)  # noqa: F821

@@ -16,8 +16,10 @@ and distractors), :mod:`.production` (casting per dataset), :mod:`.layouts` (the
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from facesleuth.io import write_json
 log = logging.getLogger(__name__)
 
 DEMO_JSON = "demo.json"
+DATASET_ORDER = ("dfdc_train", "dfdc_test", "celebdf")  # of demo.json's records
 SOURCES = {
     "grace_hopper": "matplotlib: mpl-data/sample_data/grace_hopper.jpg (US Navy photo, public domain)",
     "astronaut": "scikit-image: data/astronaut.png (NASA photo, public domain)",
@@ -66,12 +69,14 @@ def resolve_settings(settings: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
+def generate_demo(out: str | Path, settings: dict[str, Any], workers: int = 1) -> dict[str, Any]:
     """Generate the demo datasets into ``out`` and return the summary written to ``out/demo.json``.
 
     ``settings`` is the validated ``demo`` config section (missing keys take the schema's
     defaults). The three dataset folders are built in ``out/.staging`` and moved into place, so
     an interrupted run never leaves a half-built dataset behind a stale ``demo.json``.
+    ``workers`` > 1 builds the DFDC train parts and the two test sets in that many processes;
+    every video depends on the seed and its own key only, so the files are the same.
     """
     settings = resolve_settings(settings)
     seed = int(settings["seed"])
@@ -81,16 +86,21 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     started = time.perf_counter()
+    # The largest tasks first, so two workers finish together; records keep the canonical order.
+    tasks = [("dfdc_test",), *(("dfdc_train", part) for part in range(int(settings["train_parts"]))), ("celebdf",)]
+    if workers > 1 and len(tasks) > 1:
+        # fork, not spawn: spawn re-runs the calling script, and a Snakemake script has no
+        # __main__ guard
+        with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_build, task, staging, settings, seed) for task in tasks]
+            built = dict(zip(tasks, (future.result() for future in futures)))
+    else:
+        built = {task: _build(task, staging, settings, seed) for task in tasks}
     records = []
-    for name, build in (
-        ("dfdc_train", layouts.write_dfdc_train),
-        ("dfdc_test", layouts.write_dfdc_test),
-        ("celebdf", layouts.write_celebdf),
-    ):
-        step = time.perf_counter()
-        built = build(staging, settings, seed)
-        records += built
-        log.info("demo %s: %d videos in %.1f s", name, len(built), time.perf_counter() - step)
+    for task in sorted(tasks, key=lambda t: (DATASET_ORDER.index(t[0]), t[1:])):
+        task_records, seconds = built[task]
+        records += task_records
+        log.info("demo %s: %d videos in %.1f s", " part ".join(map(str, task)), len(task_records), seconds)
     for folder in (layouts.DFDC_TRAIN_DIR, layouts.DFDC_TEST_DIR, layouts.CELEBDF_DIR):
         target = out / folder
         if target.exists():
@@ -109,6 +119,19 @@ def generate_demo(out: str | Path, settings: dict[str, Any]) -> dict[str, Any]:
     write_json(summary, out / DEMO_JSON)
     log.info("demo dataset: %d videos in %s in %.1f s", len(records), out, time.perf_counter() - started)
     return summary
+
+
+def _build(task: tuple, staging: Path, settings: dict[str, Any], seed: int) -> tuple[list[dict], float]:
+    """One generation task (a dataset, or one DFDC train part): its records and seconds."""
+    step = time.perf_counter()
+    name, *part = task
+    if name == "dfdc_train":
+        records = layouts.write_dfdc_train_part(staging, settings, seed, *part)
+    elif name == "dfdc_test":
+        records = layouts.write_dfdc_test(staging, settings, seed)
+    else:
+        records = layouts.write_celebdf(staging, settings, seed)
+    return records, time.perf_counter() - step
 
 
 def _dataset_summaries(records: list[dict]) -> dict[str, dict]:

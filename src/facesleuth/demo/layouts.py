@@ -89,39 +89,40 @@ def _donor_name(donor: FacePhoto | None) -> str | None:
 # ------------------------------------------------------------------ DFDC train parts
 
 
-def write_dfdc_train(out: Path, settings: dict, seed: int) -> list[dict]:
-    """``train_parts`` parts of ``originals_per_part`` reals, each with ``fakes_per_original`` fakes."""
+def write_dfdc_train_part(out: Path, settings: dict, seed: int, part: int) -> list[dict]:
+    """DFDC train part ``part``: ``originals_per_part`` reals, each with ``fakes_per_original``
+    fakes. A function of the seed and the part's index alone, so parts can be written in any
+    order or side by side."""
     strength = float(settings["artefact_strength"])
     photos = production.photos()
     n_originals, n_fakes = int(settings["originals_per_part"]), int(settings["fakes_per_original"])
     records = []
-    with _progress(int(settings["train_parts"]) * n_originals * (1 + n_fakes), "dfdc_train") as bar:
-        for part in range(int(settings["train_parts"])):
-            part_dir = out / DFDC_TRAIN_DIR / f"dfdc_train_part_{part}"
-            names = iter(dfdc_names(rng_for(seed, "dfdc_train", part, "names"), n_originals * (1 + n_fakes)))
-            metadata: dict[str, dict] = {}
-            for index in range(n_originals):
-                rng = rng_for(seed, "dfdc_train", part, index)
-                photo = photos[(part * n_originals + index) % len(photos)]
-                video = production.film(photo, TRAIN, settings, rng)
-                real_name = next(names)
-                metadata[real_name] = {"label": "REAL", "split": "train", "original": None}
-                real = _save(video.frames, video.fps, part_dir / real_name, out, _record("dfdc_train", 0, photo.name))
-                records.append(real)
+    part_dir = out / DFDC_TRAIN_DIR / f"dfdc_train_part_{part}"
+    names = iter(dfdc_names(rng_for(seed, "dfdc_train", part, "names"), n_originals * (1 + n_fakes)))
+    metadata: dict[str, dict] = {}
+    with _progress(n_originals * (1 + n_fakes), f"dfdc_train part {part}") as bar:
+        for index in range(n_originals):
+            rng = rng_for(seed, "dfdc_train", part, index)
+            photo = photos[(part * n_originals + index) % len(photos)]
+            video = production.film(photo, TRAIN, settings, rng)
+            real_name = next(names)
+            metadata[real_name] = {"label": "REAL", "split": "train", "original": None}
+            real = _save(video.frames, video.fps, part_dir / real_name, out, _record("dfdc_train", 0, photo.name))
+            records.append(real)
+            bar.update()
+            first = int(rng.integers(len(fakes.METHODS)))
+            for k in range(n_fakes):
+                method = production.pick_method(photo, rng, fakes.METHODS[(first + k) % len(fakes.METHODS)])
+                donor = _donor_for(method, photo, TRAIN, rng)
+                frames = production.manipulate(video, method, donor, TRAIN, rng, strength)
+                fake_name = next(names)
+                metadata[fake_name] = {"label": "FAKE", "split": "train", "original": real_name}
+                record = _record(
+                    "dfdc_train", 1, photo.name, original=real["path"], method=method, donor=_donor_name(donor)
+                )
+                records.append(_save(frames, video.fps, part_dir / fake_name, out, record))
                 bar.update()
-                first = int(rng.integers(len(fakes.METHODS)))
-                for k in range(n_fakes):
-                    method = production.pick_method(photo, rng, fakes.METHODS[(first + k) % len(fakes.METHODS)])
-                    donor = _donor_for(method, photo, TRAIN, rng)
-                    frames = production.manipulate(video, method, donor, TRAIN, rng, strength)
-                    fake_name = next(names)
-                    metadata[fake_name] = {"label": "FAKE", "split": "train", "original": real_name}
-                    record = _record(
-                        "dfdc_train", 1, photo.name, original=real["path"], method=method, donor=_donor_name(donor)
-                    )
-                    records.append(_save(frames, video.fps, part_dir / fake_name, out, record))
-                    bar.update()
-            write_json(metadata, part_dir / "metadata.json")
+    write_json(metadata, part_dir / "metadata.json")
     return records
 
 

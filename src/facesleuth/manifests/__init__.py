@@ -20,6 +20,7 @@ from facesleuth.manifests.dfdc import (
     TRAIN_METADATA,
     dfdc_test_manifest,
     dfdc_train_manifest,
+    tags_file,
     test_labels_file,
     train_parts,
 )
@@ -65,7 +66,8 @@ def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
     if fmt == "dfdc_train":
         return [part / TRAIN_METADATA for part in train_parts(root) if (part / TRAIN_METADATA).is_file()]
     if fmt == "dfdc_test":
-        return [test_labels_file(name, dataset, root)]
+        tags = tags_file(name, dataset, root)
+        return [test_labels_file(name, dataset, root)] + ([tags] if tags else [])
     if fmt in ("celebdf", "csv") and dataset.get("labels"):
         return [root / str(dataset["labels"])]
     return []

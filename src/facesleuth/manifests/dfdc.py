@@ -5,8 +5,13 @@ Layouts (docs: formats.md):
 - train: ``<root>/dfdc_train_part_<N>/metadata.json`` = ``{"<file>.mp4": {"label", "split",
   "original"}}`` with the videos beside it. Real downloads are often partial, so listed files that
   are absent become ``missing`` rows rather than errors.
-- test: videos in ``<root>`` (or a subfolder named in the labels file's paths) and
-  ``labels.csv`` (``filename,label[,augmenters,distractors]``) or ``metadata.json``.
+- test: videos in ``<root>`` (or the ``videos:`` subfolder, or a subfolder named in the labels
+  file's paths) and ``labels.csv`` or ``metadata.json``. The public DFDC test set ships
+  ``labels.csv`` with the columns ``filename,label`` (label 1 fake, 0 real) and no per-video
+  tags. Augmenter and distractor tags (``;``-separated names) come from columns of the labels
+  file or from a separate tags file, both named under the dataset's ``tags:`` (defaults:
+  columns ``augmenters`` and ``distractors``, no file). Without tags the manifest's ``tags``
+  are empty, and Tables 3.2-3.5 say that the test set has no tags.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ TRAIN_METADATA = "metadata.json"
 TEST_LABEL_FILES = ("labels.csv", "metadata.json")
 TEST_GROUP = "test"
 TEST_SPLIT = "test"
+#: Tag kind -> the ``tags:`` key naming its column, and that column's default name.
+TAG_COLUMNS = {"augmenter": ("augmenters", "augmenters"), "distractor": ("distractors", "distractors")}
 
 
 # ---------------------------------------------------------------- train parts
@@ -146,25 +153,59 @@ def test_labels_file(name: str, dataset: dict[str, Any], root: Path) -> Path:
     )
 
 
-def _test_entries_csv(path: Path) -> list[tuple[str, str, Any, list[str], list[str]]]:
-    rows = read_csv_table(path, ["filename", "label"], "filename,label[,augmenters,distractors]")
-    return [
-        (r["filename"], f"line {line}", r["label"], split_names(r.get("augmenters")), split_names(r.get("distractors")))
-        for line, r in rows
-    ]
+def _test_entries_csv(path: Path) -> list[tuple[str, str, Any, dict[str, Any]]]:
+    rows = read_csv_table(path, ["filename", "label"], "filename,label[,tag columns]")
+    return [(r["filename"], f"line {line}", r["label"], r) for line, r in rows]
 
 
-def _test_entries_json(path: Path) -> list[tuple[str, str, Any, list[str], list[str]]]:
+def _test_entries_json(path: Path) -> list[tuple[str, str, Any, dict[str, Any]]]:
     entries = []
     for filename, entry in read_json_object(path).items():
         if not isinstance(entry, dict) or "label" not in entry:
             raise ManifestError(
                 f"{path}: entry {filename!r} should be an object with a \"label\" (and optional "
-                f"\"augmenters\", \"distractors\" lists), got {entry!r}"
+                f"tag lists such as \"augmenters\", \"distractors\"), got {entry!r}"
             )
-        where = f"entry {filename!r}"
-        entries.append((filename, where, entry["label"], split_names(entry.get("augmenters")), split_names(entry.get("distractors"))))
+        entries.append((filename, f"entry {filename!r}", entry["label"], entry))
     return entries
+
+
+def tag_columns(name: str, dataset: dict[str, Any]) -> dict[str, str]:
+    """Tag kind -> the column (or JSON key) holding it, from ``datasets.<name>.tags``."""
+    tags = dict(dataset.get("tags") or {})
+    columns = {kind: str(tags.get(key) or default) for kind, (key, default) in TAG_COLUMNS.items()}
+    if len(set(columns.values())) < len(columns):
+        raise ManifestError(f"datasets.{name}.tags: augmenters and distractors name the same column {columns}")
+    return columns
+
+
+def tags_file(name: str, dataset: dict[str, Any], root: Path) -> Path | None:
+    """``datasets.<name>.tags.file`` (relative to the root), checked; None when tags come with the labels."""
+    file = (dataset.get("tags") or {}).get("file")
+    if not file:
+        return None
+    path = root / str(file)
+    if not path.is_file():
+        raise ManifestError(f"dataset {name!r}: tags file {path} does not exist; fix datasets.{name}.tags.file "
+                            f"(relative to the root {root}) or set it to null")
+    return path
+
+
+def _tags_by_video(path: Path, columns: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """A tags CSV (``filename`` and the tag columns) as {relative video path: row}."""
+    usage = "filename," + ",".join(columns.values())
+    rows = read_csv_table(path, ["filename"], usage)
+    header = set(rows[0][1]) if rows else set()
+    if rows and not header & set(columns.values()):
+        raise ManifestError(f"{path}: none of the tag columns {sorted(columns.values())}; expected {usage}")
+    out: dict[str, dict[str, Any]] = {}
+    for line, row in rows:
+        out.setdefault(str(relative_video_path(row["filename"], path, f"line {line}")), row)
+    return out
+
+
+def _tags(record: dict[str, Any], columns: dict[str, str]) -> list[str]:
+    return [f"{kind}:{value}" for kind, column in columns.items() for value in split_names(record.get(column))]
 
 
 def dfdc_test_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
@@ -179,17 +220,23 @@ def dfdc_test_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
     else:
         raise ManifestError(f"{source}: a dfdc_test labels file must be .csv or .json; fix datasets.{name}.labels")
 
+    columns = tag_columns(name, dataset)
+    tag_source = tags_file(name, dataset, root)
+    tag_rows = _tags_by_video(tag_source, columns) if tag_source else None
+    videos_dir = PurePosixPath(str(dataset.get("videos") or "."))
+
     disk = DiskListing()
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     duplicates: list[str] = []
-    for filename, where, label, augmenters, distractors in entries:
-        rel = relative_video_path(filename, source, where)
+    for filename, where, label, record in entries:
+        listed = relative_video_path(filename, source, where)
+        rel = PurePosixPath(videos_dir, listed) if str(videos_dir) != "." else listed
         if str(rel) in seen:
             duplicates.append(str(rel))
             continue
         seen.add(str(rel))
-        tags = [f"augmenter:{a}" for a in augmenters] + [f"distractor:{d}" for d in distractors]
+        tags = _tags(record if tag_rows is None else tag_rows.get(str(listed), {}), columns)
         rows.append(
             make_row(
                 dataset=name,
@@ -208,5 +255,15 @@ def dfdc_test_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
     warn_unlisted_beside(root, seen, disk, str(source), include_root=True)
     if not rows:
         raise ManifestError(f"{source}: lists no videos; check datasets.{name}.labels and datasets.{name}.root")
+    if tag_rows is not None:
+        listed_names = {str(relative_video_path(f, source, w)) for f, w, _, _ in entries}
+        strays = sorted(set(tag_rows) - listed_names)
+        if strays:
+            log.warning("%s: %d video(s) are not in %s, their tags are ignored: %s", tag_source, len(strays), source,
+                        ", ".join(strays[:5]) + (" ..." if len(strays) > 5 else ""))
+    if not any(row["tags"] for row in rows):
+        log.warning("dataset %r: no video carries an augmenter or distractor tag (columns %s of %s); "
+                    "the per-tag tables (3.2-3.5) will say the test set has no tags", name,
+                    ", ".join(columns.values()), tag_source or source)
     return finalize(name, rows, str(source))
 

@@ -1,0 +1,161 @@
+"""``facesleuth serve --model RUN``: run the scanner as an HTTP service (upload page + JSON API).
+
+Exit codes: 0 after a clean stop (Ctrl-C or SIGTERM), 2 for a usage error (unusable --model,
+--config or --token-file, bad numbers). The web stack (Starlette, uvicorn) loads only when the
+command runs: it is the ``[serve]`` extra.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+_EPILOG = """\
+The data dir keeps the job database (SQLite) and the uploads waiting to be scanned; restart
+the server on the same --data-dir and queued jobs resume, finished ones stay available.
+
+examples:
+  facesleuth serve --model results/models/efb0_ns/default --port 8000
+  curl -F file=@upload.mp4 http://127.0.0.1:8000/api/scans        # -> {"id": ...}
+  curl http://127.0.0.1:8000/api/scans/ID                          # state, then the results
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "serve",
+        help="run the scanner as a web service: upload page and JSON API",
+        description=(
+            "Serve an upload page and a JSON API that scan uploaded videos and images with a trained\n"
+            "run, as `facesleuth scan` does, in a pool of worker processes. Jobs and results are kept\n"
+            "in SQLite under --data-dir and survive restarts."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", "-m", metavar="RUN", required=True,
+                        help="training run folder (or its best.pt), as for facesleuth scan")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="worker processes, each with its own copy of the model (default 2)")
+    parser.add_argument("--threads", default="auto", metavar="N",
+                        help="torch CPU threads per worker, or auto (default): the cores divided among the "
+                             "workers, at least 1")
+    parser.add_argument("--max-upload-mb", type=float, default=200, metavar="MB",
+                        help="largest upload accepted, all files of a request together (default 200)")
+    parser.add_argument("--max-queue", type=int, default=100, metavar="N",
+                        help="jobs waiting at most; more are refused with 429 and Retry-After (default 100)")
+    parser.add_argument("--data-dir", type=Path, default=Path("facesleuth-data"), metavar="DIR",
+                        help="where the job database and pending uploads live (default ./facesleuth-data)")
+    parser.add_argument("--token-file", type=Path, metavar="FILE",
+                        help="file holding the API token; then every endpoint but /healthz needs "
+                             "'Authorization: Bearer TOKEN'")
+    parser.add_argument("--frames", type=int, default=32, metavar="N",
+                        help="evenly spaced frames per video to detect faces on (default 32)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--config", type=Path, metavar="YAML",
+                        help="config whose extraction.detection settings to use (default: the schema's)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every request and job")
+    parser.set_defaults(run=run)
+    return parser
+
+
+class UsageError(Exception):
+    pass
+
+
+def _threads(value: str, workers: int) -> int:
+    if value == "auto":
+        return max(1, (os.cpu_count() or 1) // workers)
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"--threads must be a positive number or auto, got {value!r}")
+    return int(value)
+
+
+def _token(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--token-file {path}: cannot read it ({err})") from None
+    if not token or any(ch.isspace() for ch in token):
+        raise UsageError(f"--token-file {path}: must hold one token without spaces (e.g. from `openssl rand -hex 32`)")
+    return token
+
+
+def settings_from_args(args: argparse.Namespace):
+    """The service's settings, every option checked (UsageError says which is wrong)."""
+    from facesleuth.scan.cli import UsageError as ScanUsageError
+    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.scan.scanner import ScanOptions
+    from facesleuth.serve.app import ServeSettings
+
+    if args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    if args.max_upload_mb <= 0:
+        raise UsageError(f"--max-upload-mb must be positive, got {args.max_upload_mb}")
+    if args.max_queue < 1:
+        raise UsageError(f"--max-queue must be at least 1, got {args.max_queue}")
+    if not 1 <= args.port <= 65535:
+        raise UsageError(f"--port must be within 1..65535, got {args.port}")
+    try:
+        ScanOptions(frames=args.frames).check()
+        detection = _detection_settings(args.config)
+    except (ValueError, ScanUsageError) as err:
+        raise UsageError(str(err)) from None
+    try:
+        args.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UsageError(f"--data-dir {args.data_dir}: cannot create it ({err.strerror})") from None
+    return ServeSettings.make(
+        args.data_dir, Path(args.model).resolve(), workers=args.workers,
+        max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
+        frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
+    )
+
+
+def _check_model(model: str, device: str) -> None:
+    """Fail at once with what a run folder holds, not in every worker after the server started."""
+    from facesleuth.runtime import resolve_device
+    from facesleuth.scan import RunFolderError, load_scan_run
+
+    try:
+        load_scan_run(model, resolve_device(device))
+    except RunFolderError as err:
+        raise UsageError(str(err)) from None
+    except RuntimeError as err:
+        raise UsageError(f"--device: {err}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from facesleuth.runtime import setup_logging
+
+    setup_logging(level=logging.INFO if args.verbose else logging.WARNING)
+    try:
+        import uvicorn
+
+        from facesleuth.serve.app import create_app
+    except ImportError as err:
+        print(f"facesleuth serve: {err.name} is missing; install the web extra: pip install 'facesleuth[serve]'",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = settings_from_args(args)
+        _check_model(settings.worker.model, args.device)
+    except UsageError as err:
+        print(f"facesleuth serve: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    auth = "with a bearer token" if settings.token else "without a token (anyone who reaches it can upload)"
+    print(f"facesleuth serve: http://{args.host}:{args.port}/ ({args.workers} workers, {auth}; "
+          f"data in {settings.data_dir})", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port,
+                log_level="info" if args.verbose else "warning", timeout_graceful_shutdown=10)
+    return EXIT_OK

@@ -1,0 +1,189 @@
+"""The worker pool: processes that each load the run once and scan the jobs they claim.
+
+Processes, not threads: MTCNN is thousands of small Python-driven operations, so threads
+would queue on the GIL; a process per worker scans in parallel and a crash (a decoder
+segfault) costs one worker, which the pool restarts, not the service. They are started with
+``spawn`` (no forked copy of the web server's threads and sockets) and each pins torch to
+``threads`` threads: on a small machine two workers with one thread each scan faster than
+two workers whose OpenMP threads fight over the same cores (benchmarks/README.md, scan latency).
+
+Workers take jobs from the database (:meth:`JobStore.claim`), not from a pipe, so nothing is
+lost with a process: a wake-up queue only saves them the polling delay. A worker dies with
+the web process (Linux ``PR_SET_PDEATHSIG``, and a parent check as a fallback), so a server
+killed with SIGKILL leaves no worker behind that could finish a job the restarted server
+scans again.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing as mp
+import os
+import queue
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facesleuth.serve.store import JobStore
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0  # a worker looks at the queue at least this often, woken or not
+RESPAWN_SECONDS = 10.0  # at most one restart of a worker slot in this time
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass
+class WorkerSettings:
+    """What every worker needs to load the run and scan (picklable: sent to spawned processes)."""
+
+    database: str
+    uploads: str
+    model: str
+    frames: int = 32
+    device: str = "auto"
+    detection: dict[str, Any] = field(default_factory=dict)
+    threads: int = 1
+    thumbnails: int = 12  # face thumbnails per input kept for the page and the report
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the web process dies; exit now if it already has."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent check in the loop still applies
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def scan_job(scanner: Any, job: Any, uploads: Path) -> dict[str, Any]:
+    """The ``--format json`` document of a job, with thumbnails; inputs named by the client's names."""
+    from facesleuth.scan.formats import build_document, now_iso
+
+    created, started = now_iso(), time.perf_counter()
+    results = []
+    for upload in job.inputs:
+        result = scanner.scan_file(uploads / job.id / upload.stored)
+        result.path = upload.name  # the stored name means nothing to the client
+        results.append(result)
+    return build_document(results, scanner.run, scanner.options, [], time.perf_counter() - started, created,
+                          thumbnails=True)
+
+
+def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int) -> None:
+    """Entry point of a worker process: load once, then claim and scan until the parent goes."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    import torch
+
+    from facesleuth.scan import Scanner, ScanOptions
+
+    torch.set_num_threads(settings.threads)
+    torch.set_num_interop_threads(1)
+    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
+    scanner = Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
+                                                  detection=settings.detection, thumbnails=settings.thumbnails))
+    store, uploads, me = JobStore(settings.database), Path(settings.uploads), os.getpid()
+    ready[slot] = 1
+    while os.getppid() == parent:
+        job = store.claim(me)
+        if job is None:
+            try:
+                wake.get(timeout=POLL_SECONDS)
+            except queue.Empty:
+                pass
+            continue
+        log.info("job %s: %d input(s), attempt %d", job.id, len(job.inputs), job.attempts)
+        try:
+            document, error = scan_job(scanner, job, uploads), None
+        except Exception as err:  # the job fails with the reason, the worker goes on
+            log.exception("job %s failed", job.id)
+            document, error = None, f"{type(err).__name__}: {err}"
+        if store.finish(job.id, me, document, error):
+            remove_uploads(uploads / job.id)
+        else:
+            log.warning("job %s was taken from this worker meanwhile; result dropped", job.id)
+
+
+def remove_uploads(folder: Path) -> None:
+    """Delete a job's uploaded files once its result is stored (the result keeps all that is shown)."""
+    if folder.is_dir():
+        for path in folder.iterdir():
+            path.unlink(missing_ok=True)
+        folder.rmdir()
+
+
+class WorkerPool:
+    """``size`` worker processes, restarted when one dies (its job is queued again, or failed)."""
+
+    def __init__(self, settings: WorkerSettings, size: int):
+        self.settings, self.size = settings, size
+        self.context = mp.get_context("spawn")
+        self.wake = self.context.Queue()
+        self.ready = self.context.Array("b", size)  # 1 for each worker slot whose model is loaded
+        self.processes: list[mp.process.BaseProcess | None] = []
+        self.store = JobStore(settings.database)
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def _spawn(self, slot: int) -> mp.process.BaseProcess:
+        process = self.context.Process(target=worker_main, name="facesleuth-worker", daemon=True,
+                                       args=(self.settings, os.getpid(), self.wake, self.ready, slot))
+        process.start()
+        return process
+
+    def start(self) -> None:
+        # The monitor thread starts every worker: PR_SET_PDEATHSIG fires when the *thread* that
+        # started a child ends, and this one lives as long as the pool.
+        self._monitor = threading.Thread(target=self._watch, name="facesleuth-pool", daemon=True)
+        self._monitor.start()
+
+    def _watch(self) -> None:
+        self.processes = [self._spawn(slot) for slot in range(self.size)]
+        spawned = [time.monotonic()] * self.size
+        while not self._stop.wait(POLL_SECONDS):
+            for slot, process in enumerate(self.processes):
+                if self._stop.is_set():
+                    break
+                if process is not None and process.is_alive():
+                    continue
+                if process is not None:
+                    log.error("worker %s exited (code %s); starting another", process.pid, process.exitcode)
+                    self.ready[slot] = 0
+                    self.store.recover(workers={process.pid})
+                    self.processes[slot] = None
+                # A worker that cannot even load the run would otherwise restart in a tight loop.
+                if time.monotonic() - spawned[slot] >= RESPAWN_SECONDS:
+                    self.processes[slot], spawned[slot] = self._spawn(slot), time.monotonic()
+
+    def notify(self) -> None:
+        """Wake an idle worker (a job was queued)."""
+        self.wake.put(None)
+
+    @property
+    def ready_count(self) -> int:
+        return sum(self.ready[:])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the workers; the jobs they were scanning go back to the queue without using an attempt."""
+        self._stop.set()
+        if self._monitor is not None:
+            self._monitor.join(timeout)
+        running = [p for p in self.processes if p is not None]
+        pids = {p.pid for p in running if p.pid is not None}
+        for process in running:
+            process.terminate()
+        for process in running:
+            process.join(timeout)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout)
+        self.store.recover(workers=pids, counted=False)
+        self.wake.close()
