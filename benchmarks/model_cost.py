@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from facesleuth.models import THESIS_MODELS
+    from facesleuth.backbones import THESIS_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(THESIS_MODELS), help="config or timm names (default: the eight thesis models)")
@@ -76,7 +76,8 @@ def timed(step, steps: int, warmup: int, device) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from facesleuth.models import build_model, count_parameters, resolve
+    from facesleuth.backbones import resolve
+    from facesleuth.models import build_model, count_parameters
     from facesleuth.runtime import machine_info, resolve_device
     from facesleuth.train import Trainer
 

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from facesleuth import models
-from facesleuth.models import REGISTRY, THESIS_MODELS, WeightsUnavailableError, build_model, count_parameters, display_name, resolve
+from facesleuth.backbones import REGISTRY, THESIS_MODELS, display_name, resolve
+from facesleuth.models import WeightsUnavailableError, build_model, count_parameters
 
 # Table 2.1 (millions of trainable parameters), with the 2-class head.
 TABLE_2_1 = {

@@ -105,7 +105,8 @@ def test_load_run_rebuilds_the_trained_model(trained, samples):
     scores = predict_faces(model, info, faces, "cpu", batch_size=2)
     assert scores.shape == (3,) and scores.dtype == np.float32
     assert ((scores > 0) & (scores < 1)).all()
-    assert np.array_equal(scores, predict_faces(same, info, faces, "cpu", batch_size=3))  # batching does not matter
+    # batching does not matter beyond rounding: oneDNN may pick another kernel for another batch size
+    assert np.allclose(scores, predict_faces(same, info, faces, "cpu", batch_size=3), rtol=0, atol=1e-6)
     with pytest.raises(FileNotFoundError, match="best.pt"):
         load_run(run_dir / "missing", "cpu")
 

@@ -23,7 +23,7 @@ import pandas as pd
 from facesleuth import registry
 from facesleuth.io import write_text_atomic
 from facesleuth.metrics import NO_TAG, THRESHOLD_KINDS
-from facesleuth.models import build_model, count_parameters, display_name, resolve
+from facesleuth.backbones import display_name, resolve
 
 log = logging.getLogger("facesleuth.tables")
 
@@ -172,6 +172,9 @@ def _is_min(values: pd.Series) -> pd.Series:
 def params_table(models: Sequence[str], dropout: float) -> Table:
     """Trainable parameters of each configured model with its new two-class head, beside the
     thesis's Table 2.1 value where the model is one of its eight."""
+    # torch (seconds of CPU): only this table builds models; every other table job skips it
+    from facesleuth.models import build_model, count_parameters
+
     rows = []
     for model in models:
         network = build_model(model, pretrained=False, weights=None, dropout=dropout)

@@ -76,7 +76,8 @@ from facesleuth.augment import build_augmentation
 from facesleuth.checkpoint import load_checkpoint, save_checkpoint
 from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
 from facesleuth.io import write_csv, write_text_atomic
-from facesleuth.models import build_model, resolve
+from facesleuth.backbones import resolve
+from facesleuth.models import build_model
 from facesleuth.preprocess import PREPROCESSING, normalize_batch
 from facesleuth.registry import PRECISIONS
 from facesleuth.runtime import resolve_device
