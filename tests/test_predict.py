@@ -151,7 +151,8 @@ def test_validate_run_writes_threshold_fields(trained):
     run_dir, split = trained
     videos, threshold = validate_run(run_dir, split, {"aggregation": "mean", "batch_size": 8}, "cpu")
     assert len(videos) == 4 and videos["scored"].all() and (videos["n_faces"] == 4).all()
-    assert set(threshold) == {"eer_threshold", "eer", "auc", "n_videos", "source", "aggregation"}
+    assert set(threshold) == {"eer_threshold", "eer", "auc", "n_videos", "n_unscored", "source", "aggregation",
+                              "validation"}
     assert threshold["n_videos"] == 4 and threshold["source"] == "validation" and threshold["aggregation"] == "mean"
     assert 0 <= threshold["eer"] <= 1 and 0 <= threshold["auc"] <= 1
     json.dumps(threshold)

@@ -56,8 +56,8 @@ def test_numbers_are_the_thesis():
     for entry in [*registry.TABLES.values(), *registry.figures().values()]:
         if entry.number:
             assert entry.report_caption().startswith(f"**{entry.number}**: ")
-        else:
-            assert entry.report_caption() == entry.caption
+        else:  # no number to head it; the caption itself (its validation data filled in)
+            assert entry.report_caption().startswith(entry.caption.split("{validation}")[0])
         assert len(entry.caption) > 80, entry.name  # a sentence, not a placeholder
 
 
@@ -215,7 +215,10 @@ def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_
     assert pd.read_csv(tmp_path / "d.csv")["value"].tolist() == [6, 12]
     assert (tmp_path / "d.md").read_text().startswith("**Table 9.9.** Name lengths.") and table.markdown
     caption = registry.write_captions(tmp_path / "captions")["tables/dummy"]
-    assert caption.read_text() == "**Table 9.9**: the length of each model's name, times three.\n"
+    # a table of tested runs: the caption also says which validation data chose their epochs
+    assert caption.read_text() == ("**Table 9.9**: the length of each model's name, times three. Each run is tested "
+                                   "with the weights of its epoch of lowest validation loss on the validation data "
+                                   "(not recorded).\n")
 
 
 def test_unknown_table_and_figure_kinds_are_named():

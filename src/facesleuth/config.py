@@ -146,6 +146,8 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
 
     for i, name in enumerate(config["splits"].get("train_datasets", [])):
         check(f"splits.train_datasets.{i}", name, "train")
+    # DFDC's validation set is extracted like a test set (thesis 2.4.2), so it needs flow test.
+    check("splits.validation_dataset", config["splits"].get("validation_dataset"), "test")
     if not config["splits"].get("train_datasets"):
         problems.append("splits.train_datasets: name at least one dataset with flow 'train'")
     evaluation = config["evaluation"]

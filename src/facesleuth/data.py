@@ -21,7 +21,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -120,6 +120,13 @@ class FaceDataset:
                    names=table.column("face_id"))
 
     @classmethod
+    def from_validation_faces(cls, paths: "Iterable[str | os.PathLike]", input_size: int) -> "FaceDataset":
+        """The labelled faces of a validation dataset's faces files (:func:`read_validation_faces`)."""
+        table = read_validation_faces(paths)
+        return cls(table.column("jpeg"), table.column("label").to_numpy().astype(np.int64), input_size,
+                   names=table.column("face_id").to_pylist())
+
+    @classmethod
     def from_faces(cls, faces: "pa.Table | Any", input_size: int) -> "FaceDataset":
         """Faces to score (a faces table or DataFrame with a ``jpeg`` column); no augmentation."""
         if isinstance(faces, pa.Table):
@@ -188,6 +195,34 @@ def read_split(path: str | os.PathLike, split: str) -> pa.Table:
     bad = sorted(set(labels.tolist()) - {0, 1})
     if bad:
         raise ValueError(f"{path}: split {split!r} has labels {bad}; training needs 0 (real) and 1 (fake)")
+    return table
+
+
+def read_validation_faces(paths: "Iterable[str | os.PathLike]") -> pa.Table:
+    """The labelled faces of a validation dataset's faces files (test flow), in file order.
+
+    Faces of videos without a label (-1) are dropped with a warning; the rest must be 0 (real)
+    or 1 (fake), as a split's are.
+    """
+    wanted = ["face_id", "video_id", "label", "jpeg"]
+    tables = []
+    for path in paths:
+        names = pq.read_schema(path).names
+        missing = [name for name in wanted if name not in names]
+        if missing:
+            raise ValueError(f"{path} is not a faces file: columns {missing} are missing")
+        tables.append(pq.read_table(path, columns=wanted, memory_map=True))
+    if not tables:
+        raise ValueError("no validation faces files given")
+    table = pa.concat_tables(tables)
+    labels = table.column("label").to_numpy()
+    unlabelled = int((labels == -1).sum())
+    if unlabelled:
+        log.warning("%d validation faces belong to videos without a label; left out", unlabelled)
+        table = table.filter(pc.not_equal(table.column("label"), -1))
+    bad = sorted(set(table.column("label").to_numpy().tolist()) - {0, 1})
+    if bad:
+        raise ValueError(f"validation faces have labels {bad}; validation needs 0 (real) and 1 (fake)")
     return table
 
 

@@ -36,6 +36,7 @@ from facesleuth.tables import (
     read_metrics,
     run_of,
     setup_label,
+    threshold_description,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -150,8 +151,12 @@ def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, p
 # ---------------------------------------------------------------- Fig. 2.13-2.15
 
 
-def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str) -> "Figure":
-    """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said."""
+def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str,
+                validation: dict[str, Any] | None = None) -> "Figure":
+    """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said.
+
+    ``validation`` (registry.validation_source) names the validation data in the val_loss title.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for model, history in histories.items():
@@ -161,7 +166,7 @@ def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str) -> 
         if not finite.all():
             label += f" ({int((~finite).sum())} NaN epochs left out)"
         ax.plot(history["epoch"][finite], values[finite], marker="o", markersize=3, label=label)
-    which = "Train" if column == "train_loss" else "Validation"
+    which = "Train" if column == "train_loss" else f"Validation ({registry.short_validation(validation)})"
     ax.set_title(f"{which} loss per epoch, setup: {setup_label(setup)}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss (per face)")
@@ -197,7 +202,7 @@ def precision_epoch_time(histories: dict[str, pd.DataFrame], batch_sizes: dict[s
 # ---------------------------------------------------------------- Fig. 3.1-3.7, 3.10
 
 
-def eer_curve(run: dict[str, Any]) -> "Figure":
+def eer_curve(run: dict[str, Any], validation: dict[str, Any] | None = None) -> "Figure":
     """FPR and FNR against the threshold for one run, the crossing (EER) marked."""
     plt = _pyplot()
     roc = run["roc"]
@@ -211,7 +216,7 @@ def eer_curve(run: dict[str, Any]) -> "Figure":
     ax.annotate(f"EER {run['eer']:.3f} at threshold {run['eer_threshold']:.3f}", (run["eer_threshold"], run["eer"]),
                 xytext=(10, 10), textcoords="offset points", fontsize=8)
     ax.axvline(run["validation_threshold"], color="grey", linestyle="--", linewidth=1,
-               label=f"validation EER threshold {run['validation_threshold']:.3f}")
+               label=f"validation EER threshold {run['validation_threshold']:.3f} ({registry.short_validation(validation)})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("threshold on the video's mean fake confidence")
@@ -223,7 +228,8 @@ def eer_curve(run: dict[str, Any]) -> "Figure":
     return fig
 
 
-def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+                   validation: dict[str, Any] | None = None) -> "Figure":
     """EER thresholds of each model's best run: the test set's own and the validation one."""
     plt = _pyplot()
     best = best_setups(runs, models, setups)
@@ -231,7 +237,7 @@ def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
     for offset, key, kind in ((-0.2, "eer_threshold", "test_eer"), (0.2, "validation_threshold", "validation")):
-        bars = ax.bar(x + offset, [r[key] for r in chosen], 0.4, label=THRESHOLD_KINDS[kind])
+        bars = ax.bar(x + offset, [r[key] for r in chosen], 0.4, label=threshold_description(kind, validation))
         _bar_labels(ax, bars)
     ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
     ax.set_ylabel("threshold (video fake confidence)")
@@ -280,7 +286,8 @@ def roc_curves(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Se
     return fig
 
 
-def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+            validation: dict[str, Any] | None = None) -> "Figure":
     """F1 of each model's best setup (by F1 at the test set's EER threshold), at both thresholds."""
     plt = _pyplot()
     best = best_setups(runs, models, setups, metric="f1_test_eer", lower_is_better=False)
@@ -288,7 +295,7 @@ def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Seque
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
     for offset, kind in ((-0.2, "test_eer"), (0.2, "validation")):
-        bars = ax.bar(x + offset, [r["at_threshold"][kind]["f1"] for r in chosen], 0.4, label=f"at {THRESHOLD_KINDS[kind]}")
+        bars = ax.bar(x + offset, [r["at_threshold"][kind]["f1"] for r in chosen], 0.4, label=f"at {threshold_description(kind, validation)}")
         _bar_labels(ax, bars)
     ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
     ax.set_ylabel("F1 (fake is positive; higher is better)")
@@ -457,7 +464,7 @@ def draw_augmentation_examples(inputs: dict[str, list[str]], settings: dict[str,
 def draw_losses(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     histories = {m: read_history(p) for m, p in zip(settings["models"], inputs["histories"])}
     return {
-        name: loss_curves(histories, column, settings["setup"])
+        name: loss_curves(histories, column, settings["setup"], settings.get("validation"))
         for name, column in (("train_loss", "train_loss"), ("validation_loss", "val_loss"))
     }
 
@@ -469,11 +476,12 @@ def draw_precision_epoch_time(inputs: dict[str, list[str]], settings: dict[str, 
 
 
 def draw_eer(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]))}
+    return {"png": eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]), settings.get("validation"))}
 
 
 def draw_thresholds(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    return {"png": threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
+                                  settings.get("validation"))}
 
 
 def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
@@ -486,7 +494,7 @@ def draw_roc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str
 
 
 def draw_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    return {"png": f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))}
 
 
 def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:

@@ -297,6 +297,10 @@ def predict_testset(
 
 
 # ---------------------------------------------------------------------------- validation
+# The validation data is a validation dataset's test-flow faces (splits.validation_dataset,
+# DFDC's own validation set in the study), scored as a test set's, or the split's held-out
+# train-flow faces. Either way: face scores -> video scores -> EER threshold (and, in rule
+# validate, a calibration temperature), recorded with what they were chosen on.
 
 
 def score_validation_faces(
@@ -305,10 +309,13 @@ def score_validation_faces(
     evaluation: dict[str, Any],
     device: "str | torch.device" = "auto",
 ) -> pd.DataFrame:
-    """Fake probability of every validation face of the split (FACE_PREDICTIONS_SCHEMA rows)."""
+    """Fake probability of every held-out validation face of the split (FACE_PREDICTIONS_SCHEMA rows)."""
     device = resolve_device(str(device))
     model, info = load_run(run_dir, device)
     table = read_split(split_path, "val")
+    if table.num_rows == 0:
+        raise ValueError(f"{split_path} holds no validation faces (made with splits.validation_dataset?); "
+                         "validate on the validation dataset instead")
     scores = predict_faces(model, info, table, device, int(evaluation.get("batch_size", 128)))
     return face_predictions(table.drop_columns(["jpeg"]).to_pandas(), scores)
 
@@ -316,7 +323,8 @@ def score_validation_faces(
 def validation_videos(face_scores_df: pd.DataFrame, aggregation: str = "mean") -> pd.DataFrame:
     """Video scores of validation faces (FACE_PREDICTIONS_SCHEMA rows) by ``aggregation``.
 
-    Every validation video has faces (the split is made of them): the videos are the split's.
+    The videos are those the faces belong to: every video of a split's hold-out; of a validation
+    dataset, the videos with a kept face.
     """
     columns = ["video_id", "label"] + (["dataset"] if "dataset" in face_scores_df else [])
     videos = face_scores_df[columns].drop_duplicates("video_id").sort_values("video_id", ignore_index=True)
@@ -325,23 +333,39 @@ def validation_videos(face_scores_df: pd.DataFrame, aggregation: str = "mean") -
     return aggregate_videos(face_scores_df, None, videos, aggregation, None)
 
 
-def validation_threshold(videos_df: pd.DataFrame, aggregation: str, where: str = "validation") -> dict[str, Any]:
-    """The EER threshold chosen on validation video scores, with the EER, AUC and aggregation."""
+def validation_threshold(
+    videos_df: pd.DataFrame,
+    aggregation: str,
+    where: str = "validation",
+    validation: dict[str, Any] | None = None,
+    n_unscored: int = 0,
+) -> dict[str, Any]:
+    """The EER threshold chosen on validation video scores, with the EER, AUC and aggregation.
+
+    Returns ``{eer_threshold, eer, auc, n_videos, n_unscored, source: "validation", aggregation,
+    validation}``: ``validation`` says which data (:func:`facesleuth.registry.validation_source`),
+    ``n_unscored`` how many of its videos had no kept face and were left out (their score would be
+    the neutral ``no_face_score``, not the model's; the scanner gives such a video no verdict).
+    """
     y_true = videos_df["label"].to_numpy()
-    y_score = videos_df["score"].to_numpy()
-    if len(set(y_true.tolist())) < 2:
-        raise ValueError(f"{where}: the validation videos are all of one class; the EER needs real and fake videos")
+    y_score = videos_df["score"].to_numpy(dtype=np.float64)
+    labels = set(y_true.tolist())
+    if labels != {0, 1}:
+        raise ValueError(f"{where}: the validation videos have labels {sorted(labels)}; the EER threshold needs "
+                         "real (0) and fake (1) videos and nothing else")
     eer, threshold = equal_error_rate(y_true, y_score)
     result = {
         "eer_threshold": float(threshold),
         "eer": float(eer),
         "auc": float(roc_auc(y_true, y_score)),
         "n_videos": int(len(videos_df)),
+        "n_unscored": int(n_unscored),
         "source": "validation",
         "aggregation": aggregation,
+        "validation": dict(validation) if validation else None,
     }
-    log.info("validation: %d videos, EER %.4f at threshold %.4f, AUC %.4f", result["n_videos"], result["eer"],
-             result["eer_threshold"], result["auc"])
+    log.info("validation on %s: %d videos (%d without faces left out), EER %.4f at threshold %.4f, AUC %.4f",
+             where, result["n_videos"], result["n_unscored"], result["eer"], result["eer_threshold"], result["auc"])
     return result
 
 
@@ -350,14 +374,44 @@ def validate_run(
     split_path: str | os.PathLike,
     evaluation: dict[str, Any],
     device: "str | torch.device" = "auto",
+    validation: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Video scores on the validation split and the EER threshold chosen on them (thesis 3, Fig. 3.1).
+    """Video scores on the split's held-out faces and the EER threshold chosen on them (thesis 3, Fig. 3.1).
 
-    Returns ``(videos_df, threshold)`` with ``threshold`` = ``{eer_threshold, eer, auc, n_videos,
-    source: "validation", aggregation}``, the threshold the metrics and the scanner apply to test
-    scores (``aggregation`` names how face scores became these video scores, so the scanner
-    aggregates the same way).
+    Returns ``(videos_df, threshold)`` (see :func:`validation_threshold`), the threshold the
+    metrics and the scanner apply to test scores (``aggregation`` names how face scores became
+    these video scores, so the scanner aggregates the same way). ``validation`` describes the
+    hold-out (:func:`facesleuth.registry.validation_source`).
     """
     aggregation = evaluation.get("aggregation", "mean")
     videos_df = validation_videos(score_validation_faces(run_dir, split_path, evaluation, device), aggregation)
-    return videos_df, validation_threshold(videos_df, aggregation, str(split_path))
+    source = validation or {"kind": "holdout", "flow": "train"}
+    return videos_df, validation_threshold(videos_df, aggregation, str(split_path), source)
+
+
+def validate_on_dataset(
+    run_dir: str | os.PathLike,
+    faces_paths: Iterable[str | os.PathLike],
+    status_paths: Iterable[str | os.PathLike],
+    manifest_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    validation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Face and video scores on a validation dataset's test-flow faces, and the EER threshold chosen on them.
+
+    The faces become video scores exactly as a test set's do (:func:`predict_testset`, the
+    configured aggregation), so the threshold is chosen on the kind of score it is applied to.
+    Returns ``(faces_df, videos_df, threshold)``: the faces and videos it was chosen on, those
+    with a label and a kept face (videos without a face are counted in ``n_unscored``).
+    """
+    all_videos, faces_df = predict_testset(run_dir, faces_paths, status_paths, manifest_path, evaluation, device)
+    labelled = all_videos[all_videos["label"].isin([0, 1])]
+    if len(labelled) < len(all_videos):
+        log.warning("%d validation videos have no label; left out of the threshold", len(all_videos) - len(labelled))
+    videos_df = labelled[labelled["scored"].astype(bool)].reset_index(drop=True)
+    faces_df = faces_df[faces_df["video_id"].isin(videos_df["video_id"])].reset_index(drop=True)
+    where = str(validation.get("name") or manifest_path)
+    threshold = validation_threshold(videos_df, evaluation.get("aggregation", "mean"), where, validation,
+                                     n_unscored=len(labelled) - len(videos_df))
+    return faces_df, videos_df, threshold

@@ -199,6 +199,53 @@ def loss_setup(config: Mapping[str, Any]) -> str:
     return "default" if "default" in setups else setups[0]
 
 
+# ---------------------------------------------------------------- validation data
+
+#: Where a caption names the validation data (:meth:`Report.report_caption` fills it in).
+VALIDATION_PLACEHOLDER = "{validation}"
+#: Added to the caption of every table and figure of tested runs that does not name the validation data.
+BEST_EPOCH_NOTE = " Each run is tested with the weights of its epoch of lowest validation loss on {validation}."
+#: ``validation.kind`` of threshold.json: a dataset of its own (DFDC's validation set, test
+#: flow) or a hold-out of the train-flow faces.
+VALIDATION_DATASET = "dataset"
+VALIDATION_HOLDOUT = "holdout"
+
+
+def validation_source(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the runs validate on, as threshold.json records it.
+
+    ``{"kind": "dataset", "name": <dataset>, "flow": "test"}`` when ``splits.validation_dataset``
+    is set, else ``{"kind": "holdout", "fraction": <validation_fraction>, "group_by": ..., "flow":
+    "train"}``.
+    """
+    splits = config["splits"]
+    name = splits.get("validation_dataset")
+    if name:
+        return {"kind": VALIDATION_DATASET, "name": name, "flow": "test"}
+    return {"kind": VALIDATION_HOLDOUT, "fraction": float(splits.get("validation_fraction", 0.2)),
+            "group_by": splits.get("group_by", "original"), "flow": "train"}
+
+
+def describe_validation(source: Mapping[str, Any] | None) -> str:
+    """A caption's words for a :func:`validation_source` (or a threshold.json's ``validation``)."""
+    if not source:
+        return "the validation data (not recorded)"
+    if source.get("kind") == VALIDATION_DATASET:
+        return f"the validation dataset {source['name']}: its test-flow faces, and video scores for thresholds"
+    fraction = float(source.get("fraction", 0))
+    return (f"a hold-out of {fraction:.0%} of the train-flow faces (grouped by {source.get('group_by', 'original')}), "
+            "not a validation dataset of its own")
+
+
+def short_validation(source: Mapping[str, Any] | None) -> str:
+    """A figure title's words for a :func:`validation_source`, e.g. ``dfdc_val (test flow)``."""
+    if not source:
+        return "validation data not recorded"
+    if source.get("kind") == VALIDATION_DATASET:
+        return f"{source['name']} (test flow)"
+    return f"{float(source.get('fraction', 0)):.0%} train-flow hold-out"
+
+
 #: Settings a builder may ask for, from the validated config (they reach it as rule params).
 SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "models": lambda config: config["models"],
@@ -209,6 +256,7 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "seed": lambda config: config["training"]["seed"],
     "augmentations": lambda config: config["augmentations"],
     "precision_study": lambda config: config.get("precision_study"),
+    "validation": validation_source,
     "testsets": lambda config: config["evaluation"]["testsets"],
     "aggregations": lambda config: config["evaluation"]["aggregations"],
     "calibration_testsets": calibration_testsets,
@@ -232,10 +280,18 @@ class Report:
         """Whether ``config`` provides what this needs (a DFDC test set, a precision study...)."""
         return all(NEEDS[need](config) for need in self.needs)
 
-    def report_caption(self) -> str:
-        """The report's caption (reStructuredText), headed by the thesis number."""
+    def report_caption(self, validation: Mapping[str, Any] | None = None) -> str:
+        """The report's caption (reStructuredText), headed by the thesis number.
+
+        ``{validation}`` in a caption becomes :func:`describe_validation` of ``validation`` (a
+        :func:`validation_source`), so captions say which validation data the runs used.
+        """
         head = f"**{self.number}**: " if self.number else ""
-        return head + self.caption
+        caption = self.caption
+        if VALIDATION_PLACEHOLDER not in caption and any(need.endswith("_testset") for need in self.needs):
+            # every tested run's weights are those of the epoch chosen on the validation data
+            caption += BEST_EPOCH_NOTE
+        return head + caption.replace(VALIDATION_PLACEHOLDER, describe_validation(validation))
 
 
 @dataclass(frozen=True)
@@ -343,24 +399,25 @@ TABLES: dict[str, Table] = {
             "celebdf_sensitivity_specificity", "Table 3.6",
             "sensitivity (fakes called fake, eq. 3.2) and specificity (reals called real, eq. 3.3) on "
             "Celeb-DF-v2 for every model and setup, fake being the positive class. Shown at two "
-            "thresholds, labelled: the run's validation EER threshold (chosen on the DFDC validation split "
-            "before testing, as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
+            "thresholds, labelled: the run's validation EER threshold (chosen before testing on {validation}, "
+            "as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
             "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE,
-            "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, _GRID,
+            "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
         Table(
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
-            "run's validation EER threshold and Celeb-DF-v2's own EER threshold (the thesis's choice)." + _ENSEMBLE_NOTE,
-            "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, _GRID, needs=("celebdf_testset",),
+            "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the "
+            "thesis's choice)." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
         ),
         # beyond the thesis: the future work of its discussion (3.3)
         Table(
             "calibration_logloss", None,
             "video log loss on the DFDC and Celeb-DF-v2 test sets before and after temperature scaling, for "
-            "every run and ensemble: one temperature per run, fitted on its validation videos by minimising "
+            "every run and ensemble: one temperature per run, fitted on its validation videos ({validation}) by minimising "
             "their log loss (``calibration.json`` in the run folder), then applied to its test scores. **Bold**: "
             "calibration lowered the test log loss. Temperature scaling is monotonic: AUC and the EER do not "
             "change. No threshold is involved.",
@@ -445,7 +502,7 @@ _STATIC_FIGURES = (
     ),
     _figure(
         "validation_loss", "Fig. 2.14",
-        "validation loss per epoch of the same runs as Fig. 2.13, on the validation split. Epochs whose "
+        "validation loss per epoch of the same runs as Fig. 2.13, on {validation}. Epochs whose "
         "validation loss is NaN are left out and counted in the legend (the thesis dropped such a model "
         "from its figure).",
         "losses",
@@ -461,13 +518,13 @@ _STATIC_FIGURES = (
         "false positive and false negative rates against the decision threshold for the run with the "
         "lowest DFDC video log loss, on the DFDC test set. The dot marks the equal error rate, where the "
         "two rates cross (linearly interpolated): its threshold is the test set's own EER threshold, the "
-        "thesis's choice. The dashed line is the run's validation EER threshold.",
+        "thesis's choice. The dashed line is the run's validation EER threshold, chosen on {validation}.",
         "eer", ("dfdc_testset",),
     ),
     _figure(
         "thresholds", "Fig. 3.2",
         "EER thresholds of each model's best setup (lowest DFDC log loss): the DFDC test set's own EER "
-        "threshold (the thesis's) beside the one chosen on the validation split.",
+        "threshold (the thesis's) beside the one chosen on {validation}.",
         "thresholds", ("dfdc_testset",),
     ),
     _figure(
@@ -490,7 +547,7 @@ _STATIC_FIGURES = (
         "celebdf_f1", "Fig. 3.10",
         "F1-score (fake positive) on Celeb-DF-v2 of each model's best setup, the setup with the highest "
         "F1 at Celeb-DF-v2's own EER threshold (named under each model). Bars give F1 at that threshold "
-        "(the thesis's) and at the run's validation EER threshold, labelled.",
+        "(the thesis's) and at the run's validation EER threshold (chosen on {validation}), labelled.",
         "celebdf_f1", ("celebdf_testset",),
     ),
     _misclassified(
@@ -538,8 +595,13 @@ def wanted_figures(config: Mapping[str, Any]) -> list[str]:
     return [name for name, figure in figures(config["augmentation_setups"]).items() if figure.wanted(config)]
 
 
-def write_captions(folder: str | Path, setups: Iterable[str] | None = None) -> dict[str, Path]:
+def write_captions(
+    folder: str | Path, setups: Iterable[str] | None = None, validation: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
     """Write each table's and figure's report caption to ``folder/<tables|figures>/<name>.rst``.
+
+    ``validation``: the config's :func:`validation_source`, named where a caption says which
+    validation data chose a threshold or gave a validation loss.
 
     Returns ``"tables/<name>"`` / ``"figures/<name>"`` -> path. Files whose text is unchanged
     are left alone, so concurrent Snakemake processes (cluster jobs) never rewrite them.
@@ -552,7 +614,7 @@ def write_captions(folder: str | Path, setups: Iterable[str] | None = None) -> d
     for kind, entries in (("tables", TABLES), ("figures", figures(setups))):
         for name, entry in entries.items():
             path = folder / kind / f"{name}.rst"
-            text = entry.report_caption() + "\n"
+            text = entry.report_caption(validation) + "\n"
             if not path.is_file() or path.read_text() != text:
                 write_text_atomic(text, path)
             paths[f"{kind}/{name}"] = path

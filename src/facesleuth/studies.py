@@ -85,13 +85,14 @@ def calibrate_videos(videos_df: pd.DataFrame, temperature: float) -> pd.DataFram
 
 
 def ensemble_validation(member_validation: Sequence[pd.DataFrame], method: str, aggregation: str,
-                        name: str) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+                        name: str, validation: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """An ensemble's validation video scores, its EER threshold and its temperature.
 
-    The members must share the validation split (one training set), so their videos match.
+    The members must share the validation data (one training set), so their videos match;
+    ``validation`` says which it was (registry.validation_source), as a run's threshold.json does.
     """
     videos = combine_videos(member_validation, method)
-    threshold = validation_threshold(videos, aggregation, f"ensemble {name}")
+    threshold = validation_threshold(videos, aggregation, f"ensemble {name}", validation)
     threshold["ensemble_method"] = method
     return videos, threshold, fit_calibration(videos, aggregation)
 

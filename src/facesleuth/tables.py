@@ -318,10 +318,24 @@ def logloss_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups:
     return Table(data, _document("dfdc_logloss", caption, body, ["No threshold: log loss uses the scores themselves."]))
 
 
-def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
-    """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold."""
+def threshold_description(kind: str, validation: dict[str, Any] | None) -> str:
+    """A threshold kind's words; the validation one names the data it was chosen on."""
+    text = THRESHOLD_KINDS[kind]
+    if kind == "validation":
+        text += f", on {registry.describe_validation(validation)}"
+    return text
+
+
+def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+             validation: dict[str, Any] | None = None) -> Table:
+    """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold.
+
+    ``validation``: the config's validation source (registry.validation_source), named in the
+    validation block's heading.
+    """
     datas, bodies = [], []
-    for kind, description in THRESHOLD_KINDS.items():
+    for kind in THRESHOLD_KINDS:
+        description = threshold_description(kind, validation)
         grid = grid_values(runs, models, setups, lambda run, kind=kind: run["at_threshold"][kind]["f1"])
         data, body = _marked_grid(grid, setups, lower_is_better=False, extra={"threshold": kind})
         datas.append(data)
@@ -337,10 +351,12 @@ def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequ
 # ---------------------------------------------------------------- Table 3.6
 
 
-def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
-    """Table 3.6: sensitivity and specificity per model and setup, at both thresholds."""
+def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+                                  validation: dict[str, Any] | None = None) -> Table:
+    """Table 3.6: sensitivity and specificity per model and setup, at both thresholds (``validation``: as :func:`f1_table`)."""
     rows, bodies = [], []
-    for kind, description in THRESHOLD_KINDS.items():
+    for kind in THRESHOLD_KINDS:
+        description = threshold_description(kind, validation)
         md_rows = []
         for model in models:
             row: dict[str, Any] = {"model": model, "name": display_name(model), "threshold": kind}
@@ -526,14 +542,15 @@ def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], 
 
 
 def build_sensitivity_specificity(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
+                                          settings.get("validation"))
     values = {f"{key}_{kind}": _at(kind, key) for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
     headers = {f"{key}_{kind}": f"{key} ({kind})" for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
     return with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
 
 
 def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))
     values = {f"f1_{kind}": _at(kind, "f1") for kind in THRESHOLD_KINDS}
     return with_ensembles(table, _ensembles(inputs), values, {f"f1_{kind}": f"F1 ({kind})" for kind in THRESHOLD_KINDS},
                           digits=3)

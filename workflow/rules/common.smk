@@ -29,6 +29,10 @@ MODELS = config["models"]
 SETUPS = config["augmentation_setups"]
 TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
+# DFDC's own validation set (test flow) when configured, else a hold-out of the split
+VALIDATION_DATASET = config["splits"].get("validation_dataset")
+VALIDATION = registry.validation_source(config)
+HOLDOUT_VALIDATION = registry.validation_source({"splits": {**config["splits"], "validation_dataset": None}})
 ENSEMBLES = config.get("ensembles") or {}
 # The generalisation matrix's named training sets (thesis 3.3). One made of exactly the grid's
 # datasets is the grid's own split and runs; each other has its split and its run folders.
@@ -147,10 +151,36 @@ def split_manifests(wildcards):
 
 
 def split_settings(wildcards):
-    """The grid's split settings; another training set's name its own datasets."""
+    """The grid's split settings; another training set's name its own datasets and hold out its
+    own validation faces (validating it on the grid's validation dataset would tune it towards
+    the data its generalisation is tested on)."""
     if wildcards.trainset == TRAINSET:
         return config["splits"]
-    return {**config["splits"], "train_datasets": list(split_datasets(wildcards.trainset))}
+    return {**config["splits"], "train_datasets": list(split_datasets(wildcards.trainset)), "validation_dataset": None}
+
+
+def validation_of(wildcards):
+    """What a run validates on: the grid's VALIDATION, or another training set's own hold-out."""
+    if getattr(wildcards, "trainset", TRAINSET) == TRAINSET:
+        return VALIDATION
+    return HOLDOUT_VALIDATION
+
+
+def validation_faces(wildcards):
+    """The validation dataset's faces files (the train rule's validation loss), or none: the split's."""
+    return faces_files(VALIDATION_DATASET) if VALIDATION_DATASET else []
+
+
+def validation_inputs(wildcards):
+    """Inputs of validate, the validation dataset's faces, status and manifest (test flow, scored
+    as a test set is), or else the split's held-out faces."""
+    if VALIDATION_DATASET:
+        return {
+            "faces": faces_files(VALIDATION_DATASET),
+            "status": status_files(VALIDATION_DATASET),
+            "manifest": f"results/manifests/{VALIDATION_DATASET}.parquet",
+        }
+    return {"split": f"results/splits/{TRAINSET}.parquet"}
 
 
 def run_settings(wildcards):
@@ -165,6 +195,7 @@ def run_settings(wildcards):
         "setup": setup,
         "training": settings,
         "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
+        "validation": validation_of(wildcards),
     }
 
 
@@ -239,7 +270,7 @@ def ensemble_targets():
 # Markdown copy. Report captions are written from the registry into .snakemake/ for --report.
 
 FIGURES = registry.figures(SETUPS)
-CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS)
+CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS, VALIDATION)
 
 
 def all_tables():

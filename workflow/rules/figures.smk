@@ -43,7 +43,7 @@ rule figure_losses:
     threads: 1
     params:
         figure=FIGURES["train_loss"].drawing,
-        settings={"models": MODELS, "setup": registry.loss_setup(config)},
+        settings={"models": MODELS, "setup": registry.loss_setup(config), "validation": VALIDATION},
     script:
         "../scripts/figures.py"
 
@@ -88,7 +88,7 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         threads: 1
         params:
             figure=FIGURES[_name].drawing,
-            settings={"models": MODELS, "setups": SETUPS},
+            settings={"models": MODELS, "setups": SETUPS, "validation": VALIDATION},
         script:
             "../scripts/figures.py"
 

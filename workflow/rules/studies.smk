@@ -48,6 +48,8 @@ rule ensemble_validate:
         runs=lambda wildcards: ensemble_runs(wildcards.ensemble),
         method=lambda wildcards: ENSEMBLES[wildcards.ensemble]["method"],
         aggregation=PREDICTION_SETTINGS["aggregation"],
+        # ensembles join grid runs, which validate on VALIDATION
+        validation=VALIDATION,
     script:
         "../scripts/ensemble_validate.py"
 

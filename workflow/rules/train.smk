@@ -1,9 +1,12 @@
 # Balanced split -> one trained run per model x augmentation setup (and precision variant).
+# Validation (loss per epoch, best epoch, EER threshold): splits.validation_dataset's test-flow
+# faces when configured (DFDC's validation set, as in the thesis), else the split's hold-out.
 
 
 rule train:
     input:
         split=f"results/splits/{TRAINSET}.parquet",
+        validation=validation_faces,
     output:
         best="results/models/{model}/{aug}/best.pt",
         history="results/models/{model}/{aug}/history.csv",
@@ -24,11 +27,12 @@ rule train:
 
 
 rule validate:
-    # Face and video scores on the validation split, the EER threshold and the calibration
-    # temperature chosen on them, kept in the run folder so the scanner and the tables apply the
-    # same (the face scores let the scanner choose them again for another aggregation).
+    # Face and video scores on the validation data (splits.validation_dataset's test-flow faces,
+    # or the split's hold-out), the EER threshold and the calibration temperature chosen on them,
+    # kept in the run folder so the scanner and the tables apply the same (the face scores let
+    # the scanner choose them again for another aggregation).
     input:
-        split=f"results/splits/{TRAINSET}.parquet",
+        unpack(validation_inputs),
         best="results/models/{model}/{aug}/best.pt",
     output:
         predictions="results/models/{model}/{aug}/validation.parquet",
@@ -44,5 +48,6 @@ rule validate:
     threads: 1
     params:
         evaluation=PREDICTION_SETTINGS,
+        validation=validation_of,
     script:
         "../scripts/validate.py"

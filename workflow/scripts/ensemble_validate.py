@@ -14,7 +14,9 @@ log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 name = snakemake.wildcards.ensemble  # noqa: F821
 method = snakemake.params.method  # noqa: F821
 members = [pd.read_parquet(path) for path in snakemake.input.validation]  # noqa: F821
-videos, threshold, calibration = ensemble_validation(members, method, snakemake.params.aggregation, name)  # noqa: F821
+videos, threshold, calibration = ensemble_validation(  # noqa: F821
+    members, method, snakemake.params.aggregation, name, dict(snakemake.params.validation)  # noqa: F821
+)
 write_parquet(videos, snakemake.output.predictions, VIDEO_PREDICTIONS_SCHEMA)  # noqa: F821
 write_json(threshold, snakemake.output.threshold)  # noqa: F821
 write_json(calibration, snakemake.output.calibration)  # noqa: F821
