@@ -21,9 +21,11 @@ include: "workflow/rules/splits.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/predict.smk"
 include: "workflow/rules/robustness.smk"
+include: "workflow/rules/studies.smk"
 include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/generalisation.smk"
 
 
 rule all:
@@ -32,3 +34,4 @@ rule all:
         all_tables(),
         all_figures(),
         extraction_summaries(),
+        ensemble_targets(),

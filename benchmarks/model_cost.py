@@ -30,10 +30,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from facesleuth.models import REGISTRY
+    from facesleuth.backbones import THESIS_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(REGISTRY), help="config or timm names (default: the eight thesis models)")
+    parser.add_argument("--models", nargs="+", default=list(THESIS_MODELS), help="config or timm names (default: the eight thesis models)")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--precision", default="fp32", choices=["fp16", "bf16", "fp32"])
@@ -76,7 +76,8 @@ def timed(step, steps: int, warmup: int, device) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from facesleuth.models import build_model, count_parameters, resolve
+    from facesleuth.backbones import resolve
+    from facesleuth.models import build_model, count_parameters
     from facesleuth.runtime import machine_info, resolve_device
     from facesleuth.train import Trainer
 

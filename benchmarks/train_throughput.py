@@ -172,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from facesleuth.models import build_model, resolve
+    from facesleuth.backbones import resolve
+    from facesleuth.models import build_model
     from facesleuth.runtime import resolve_device
     from facesleuth.train import Trainer
 

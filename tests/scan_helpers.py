@@ -55,3 +55,24 @@ def truncated_copy(source: Path, target: Path, fraction: float) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data[: int(len(data) * fraction)])
     return target
+
+
+def make_calibrated_copy(run: Path, folder: Path) -> Path:
+    """A copy of ``run`` with what the pipeline's validate and calibrate rules add: the validation
+    face and video scores and calibration.json (the temperature fitted on the video scores)."""
+    import pandas as pd
+
+    from facesleuth.predict import score_validation_faces, validation_videos
+    from facesleuth.studies import fit_calibration
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("best.pt", "threshold.json"):
+        shutil.copy2(run / name, folder / name)
+    split = run.parent / f"{run.name}.split.parquet"
+    faces = score_validation_faces(folder, split, {"batch_size": 16}, device="cpu")
+    faces.to_parquet(folder / "validation.faces.parquet")
+    videos = validation_videos(faces, "mean")
+    videos.to_parquet(folder / "validation.parquet")
+    (folder / "calibration.json").write_text(json.dumps(fit_calibration(videos, "mean")) + "\n")
+    assert isinstance(videos, pd.DataFrame)
+    return folder

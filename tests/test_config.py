@@ -103,3 +103,18 @@ def test_config_docs_command_writes_the_readme(tmp_path, capsys):
     out = tmp_path / "README.md"
     assert main(["config-docs", "--output", str(out)]) == 0
     assert out.read_text() == config.schema_markdown()
+
+
+def test_ensemble_runs_must_be_grid_runs_and_methods_known():
+    good = {**minimal(), "models": ["resnet50", "efb0_ns"], "augmentation_setups": ["none", "default"],
+            "ensembles": {"pair": {"runs": ["resnet50/none", "efb0_ns/default"]}}}
+    validated = config.validate_config(good)
+    assert validated["ensembles"]["pair"]["method"] == "mean_probability"  # the default
+    assert validated["evaluation"]["aggregations"] == [] and validated["evaluation"]["calibration"] is False
+    stranger = {**good, "ensembles": {"pair": {"runs": ["resnet50/grid"]}}}
+    with pytest.raises(config.ConfigError, match="ensembles.pair.runs.0: 'resnet50/grid' is not a run of the grid"):
+        config.validate_config(stranger)
+    with pytest.raises(config.ConfigError, match="ensembles.pair.method"):
+        config.validate_config({**good, "ensembles": {"pair": {"runs": ["resnet50/none"], "method": "vote"}}})
+    with pytest.raises(config.ConfigError, match="evaluation.aggregations.0"):
+        config.validate_config({**good, "evaluation": {"testsets": [], "aggregations": ["mode"]}})

@@ -103,6 +103,12 @@ def test_loss_and_precision_figures(study, tmp_path):
     assert len(fig.axes[0].lines[0].get_xdata()) == len(history) - 1
     assert "1 NaN epochs left out" in fig.axes[0].get_legend().get_texts()[0].get_text()
     F._pyplot().close(fig)
+    # the title names the validation data (Fig. 2.14): DFDC's validation set or a hold-out
+    for source, words in (({"kind": "dataset", "name": "dfdc_val", "flow": "test"}, "dfdc_val (test flow)"),
+                          ({"kind": "holdout", "fraction": 0.1, "flow": "train"}, "10% train-flow hold-out")):
+        fig = F.loss_curves({"efb4_ns": history}, "val_loss", "default", source)
+        assert words in fig.axes[0].get_title()
+        F._pyplot().close(fig)
     study_settings = {"model": "efb4_ns", "augmentation": "default", "runs": {"fp16": 64, "fp32": 32}}
     out = tmp_path / "precision_epoch_time.png"
     F.make_figures("precision_epoch_time", {"histories": histories}, {"precision_study": study_settings}, {"png": str(out)})

@@ -481,3 +481,24 @@ def test_source_files_are_the_labels_files_a_manifest_reads(samples, tmp_path):
     assert test == [tmp_path / "labels.csv"]
     with pytest.raises(ManifestError, match=r"datasets\.gone\.root"):
         source_files("gone", {"format": "celebdf", "root": str(tmp_path / "nope"), "flow": "test"})
+
+
+def test_ffpp_official_split_keeps_its_pairs_only(samples, tmp_path):
+    # a copy of the layout's file names only (empty files): the adapter lists, never decodes
+    root = tmp_path / "ffpp"
+    for video in (samples / "ffpp").rglob("*.mp4"):
+        target = root / video.relative_to(samples / "ffpp")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"")
+    (root / "splits").mkdir()
+    # pairs (519, 515) and (982, 004): originals 519 and 004 are on disk, 515 and 982 are not;
+    # fakes 519_515 and 004_982 (the reversed name of the second pair) are kept, 634 and 634_660 not
+    (root / "splits" / "test.json").write_text(json.dumps([["519", "515"], ["982", "004"]]))
+    dataset = {"format": "ffpp", "root": str(root), "flow": "test", "labels": "splits/test.json"}
+    df = build_manifest("ffpp_test", dataset)
+    assert sorted(df["video_id"].str.rsplit("/", n=1).str[-1]) == ["004", "004_982", "519", "519_515"]
+    assert sorted(df["label"].tolist()) == [0, 0, 1, 1]
+    assert source_files("ffpp_test", dataset) == [root / "splits" / "test.json"]
+    (root / "splits" / "bad.json").write_text(json.dumps({"519": "515"}))
+    with pytest.raises(ManifestError, match="list of \\[target, source\\] pairs"):
+        build_manifest("f", {**dataset, "labels": "splits/bad.json"})

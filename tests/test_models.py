@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from facesleuth import models
-from facesleuth.models import REGISTRY, WeightsUnavailableError, build_model, count_parameters, display_name, resolve
+from facesleuth.backbones import REGISTRY, THESIS_MODELS, display_name, resolve
+from facesleuth.models import WeightsUnavailableError, build_model, count_parameters
 
 # Table 2.1 (millions of trainable parameters), with the 2-class head.
 TABLE_2_1 = {
@@ -23,7 +24,7 @@ TABLE_2_1 = {
 
 
 def test_registry_holds_the_eight_thesis_models():
-    assert set(REGISTRY) == set(TABLE_2_1)
+    assert set(THESIS_MODELS) == set(TABLE_2_1)
     assert resolve("efb4_ns").timm_name == "tf_efficientnet_b4.ns_jft_in1k"
     assert resolve("xception").timm_name == "legacy_xception"
     assert resolve("mobilenetv3_large").timm_name == "mobilenetv3_large_100"
@@ -92,6 +93,39 @@ def test_parameter_counts_match_table_2_1():
     for name in TABLE_2_1:
         counts[name] = round(count_parameters(build_model(name, pretrained=False)) / 1e6, 1)
     assert counts == TABLE_2_1
+
+
+# Newer backbones: ImageNet-1k parameter counts from timm's model cards (millions, 1000 classes)
+# and the width of their pooled features, to rebuild the 2-class count independently.
+NEWER = {
+    "efficientnetv2_s": (21.5, 1280),
+    "convnext_tiny": (28.6, 768),
+    "vit_b16": (86.6, 768),
+    "deit_s": (22.1, 384),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NEWER))
+def test_newer_backbones_count_as_timm_does(name):
+    import timm
+
+    spec = resolve(name)
+    assert not spec.in_thesis and name in REGISTRY and name not in THESIS_MODELS
+    count = count_parameters(build_model(name, pretrained=False))
+    reference = timm.create_model(spec.timm_name, pretrained=False, num_classes=2, **dict(spec.timm_kwargs))
+    assert count == sum(p.numel() for p in reference.parameters())
+    card_millions, width = NEWER[name]
+    two_class = card_millions * 1e6 - (width * 1000 + 1000) + (width * 2 + 2)
+    assert count == pytest.approx(two_class, abs=0.06e6)  # the card rounds to 0.1 M
+
+
+def test_vision_transformer_takes_the_configured_input_size():
+    # the demo trains at 96 px; position embeddings are interpolated from the 224 px grid
+    model = build_model("deit_s", pretrained=False).eval()
+    with torch.inference_mode():
+        assert model(torch.zeros(1, 3, 96, 96)).shape == (1, 2)
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 2)
+    assert resolve("deit_small_patch16_224.fb_in1k") is REGISTRY["deit_s"]  # a checkpoint's timm name
 
 
 def test_face_classifier_is_a_module_level_class_that_pickles(tmp_path):

@@ -39,6 +39,11 @@ OWN_TABLES = {"robustness_auc": None, "robustness_logloss": None}
 OWN_FIGURES = {"dfdc_logloss_sbi": None, "robustness_auc": None}
 
 
+# Tables beyond the thesis (its discussion, 3.3): no thesis number.
+BEYOND_THESIS_TABLES = ["calibration_logloss", "aggregations", "auc", "generalisation_auc"]
+BEYOND_THESIS_FIGURES = ["generalisation_auc"]
+
+
 def study_config(**evaluation) -> dict:
     return {
         "augmentation_setups": ["none", "default", "coarse", "grid"],
@@ -48,14 +53,30 @@ def study_config(**evaluation) -> dict:
 
 
 def test_numbers_are_the_thesis():
-    assert {name: t.number for name, t in registry.TABLES.items()} == {**THESIS_TABLES, **OWN_TABLES}
-    assert {name: f.number for name, f in registry.figures().items()} == {**THESIS_FIGURES, **OWN_FIGURES}
+    assert {name: t.number for name, t in registry.TABLES.items()} == {
+        **THESIS_TABLES, **dict.fromkeys(BEYOND_THESIS_TABLES), **OWN_TABLES}
+    assert {name: f.number for name, f in registry.figures().items()} == {
+        **THESIS_FIGURES, **dict.fromkeys(BEYOND_THESIS_FIGURES), **OWN_FIGURES}
     for entry in [*registry.TABLES.values(), *registry.figures().values()]:
         if entry.number:
             assert entry.report_caption().startswith(f"**{entry.number}**: ")
-        else:
-            assert entry.report_caption() == entry.caption  # no made-up number
+        else:  # no number to head it; the caption itself (its validation data filled in)
+            assert entry.report_caption().startswith(entry.caption.split("{validation}")[0])
         assert len(entry.caption) > 80, entry.name  # a sentence, not a placeholder
+
+
+def test_studies_beyond_the_thesis_are_made_when_asked_for():
+    studies = study_config(testsets=["d", "c"], dfdc_testset="d", celebdf_testset="c", aggregations=["mean", "max"],
+                           calibration=True, auc_table=True)
+    assert set(BEYOND_THESIS_TABLES) - {"generalisation_auc"} <= set(registry.wanted_tables(studies))
+    matrix = {**studies, "generalisation": {"training_sets": {"dfdc": {"datasets": ["t"]}}}}
+    assert "generalisation_auc" in registry.wanted_tables(matrix) and "generalisation_auc" in registry.wanted_figures(matrix)
+    assert "generalisation_auc" not in registry.wanted_figures(studies)
+    # without test sets to compare on, none of them
+    bare = study_config(testsets=[], aggregations=["mean"], calibration=True, auc_table=True)
+    assert not set(BEYOND_THESIS_TABLES) & set(registry.wanted_tables(bare))
+    assert registry.calibration_testsets(studies) == ["d", "c"]
+    assert registry.calibration_testsets(study_config(celebdf_testset="c")) == ["c"]
 
 
 def test_every_builder_and_drawing_resolves_to_a_function():
@@ -114,8 +135,8 @@ def test_loss_figures_show_default_or_the_first_setup():
 
 def test_captions_are_written_once_per_table_and_figure(tmp_path):
     paths = registry.write_captions(tmp_path, ["none", "coarse"])
-    assert set(paths) == {f"tables/{t}" for t in {**THESIS_TABLES, **OWN_TABLES}} | {
-        f"figures/{f}" for f in {**THESIS_FIGURES, **OWN_FIGURES} if not f.startswith("dfdc_logloss_")
+    assert set(paths) == {f"tables/{t}" for t in [*THESIS_TABLES, *BEYOND_THESIS_TABLES, *OWN_TABLES]} | {
+        f"figures/{f}" for f in [*THESIS_FIGURES, *BEYOND_THESIS_FIGURES, *OWN_FIGURES] if not f.startswith("dfdc_logloss_")
     } | {"figures/dfdc_logloss_none", "figures/dfdc_logloss_coarse"}
     text = paths["figures/dfdc_logloss_coarse"].read_text()
     assert text.startswith("**Fig. 3.6**: ") and "CoarseDropout" in text
@@ -198,7 +219,10 @@ def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_
     assert pd.read_csv(tmp_path / "d.csv")["value"].tolist() == [6, 12]
     assert (tmp_path / "d.md").read_text().startswith("**Table 9.9.** Name lengths.") and table.markdown
     caption = registry.write_captions(tmp_path / "captions")["tables/dummy"]
-    assert caption.read_text() == "**Table 9.9**: the length of each model's name, times three.\n"
+    # a table of tested runs: the caption also says which validation data chose their epochs
+    assert caption.read_text() == ("**Table 9.9**: the length of each model's name, times three. Each run is tested "
+                                   "with the weights of its epoch of lowest validation loss on the validation data "
+                                   "(not recorded).\n")
 
 
 def test_unknown_table_and_figure_kinds_are_named():

@@ -119,6 +119,21 @@ def test_celebdf_tables_at_both_thresholds(study, tmp_path):
     for md in (sens_md, f1_md):
         assert "validation EER threshold" in md and "the test set's own EER threshold" in md
         assert "nan" not in md.lower()
+        assert "(not recorded)" in md  # no validation source in the settings: the tables do not guess
+
+
+@pytest.mark.parametrize("source, words", [
+    ({"kind": "dataset", "name": "dfdc_val", "flow": "test"}, "validation dataset dfdc_val"),
+    ({"kind": "holdout", "fraction": 0.1, "group_by": "original", "flow": "train"}, "hold-out of 10% of the train-flow faces"),
+])
+def test_celebdf_tables_name_the_validation_data(study, tmp_path, source, words):
+    root, _ = study
+    inputs = {"metrics": rf.paths(root, "metrics", "celebdf")}
+    settings = {"models": rf.MODELS, "setups": rf.SETUPS, "validation": source}
+    for name in ("celebdf_sensitivity_specificity", "celebdf_f1"):
+        _, md = make(name, root, tmp_path, inputs, settings)
+        heading = next(line for line in md.splitlines() if line.startswith("At the run's validation EER threshold"))
+        assert words in heading, heading
 
 
 def test_precision_table(study, tmp_path):

@@ -88,6 +88,8 @@ def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
         "dfdc_real_errors_by_augmenter.csv",
         "celebdf_sensitivity_specificity.csv",
         "celebdf_f1.csv",
+        "calibration_logloss.csv",
+        "aggregations.csv",
     ]:
         assert name in tables
         assert (demo_run / "results" / "tables" / name.replace(".csv", ".md")).stat().st_size > 0
@@ -99,12 +101,50 @@ def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
     config = demo_config()
     table = pd.read_csv(demo_run / "results" / "tables" / "dfdc_logloss.csv")
-    assert len(table) == len(config["models"])
+    # the configured ensembles follow the grid as rows of their own
+    assert list(table["kind"]) == ["run"] * len(config["models"]) + ["ensemble"] * len(config["ensembles"])
+    table = table[table["kind"] == "run"]
     for setup in config["augmentation_setups"]:
         column = [c for c in table.columns if c == setup]
         assert column, f"no column for setup {setup!r} in {list(table.columns)}"
         values = table[setup].astype(float)
         assert all(math.isfinite(v) and v > 0 for v in values)
+
+
+def test_demo_studies_match_an_independent_computation(demo_run: Path) -> None:
+    """Calibration, aggregations and the ensemble of the demo, recomputed here with scipy, pandas and sklearn."""
+    from scipy import special
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    config = demo_config()
+    results = demo_run / "results"
+    name, ensemble_config = next(iter(config["ensembles"].items()))
+    model, setup = ensemble_config["runs"][0].split("/")
+    videos = pd.read_parquet(results / "predictions" / "celebdf" / model / f"{setup}.parquet")
+    temperature = json.loads((results / "models" / model / setup / "calibration.json").read_text())["temperature"]
+    calibration = pd.read_csv(results / "tables" / "calibration_logloss.csv")
+    row = calibration[(calibration["model"] == model) & (calibration["aug"] == setup)].iloc[0]
+    assert row["celebdf_before"] == pytest.approx(log_loss(videos["label"], videos["score"]))
+    calibrated = special.expit(special.logit(videos["score"].clip(1e-15, 1 - 1e-15)) / temperature)
+    assert row["celebdf_after"] == pytest.approx(log_loss(videos["label"], calibrated))
+
+    faces = pd.read_parquet(results / "predictions" / "dfdc_test" / model / f"{setup}.faces.parquet")
+    top3 = faces.groupby("video_id")["score"].apply(lambda s: s.nlargest(3).mean())
+    dfdc = pd.read_parquet(results / "predictions" / "dfdc_test" / model / f"{setup}.parquet").set_index("video_id")
+    scores = top3.reindex(dfdc.index).fillna(config["evaluation"].get("no_face_score", 0.5))
+    aggregations = pd.read_csv(results / "tables" / "aggregations.csv")
+    row = aggregations[(aggregations["testset"] == "dfdc_test") & (aggregations["model"] == model)
+                       & (aggregations["aug"] == setup)].iloc[0]
+    assert row["top3_mean_log_loss"] == pytest.approx(log_loss(dfdc["label"], scores))
+    assert row["top3_mean_auc"] == pytest.approx(roc_auc_score(dfdc["label"], scores))
+
+    members = [pd.read_parquet(results / "predictions" / "dfdc_test" / f"{run}.parquet").set_index("video_id")
+               for run in ensemble_config["runs"]]
+    joined = special.expit(sum(special.logit(m["score"].clip(1e-15, 1 - 1e-15)) for m in members) / len(members))
+    assert ensemble_config["method"] == "mean_logit"
+    ensemble = json.loads((results / "ensembles" / name / "metrics" / "dfdc_test.json").read_text())
+    assert ensemble["auc"] == pytest.approx(roc_auc_score(members[0]["label"], joined))
+    assert (results / "ensembles" / name / "ensemble.yaml").is_file()
 
 
 def test_demo_learns(demo_run: Path) -> None:
@@ -207,7 +247,7 @@ def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> Non
 
 
 def build_thesis_tree(root: Path) -> dict[str, Path]:
-    """Empty files in the real layouts of DFDC train, DFDC test and Celeb-DF-v2."""
+    """Empty files in the real layouts of DFDC train, DFDC test, DFDC validation and Celeb-DF-v2."""
     dfdc_train = root / "dfdc" / "train"
     for part in range(50):
         folder = dfdc_train / f"dfdc_train_part_{part}"
@@ -226,6 +266,14 @@ def build_thesis_tree(root: Path) -> dict[str, Path]:
         (dfdc_test / f"t{i}.mp4").touch()
         rows.append(f"t{i}.mp4,{i % 2},noise,text")
     (dfdc_test / "labels.csv").write_text("\n".join(rows) + "\n")
+    # DFDC's validation set as released: the test set's layout, labels.csv with filename,label only
+    dfdc_val = root / "dfdc" / "validation"
+    dfdc_val.mkdir(parents=True)
+    rows = ["filename,label"]
+    for i in range(8):
+        (dfdc_val / f"v{i}.mp4").touch()
+        rows.append(f"v{i}.mp4,{i % 2}")
+    (dfdc_val / "labels.csv").write_text("\n".join(rows) + "\n")
     celebdf = root / "Celeb-DF-v2"
     for folder, name in [("Celeb-real", "id0_0000"), ("YouTube-real", "00000"), ("Celeb-synthesis", "id0_id1_0000")]:
         (celebdf / folder).mkdir(parents=True)
@@ -233,16 +281,34 @@ def build_thesis_tree(root: Path) -> dict[str, Path]:
     (celebdf / "List_of_testing_videos.txt").write_text(
         "1 Celeb-real/id0_0000.mp4\n1 YouTube-real/00000.mp4\n0 Celeb-synthesis/id0_id1_0000.mp4\n"
     )
-    return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "celebdf": celebdf}
+    return {"dfdc_train": dfdc_train, "dfdc_test": dfdc_test, "dfdc_val": dfdc_val, "celebdf": celebdf}
 
 
-def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
+def thesis_workdir(tmp_path: Path, splits: dict | None = None) -> tuple[Path, dict]:
+    """A working directory whose config/thesis.yaml points at a tree of empty files (``splits`` merged in)."""
     roots = build_thesis_tree(tmp_path / "data")
     thesis = yaml.safe_load((REPO / "config" / "thesis.yaml").read_text())
     for name, root in roots.items():
         thesis["datasets"][name]["root"] = str(root)
+    thesis["splits"].update(splits or {})
     workdir = new_workdir(tmp_path / "work")
     (workdir / "config" / "thesis.yaml").write_text(yaml.safe_dump(thesis, sort_keys=False))
+    return workdir, thesis
+
+
+def planned_inputs(dry_run_output: str, rule: str) -> list[list[str]]:
+    """The input files of each planned job of ``rule``, from a dry run's job listing."""
+    lines = dry_run_output.splitlines()
+    jobs = []
+    for i, line in enumerate(lines):
+        if line.strip() in (f"rule {rule}:", f"localrule {rule}:"):
+            inputs = next((l.strip() for l in lines[i + 1 : i + 4] if l.strip().startswith("input:")), "input:")
+            jobs.append([name.strip() for name in inputs.removeprefix("input:").split(",") if name.strip()])
+    return jobs
+
+
+def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
+    workdir, thesis = thesis_workdir(tmp_path)
     planned = planned_jobs(snakemake(workdir, "-n", "--cores", "12", "--configfile", "config/thesis.yaml").stdout)
 
     grid = len(thesis["models"]) * len(thesis["augmentation_setups"])  # 32 runs
@@ -250,9 +316,10 @@ def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
     # Table 2.3: the fp16 run at batch 64 is the grid's own; fp32 at batch 32 is one more run.
     runs = grid + 1
     testsets = thesis["evaluation"]["testsets"]
-    assert planned["manifest"] == 3
-    assert planned["extract_faces"] == sum(d["chunks"] for d in thesis["datasets"].values()) == 96
-    assert planned["extraction_summary"] == 3
+    # DFDC train, test and validation, Celeb-DF-v2
+    assert planned["manifest"] == 4
+    assert planned["extract_faces"] == sum(d["chunks"] for d in thesis["datasets"].values()) == 50 + 20 + 16 + 26
+    assert planned["extraction_summary"] == 4
     assert planned["splits"] == 1
     assert planned["train"] == runs
     assert planned["validate"] == runs
@@ -263,6 +330,35 @@ def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
     table_rules = [rule for rule in planned if rule.startswith("table")]
     figure_rules = [rule for rule in planned if rule.startswith("figure")]
     assert table_rules and figure_rules, planned
+
+
+def test_thesis_validates_on_the_dfdc_validation_set(tmp_path: Path) -> None:
+    """With splits.validation_dataset, training reads that dataset's test-flow faces (validation
+    loss, best epoch) and validate scores its videos (threshold.json); the split is not read for it."""
+    workdir, thesis = thesis_workdir(tmp_path)
+    assert thesis["splits"]["validation_dataset"] == "dfdc_val" and thesis["datasets"]["dfdc_val"]["flow"] == "test"
+    target = "results/models/resnet50/default/threshold.json"
+    out = snakemake(workdir, target, "-n", "--cores", "1", "--configfile", "config/thesis.yaml").stdout
+    val_faces = {f"results/faces/dfdc_val/{chunk:03d}.parquet" for chunk in range(thesis["datasets"]["dfdc_val"]["chunks"])}
+    val_status = {name.replace(".parquet", ".status.parquet") for name in val_faces}
+    [train] = planned_inputs(out, "train")
+    assert set(train) == {"results/splits/dfdc_train.parquet"} | val_faces
+    [validate] = planned_inputs(out, "validate")
+    assert set(validate) == val_faces | val_status | {"results/manifests/dfdc_val.parquet",
+                                                      "results/models/resnet50/default/best.pt"}
+    # the validation set is extracted with the test flow
+    assert len(planned_inputs(out, "extract_faces")) == 50 + len(val_faces)
+
+
+def test_thesis_without_validation_dataset_holds_faces_out(tmp_path: Path) -> None:
+    workdir, _ = thesis_workdir(tmp_path, {"validation_dataset": None})
+    target = "results/models/resnet50/default/threshold.json"
+    out = snakemake(workdir, target, "-n", "--cores", "1", "--configfile", "config/thesis.yaml").stdout
+    [train] = planned_inputs(out, "train")
+    assert train == ["results/splits/dfdc_train.parquet"]
+    [validate] = planned_inputs(out, "validate")
+    assert set(validate) == {"results/splits/dfdc_train.parquet", "results/models/resnet50/default/best.pt"}
+    assert not any("dfdc_val" in name for job in planned_inputs(out, "extract_faces") for name in job)
 
 
 def test_lint_is_clean() -> None:

@@ -31,6 +31,8 @@ REGISTRY_ENUMS = {
     "augmentation_setups": registry.setup_names,
     "precisions": lambda: registry.PRECISIONS,
     "perturbations": lambda: registry.PERTURBATION_FAMILIES,
+    "aggregations": lambda: registry.AGGREGATIONS,
+    "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
 }
 
 
@@ -145,6 +147,8 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
 
     for i, name in enumerate(config["splits"].get("train_datasets", [])):
         check(f"splits.train_datasets.{i}", name, "train")
+    # DFDC's validation set is extracted like a test set (thesis 2.4.2), so it needs flow test.
+    check("splits.validation_dataset", config["splits"].get("validation_dataset"), "test")
     if not config["splits"].get("train_datasets"):
         problems.append("splits.train_datasets: name at least one dataset with flow 'train'")
     evaluation = config["evaluation"]
@@ -169,6 +173,26 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
             model, _, setup = run.partition("/")
             if model not in config["models"] or setup not in config["augmentation_setups"]:
                 problems.append(f"robustness.runs.{i}: {run!r} is not a model/setup of models x augmentation_setups")
+    generalisation = config.get("generalisation") or {}
+    for trainset, entry in (generalisation.get("training_sets") or {}).items():
+        for i, name in enumerate(entry["datasets"]):
+            check(f"generalisation.training_sets.{trainset}.datasets.{i}", name, "train")
+        home = entry.get("home_testset")
+        if home is not None and home not in evaluation.get("testsets", []):
+            problems.append(f"generalisation.training_sets.{trainset}.home_testset: {home!r} is not in evaluation.testsets")
+    for i, name in enumerate(generalisation.get("testsets") or []):
+        if name not in evaluation.get("testsets", []):
+            problems.append(f"generalisation.testsets.{i}: {name!r} must also be listed in evaluation.testsets")
+    for key, known in (("models", config.get("models", [])), ("setups", config.get("augmentation_setups", []))):
+        for i, name in enumerate(generalisation.get(key) or []):
+            if name not in known:
+                problems.append(f"generalisation.{key}.{i}: {name!r} is not in the grid ({key.replace('setups', 'augmentation_setups')})")
+    grid = {f"{model}/{setup}" for model in config.get("models", []) for setup in config.get("augmentation_setups", [])}
+    for name, ensemble in (config.get("ensembles") or {}).items():
+        for i, run in enumerate(ensemble["runs"]):
+            if run not in grid:
+                problems.append(f"ensembles.{name}.runs.{i}: {run!r} is not a run of the grid (models x "
+                                f"augmentation_setups, e.g. {sorted(grid)[:2]})")
     for name, dataset in datasets.items():
         if dataset["format"] == "csv" and not dataset.get("labels"):
             problems.append(f"datasets.{name}.labels: a csv dataset needs labels: <file.csv>")

@@ -1,9 +1,9 @@
 """Face datasets straight from Parquet: JPEG bytes -> letterbox -> augmentation -> uint8 tensor.
 
 Faces live as JPEG bytes inside Parquet files (never one file per face). A dataset keeps the
-``jpeg`` column as Arrow buffers (memory-mapped reads; the buffers are shared copy-on-write
-with forked DataLoader workers, unlike millions of Python ``bytes`` objects whose reference
-counts would touch every page) and decodes each face once, from a zero-copy view.
+``jpeg`` column as Arrow buffers, about 1.0x the JPEG bytes in memory (the buffers are shared
+copy-on-write with forked DataLoader workers, unlike millions of Python ``bytes`` objects whose
+reference counts would touch every page) and decodes each face once, from a zero-copy view.
 
 Items are ``(uint8 (S, S, 3) tensor, label)``; normalisation happens per batch on the
 training device (:func:`facesleuth.preprocess.normalize_batch`).
@@ -21,10 +21,11 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader
@@ -89,7 +90,7 @@ class FaceDataset:
         input_size: int,
         augmentation: "A.Compose | None" = None,
         seed: int = 0,
-        names: Sequence[str] | None = None,
+        names: "Sequence[str] | pa.ChunkedArray | None" = None,
     ):
         self.jpegs = JpegColumn(jpegs)
         self.labels = np.asarray(labels, dtype=np.int64)
@@ -115,7 +116,15 @@ class FaceDataset:
     ) -> "FaceDataset":
         """The ``split`` (train | val) rows of a splits Parquet (:data:`facesleuth.io.SPLITS_SCHEMA`)."""
         table = read_split(path, split)
+        # face ids stay an Arrow column: 415,000 Python strings would cost every process tens of MB
         return cls(table.column("jpeg"), table.column("label").to_numpy(), input_size, augmentation, seed,
+                   names=table.column("face_id"))
+
+    @classmethod
+    def from_validation_faces(cls, paths: "Iterable[str | os.PathLike]", input_size: int) -> "FaceDataset":
+        """The labelled faces of a validation dataset's faces files (:func:`read_validation_faces`)."""
+        table = read_validation_faces(paths)
+        return cls(table.column("jpeg"), table.column("label").to_numpy().astype(np.int64), input_size,
                    names=table.column("face_id").to_pylist())
 
     @classmethod
@@ -144,6 +153,7 @@ class FaceDataset:
             return decode_jpeg(self.jpegs[row])
         except ValueError as err:
             name = self.names[row] if self.names is not None else f"row {row}"
+            name = name.as_py() if isinstance(name, pa.Scalar) else name
             raise ValueError(f"face {name}: {err}") from None
 
     def load(self, index: int) -> np.ndarray:
@@ -250,7 +260,7 @@ def self_blended_train_set(
 
 
 def read_split(path: str | os.PathLike, split: str) -> pa.Table:
-    """Rows of ``split`` from a splits Parquet, memory-mapped; clear errors for a wrong file."""
+    """Rows of ``split`` from a splits Parquet; clear errors for a wrong file."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"split file {path} does not exist (run the splits rule first)")
@@ -260,11 +270,52 @@ def read_split(path: str | os.PathLike, split: str) -> pa.Table:
     if missing:
         raise ValueError(f"{path} is not a splits file: columns {missing} are missing")
     wanted = needed + [name for name in ("dataset", "landmarks") if name in schema.names]
-    table = pq.read_table(path, columns=wanted, memory_map=True, filters=[("split", "=", split)])
+    # Row group by row group, keeping the rows of ``split``: reading the whole file at once peaks
+    # at twice its JPEG bytes (compressed pages beside decoded columns), and the allocator keeps
+    # the freed half unless told to return it, so a training process held 2x the JPEG bytes for
+    # its whole life (benchmarks/README.md, scale rehearsal).
+    parquet = pq.ParquetFile(path, pre_buffer=False)
+    kept = []
+    for group in range(parquet.num_row_groups):
+        batch = parquet.read_row_group(group, columns=wanted)
+        rows = pc.equal(batch.column("split"), split)
+        if pc.any(rows).as_py():
+            kept.append(batch.filter(rows))
+    parquet.close()
+    table = pa.concat_tables(kept) if kept else parquet.schema_arrow.empty_table().select(wanted)
+    pa.default_memory_pool().release_unused()
     labels = table.column("label").to_numpy()
     bad = sorted(set(labels.tolist()) - {0, 1})
     if bad:
         raise ValueError(f"{path}: split {split!r} has labels {bad}; training needs 0 (real) and 1 (fake)")
+    return table
+
+
+def read_validation_faces(paths: "Iterable[str | os.PathLike]") -> pa.Table:
+    """The labelled faces of a validation dataset's faces files (test flow), in file order.
+
+    Faces of videos without a label (-1) are dropped with a warning; the rest must be 0 (real)
+    or 1 (fake), as a split's are.
+    """
+    wanted = ["face_id", "video_id", "label", "jpeg"]
+    tables = []
+    for path in paths:
+        names = pq.read_schema(path).names
+        missing = [name for name in wanted if name not in names]
+        if missing:
+            raise ValueError(f"{path} is not a faces file: columns {missing} are missing")
+        tables.append(pq.read_table(path, columns=wanted, memory_map=True))
+    if not tables:
+        raise ValueError("no validation faces files given")
+    table = pa.concat_tables(tables)
+    labels = table.column("label").to_numpy()
+    unlabelled = int((labels == -1).sum())
+    if unlabelled:
+        log.warning("%d validation faces belong to videos without a label; left out", unlabelled)
+        table = table.filter(pc.not_equal(table.column("label"), -1))
+    bad = sorted(set(table.column("label").to_numpy().tolist()) - {0, 1})
+    if bad:
+        raise ValueError(f"validation faces have labels {bad}; validation needs 0 (real) and 1 (fake)")
     return table
 
 

@@ -27,8 +27,10 @@ from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
 from facesleuth.robustness import CLEAN, METRICS
 from facesleuth.sbi import SelfBlender, landmarks_array
+from facesleuth.study_report import build_generalisation
 from facesleuth.tables import (
     TableError,
+    run_label,
     best_run_overall,
     best_setups,
     display_name,
@@ -36,6 +38,7 @@ from facesleuth.tables import (
     read_metrics,
     run_of,
     setup_label,
+    threshold_description,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,8 +203,12 @@ def augmentation_examples(
 # ---------------------------------------------------------------- Fig. 2.13-2.15
 
 
-def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str) -> "Figure":
-    """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said."""
+def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str,
+                validation: dict[str, Any] | None = None) -> "Figure":
+    """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said.
+
+    ``validation`` (registry.validation_source) names the validation data in the val_loss title.
+    """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for model, history in histories.items():
@@ -211,7 +218,7 @@ def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str) -> 
         if not finite.all():
             label += f" ({int((~finite).sum())} NaN epochs left out)"
         ax.plot(history["epoch"][finite], values[finite], marker="o", markersize=3, label=label)
-    which = "Train" if column == "train_loss" else "Validation"
+    which = "Train" if column == "train_loss" else f"Validation ({registry.short_validation(validation)})"
     ax.set_title(f"{which} loss per epoch, setup: {setup_label(setup)}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss (per face)")
@@ -247,7 +254,7 @@ def precision_epoch_time(histories: dict[str, pd.DataFrame], batch_sizes: dict[s
 # ---------------------------------------------------------------- Fig. 3.1-3.7, 3.10
 
 
-def eer_curve(run: dict[str, Any]) -> "Figure":
+def eer_curve(run: dict[str, Any], validation: dict[str, Any] | None = None) -> "Figure":
     """FPR and FNR against the threshold for one run, the crossing (EER) marked."""
     plt = _pyplot()
     roc = run["roc"]
@@ -261,7 +268,7 @@ def eer_curve(run: dict[str, Any]) -> "Figure":
     ax.annotate(f"EER {run['eer']:.3f} at threshold {run['eer_threshold']:.3f}", (run["eer_threshold"], run["eer"]),
                 xytext=(10, 10), textcoords="offset points", fontsize=8)
     ax.axvline(run["validation_threshold"], color="grey", linestyle="--", linewidth=1,
-               label=f"validation EER threshold {run['validation_threshold']:.3f}")
+               label=f"validation EER threshold {run['validation_threshold']:.3f} ({registry.short_validation(validation)})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("threshold on the video's mean fake confidence")
@@ -273,7 +280,8 @@ def eer_curve(run: dict[str, Any]) -> "Figure":
     return fig
 
 
-def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+                   validation: dict[str, Any] | None = None) -> "Figure":
     """EER thresholds of each model's best run: the test set's own and the validation one."""
     plt = _pyplot()
     best = best_setups(runs, models, setups)
@@ -281,7 +289,7 @@ def threshold_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
     for offset, key, kind in ((-0.2, "eer_threshold", "test_eer"), (0.2, "validation_threshold", "validation")):
-        bars = ax.bar(x + offset, [r[key] for r in chosen], 0.4, label=THRESHOLD_KINDS[kind])
+        bars = ax.bar(x + offset, [r[key] for r in chosen], 0.4, label=threshold_description(kind, validation))
         _bar_labels(ax, bars)
     ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
     ax.set_ylabel("threshold (video fake confidence)")
@@ -330,7 +338,8 @@ def roc_curves(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Se
     return fig
 
 
-def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> "Figure":
+def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+            validation: dict[str, Any] | None = None) -> "Figure":
     """F1 of each model's best setup (by F1 at the test set's EER threshold), at both thresholds."""
     plt = _pyplot()
     best = best_setups(runs, models, setups, metric="f1_test_eer", lower_is_better=False)
@@ -338,7 +347,7 @@ def f1_bars(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Seque
     x = np.arange(len(models))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(models) + 2), 4.2))
     for offset, kind in ((-0.2, "test_eer"), (0.2, "validation")):
-        bars = ax.bar(x + offset, [r["at_threshold"][kind]["f1"] for r in chosen], 0.4, label=f"at {THRESHOLD_KINDS[kind]}")
+        bars = ax.bar(x + offset, [r["at_threshold"][kind]["f1"] for r in chosen], 0.4, label=f"at {threshold_description(kind, validation)}")
         _bar_labels(ax, bars)
     ax.set_xticks(x, [f"{display_name(m)}\n({best[m]})" for m in models], fontsize=8)
     ax.set_ylabel("F1 (fake is positive; higher is better)")
@@ -457,6 +466,42 @@ def misclassified_gallery(
     return gallery(examples, crops, title, note)
 
 
+# ---------------------------------------------------------------- beyond the thesis (3.3)
+
+
+def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figure":
+    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated."""
+    plt = _pyplot()
+    values = data[list(testsets)].to_numpy(dtype=float)
+    labels = [f"{t} / {n}" for t, n in zip(data["trainset"], data["name"])]
+    fig, ax = plt.subplots(figsize=(max(7.0, 4.0 + 1.3 * len(testsets)), 1.8 + 0.38 * len(labels)))
+    image = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
+    ax.set_xticks(np.arange(len(testsets)), list(testsets))
+    ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on / model (setup)")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
+                    color="black" if values[i, j] > 0.8 else "white")
+    fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
+    ax.set_title("Generalisation: ROC-AUC of every run on every test set", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]]) -> "Figure":
+    """Draw each ensemble's ROC (dashed) on the figure's first axes and refresh the legend."""
+    if not ensembles:
+        return fig
+    ax = fig.axes[0]
+    for record in ensembles:
+        ax.plot(record["roc"]["fpr"], record["roc"]["tpr"], linestyle="--", linewidth=1.6,
+                label=f"{run_label(record)}, AUC {record['auc']:.3f}")
+    ax.legend(fontsize=8, loc="lower right")
+    return fig
+
+
 # ---------------------------------------------------------------- drawings named in the registry
 # Each takes a rule's inputs (name -> paths) and settings and returns its figures by output name.
 
@@ -474,7 +519,7 @@ def draw_augmentation_examples(inputs: dict[str, list[str]], settings: dict[str,
 def draw_losses(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     histories = {m: read_history(p) for m, p in zip(settings["models"], inputs["histories"])}
     return {
-        name: loss_curves(histories, column, settings["setup"])
+        name: loss_curves(histories, column, settings["setup"], settings.get("validation"))
         for name, column in (("train_loss", "train_loss"), ("validation_loss", "val_loss"))
     }
 
@@ -486,11 +531,12 @@ def draw_precision_epoch_time(inputs: dict[str, list[str]], settings: dict[str, 
 
 
 def draw_eer(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]))}
+    return {"png": eer_curve(best_run_overall(read_metrics(inputs["metrics"]), settings["setups"]), settings.get("validation"))}
 
 
 def draw_thresholds(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    return {"png": threshold_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
+                                  settings.get("validation"))}
 
 
 def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
@@ -498,11 +544,12 @@ def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict
 
 
 def draw_roc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    fig = roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    return {"png": add_ensemble_rocs(fig, read_metrics(inputs.get("ensembles", [])))}
 
 
 def draw_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    return {"png": f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])}
+    return {"png": f1_bars(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))}
 
 
 def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
@@ -554,6 +601,9 @@ def severity_curves(data: pd.DataFrame, metric: str = "auc") -> "Figure":
 def draw_robustness(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     """AUC against severity, from the robustness_auc table."""
     return {"png": severity_curves(pd.read_csv(inputs["table"][0]), settings.get("metric", "auc"))}
+def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    table = build_generalisation(inputs, settings)
+    return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:

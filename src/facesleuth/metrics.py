@@ -27,7 +27,7 @@ MAX_ROC_POINTS = 512
 
 # How the JSON, tables and figures name the two thresholds, and what they mean.
 THRESHOLD_KINDS = {
-    "validation": "the run's validation EER threshold (chosen on the validation split before testing)",
+    "validation": "the run's validation EER threshold (chosen on the validation data before testing)",
     "test_eer": "the test set's own EER threshold (as in the thesis)",
 }
 

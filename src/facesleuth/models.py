@@ -1,4 +1,4 @@
-"""The thesis's backbones (Table 2.1) by config name, built through timm with a 2-class head.
+"""The thesis's backbones (Table 2.1) and newer ones by config name, built through timm with a 2-class head.
 
 Every model is a timm backbone that returns pooled features, followed by the head the thesis
 describes (section 2.5): ``Dropout`` then ``Linear(num_features, 2)`` (class 1 = fake). The
@@ -16,7 +16,6 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlparse
@@ -24,61 +23,16 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
+from facesleuth.backbones import ModelSpec, resolve
+
 log = logging.getLogger(__name__)
 
 NUM_CLASSES = 2  # 0 real, 1 fake
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    name: str  # config name
-    timm_name: str
-    display_name: str  # as in the thesis's result tables (Table 3.1)
-    thesis_params_millions: float | None = None  # Table 2.1
-
-
-REGISTRY: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("efb4_ns", "tf_efficientnet_b4.ns_jft_in1k", "EFB4_NS", 17.6),
-        ModelSpec("xception", "legacy_xception", "Xception", 20.8),
-        ModelSpec("inception_v4", "inception_v4", "Inception_4", 41.1),
-        ModelSpec("inception_resnet_v2", "inception_resnet_v2", "Inception_resnet_v2", 54.3),
-        ModelSpec("efb0_ns", "tf_efficientnet_b0.ns_jft_in1k", "EFB0_NS", 4.0),
-        ModelSpec("densenet161", "densenet161", "densenet161", 26.5),
-        ModelSpec("resnet50", "resnet50", "resnet50", 23.5),
-        ModelSpec("mobilenetv3_large", "mobilenetv3_large_100", "MobilenetV3_large", 4.2),
-    )
-}
-
-
 class WeightsUnavailableError(RuntimeError):
     """Pretrained weights were asked for but cannot be loaded."""
-
-
-def resolve(name: str) -> ModelSpec:
-    """Registry entry of ``name``; any other name timm knows is used as a timm name as it is."""
-    if name in REGISTRY:
-        return REGISTRY[name]
-    import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
-
-    if timm.is_model(name):
-        return ModelSpec(name, name, name)
-    known = ", ".join(f"{n} ({s.timm_name})" for n, s in REGISTRY.items())
-    raise ValueError(f"unknown model {name!r}: not in the registry ({known}) and not a timm model name")
-
-
-def timm_name(name: str) -> str:
-    return resolve(name).timm_name
-
-
-def display_name(name: str) -> str:
-    """Name for tables and figures (the thesis's spelling for its eight models, else the name
-    itself). No timm lookup: importing timm costs every table and figure job seconds of CPU,
-    and the name was checked when its model was built."""
-    spec = REGISTRY.get(name)
-    return spec.display_name if spec else name
 
 
 class FaceClassifier(nn.Module):
@@ -119,7 +73,7 @@ def build_model(
     else:
         import timm  # heavy (seconds, hundreds of model definitions): only building a model needs it
 
-        backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0)
+        backbone = timm.create_model(spec.timm_name, pretrained=False, num_classes=0, **dict(spec.timm_kwargs))
     return FaceClassifier(backbone, dropout, spec.timm_name)
 
 
@@ -195,7 +149,8 @@ def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> 
         log.info("loading %s weights from %s", spec.timm_name, path)
         try:
             return timm.create_model(
-                spec.timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)}
+                spec.timm_name, pretrained=True, num_classes=0, pretrained_cfg_overlay={"file": str(path)},
+                **dict(spec.timm_kwargs),
             )
         except Exception as err:  # noqa: BLE001 - any failure here means the file is unusable
             raise WeightsUnavailableError(_ways_out(spec, f"{path} did not load ({type(err).__name__}: {err})")) from err
@@ -204,6 +159,6 @@ def _pretrained_backbone(spec: ModelSpec, weights: str | os.PathLike | None) -> 
     log.info("loading %s ImageNet weights through timm from %s", spec.timm_name, where)
     try:
         with contextlib.nullcontext() if reachable else _hub_offline():
-            return timm.create_model(spec.timm_name, pretrained=True, num_classes=0)
+            return timm.create_model(spec.timm_name, pretrained=True, num_classes=0, **dict(spec.timm_kwargs))
     except Exception as err:  # noqa: BLE001 - network, cache and hub errors all end the same way
         raise WeightsUnavailableError(_ways_out(spec, f"not found in {where} ({type(err).__name__})")) from err

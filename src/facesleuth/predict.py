@@ -2,8 +2,9 @@
 
 "Sampled frames from each video were passed through a model ... Confidence of the fake class
 averaged, and a single confidence value was created for the input video." The mean is the
-thesis's aggregation; median, max and top_mean are offered in :data:`AGGREGATIONS` for videos
-where only one of several people is fake.
+thesis's aggregation; median, max, the mean of the most confident faces and the largest
+track mean are offered in :data:`AGGREGATIONS` for videos where only one of several people, or
+a few frames, are fake.
 
 Every video of the manifest gets exactly one row: videos without a kept face (no face found,
 unreadable, missing) get ``no_face_score`` with ``scored=False`` (or NaN when it is None), so
@@ -15,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
@@ -41,27 +43,67 @@ log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- aggregations
+# Every aggregation takes a video's face scores and, optionally, their track ids (faces of one
+# person across frames; None where the faces were not tracked) and returns the video score.
+
+Aggregation = Callable[..., float]
 
 
-def _top_mean(scores: np.ndarray) -> float:
+def _top_mean(scores: np.ndarray, tracks: np.ndarray | None = None) -> float:
     """Mean of the highest quarter of the face scores (at least one face)."""
     count = max(1, math.ceil(len(scores) / 4))
     return float(np.sort(scores)[-count:].mean())
 
 
-AGGREGATIONS: dict[str, Callable[[np.ndarray], float]] = {
-    "mean": lambda scores: float(np.mean(scores)),  # the thesis
-    "median": lambda scores: float(np.median(scores)),
-    "max": lambda scores: float(np.max(scores)),
+def top_k_mean(k: int) -> Aggregation:
+    """Mean of the ``k`` highest face scores (all faces when the video has fewer): the faces the
+    model is most sure are fake, as the thesis's discussion suggests (3.3)."""
+    if k < 1:
+        raise ValueError(f"top-k mean needs k >= 1, got {k}")
+
+    def aggregate(scores: np.ndarray, tracks: np.ndarray | None = None) -> float:
+        return float(np.sort(scores)[-k:].mean())
+
+    aggregate.__name__ = f"top{k}_mean"
+    return aggregate
+
+
+def max_track_mean(scores: np.ndarray, tracks: np.ndarray | None = None) -> float:
+    """The largest mean score of one track: a video is as fake as its most suspicious person.
+
+    Faces sharing a track id form a person; untracked faces (``tracks`` None) form one group, so
+    the result is then the plain mean. A track id of -1 (not tracked) is one group of its own.
+    """
+    if tracks is None:
+        return float(np.mean(scores))
+    tracks = np.asarray(tracks)
+    return float(max(scores[tracks == track].mean() for track in np.unique(tracks)))
+
+
+AGGREGATIONS: dict[str, Aggregation] = {
+    "mean": lambda scores, tracks=None: float(np.mean(scores)),  # the thesis
+    "median": lambda scores, tracks=None: float(np.median(scores)),
+    "max": lambda scores, tracks=None: float(np.max(scores)),
     "top_mean": _top_mean,
+    "top3_mean": top_k_mean(3),
+    "max_track_mean": max_track_mean,
 }
+TOP_K_PATTERN = re.compile(r"top([1-9][0-9]*)_mean")
 
 
-def get_aggregation(name: str) -> Callable[[np.ndarray], float]:
-    try:
+def get_aggregation(name: str) -> Aggregation:
+    """The aggregation called ``name``: one of :data:`AGGREGATIONS`, or ``top<k>_mean`` for any k >= 1."""
+    if name in AGGREGATIONS:
         return AGGREGATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown aggregation {name!r}; known: {', '.join(AGGREGATIONS)}") from None
+    match = TOP_K_PATTERN.fullmatch(str(name))
+    if match:
+        return top_k_mean(int(match.group(1)))
+    raise ValueError(f"unknown aggregation {name!r}; known: {', '.join(AGGREGATIONS)} "
+                     "(and top<k>_mean for any k)")
+
+
+def is_aggregation(name: str) -> bool:
+    return name in AGGREGATIONS or TOP_K_PATTERN.fullmatch(str(name)) is not None
 
 
 def aggregate_videos(
@@ -73,7 +115,8 @@ def aggregate_videos(
 ) -> pd.DataFrame:
     """One row per manifest video (VIDEO_PREDICTIONS_SCHEMA columns) from its faces' scores.
 
-    ``face_scores_df``: ``video_id, score`` per face. ``status_df``: extraction status per video
+    ``face_scores_df``: ``video_id, score`` per face, and ``track`` where the aggregation may
+    use it (``max_track_mean``; without it every face of a video is one track). ``status_df``: extraction status per video
     (``video_id, status``); a video it lacks takes the manifest's status. Videos without faces
     get ``no_face_score`` and ``scored=False`` (NaN score when ``no_face_score`` is None).
     """
@@ -86,8 +129,10 @@ def aggregate_videos(
     if strangers:
         raise ValueError(f"{len(strangers)} videos have face scores but are not in the manifest, e.g. {strangers[:3]}; "
                          "were faces and manifest made from the same dataset?")
-    by_video = face_scores_df.groupby("video_id", sort=False)["score"]
-    grouped = {video: group.to_numpy(dtype=np.float64) for video, group in by_video}
+    by_video = face_scores_df.groupby("video_id", sort=False)
+    grouped = {video: group["score"].to_numpy(dtype=np.float64) for video, group in by_video}
+    tracks_of = ({video: group["track"].to_numpy() for video, group in by_video} if "track" in face_scores_df
+                 else {})
     statuses: dict[str, str] = {}
     if status_df is not None and len(status_df):
         statuses = dict(zip(status_df["video_id"], status_df["status"], strict=True))
@@ -108,7 +153,7 @@ def aggregate_videos(
             "tags": list(tags) if tags is not None else [],
             "status": statuses.get(video.video_id, getattr(video, "status", None) or "no_status"),
             "n_faces": int(len(scores)) if scored else 0,
-            "score": combine(scores) if scored else fallback,
+            "score": combine(scores, tracks_of.get(video.video_id)) if scored else fallback,
             "scored": bool(scored),
         })
     return pd.DataFrame(rows, columns=VIDEO_PREDICTIONS_SCHEMA.names)
@@ -252,6 +297,76 @@ def predict_testset(
 
 
 # ---------------------------------------------------------------------------- validation
+# The validation data is a validation dataset's test-flow faces (splits.validation_dataset,
+# DFDC's own validation set in the study), scored as a test set's, or the split's held-out
+# train-flow faces. Either way: face scores -> video scores -> EER threshold (and, in rule
+# validate, a calibration temperature), recorded with what they were chosen on.
+
+
+def score_validation_faces(
+    run_dir: str | os.PathLike,
+    split_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> pd.DataFrame:
+    """Fake probability of every held-out validation face of the split (FACE_PREDICTIONS_SCHEMA rows)."""
+    device = resolve_device(str(device))
+    model, info = load_run(run_dir, device)
+    table = read_split(split_path, "val")
+    if table.num_rows == 0:
+        raise ValueError(f"{split_path} holds no validation faces (made with splits.validation_dataset?); "
+                         "validate on the validation dataset instead")
+    scores = predict_faces(model, info, table, device, int(evaluation.get("batch_size", 128)))
+    return face_predictions(table.drop_columns(["jpeg"]).to_pandas(), scores)
+
+
+def validation_videos(face_scores_df: pd.DataFrame, aggregation: str = "mean") -> pd.DataFrame:
+    """Video scores of validation faces (FACE_PREDICTIONS_SCHEMA rows) by ``aggregation``.
+
+    The videos are those the faces belong to: every video of a split's hold-out; of a validation
+    dataset, the videos with a kept face.
+    """
+    columns = ["video_id", "label"] + (["dataset"] if "dataset" in face_scores_df else [])
+    videos = face_scores_df[columns].drop_duplicates("video_id").sort_values("video_id", ignore_index=True)
+    videos["tags"] = [[] for _ in range(len(videos))]
+    videos["status"] = "ok"
+    return aggregate_videos(face_scores_df, None, videos, aggregation, None)
+
+
+def validation_threshold(
+    videos_df: pd.DataFrame,
+    aggregation: str,
+    where: str = "validation",
+    validation: dict[str, Any] | None = None,
+    n_unscored: int = 0,
+) -> dict[str, Any]:
+    """The EER threshold chosen on validation video scores, with the EER, AUC and aggregation.
+
+    Returns ``{eer_threshold, eer, auc, n_videos, n_unscored, source: "validation", aggregation,
+    validation}``: ``validation`` says which data (:func:`facesleuth.registry.validation_source`),
+    ``n_unscored`` how many of its videos had no kept face and were left out (their score would be
+    the neutral ``no_face_score``, not the model's; the scanner gives such a video no verdict).
+    """
+    y_true = videos_df["label"].to_numpy()
+    y_score = videos_df["score"].to_numpy(dtype=np.float64)
+    labels = set(y_true.tolist())
+    if labels != {0, 1}:
+        raise ValueError(f"{where}: the validation videos have labels {sorted(labels)}; the EER threshold needs "
+                         "real (0) and fake (1) videos and nothing else")
+    eer, threshold = equal_error_rate(y_true, y_score)
+    result = {
+        "eer_threshold": float(threshold),
+        "eer": float(eer),
+        "auc": float(roc_auc(y_true, y_score)),
+        "n_videos": int(len(videos_df)),
+        "n_unscored": int(n_unscored),
+        "source": "validation",
+        "aggregation": aggregation,
+        "validation": dict(validation) if validation else None,
+    }
+    log.info("validation on %s: %d videos (%d without faces left out), EER %.4f at threshold %.4f, AUC %.4f",
+             where, result["n_videos"], result["n_unscored"], result["eer"], result["eer_threshold"], result["auc"])
+    return result
 
 
 def validate_run(
@@ -259,40 +374,44 @@ def validate_run(
     split_path: str | os.PathLike,
     evaluation: dict[str, Any],
     device: "str | torch.device" = "auto",
+    validation: dict[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Video scores on the validation split and the EER threshold chosen on them (thesis 3, Fig. 3.1).
+    """Video scores on the split's held-out faces and the EER threshold chosen on them (thesis 3, Fig. 3.1).
 
-    Returns ``(videos_df, threshold)`` with ``threshold`` = ``{eer_threshold, eer, auc, n_videos,
-    source: "validation", aggregation}``, the threshold the metrics and the scanner apply to test
-    scores (``aggregation`` names how face scores became these video scores, so the scanner
-    aggregates the same way).
+    Returns ``(videos_df, threshold)`` (see :func:`validation_threshold`), the threshold the
+    metrics and the scanner apply to test scores (``aggregation`` names how face scores became
+    these video scores, so the scanner aggregates the same way). ``validation`` describes the
+    hold-out (:func:`facesleuth.registry.validation_source`).
     """
-    device = resolve_device(str(device))
-    model, info = load_run(run_dir, device)
-    table = read_split(split_path, "val")
-    scores = predict_faces(model, info, table, device, int(evaluation.get("batch_size", 128)))
-    faces = table.drop_columns(["jpeg"]).to_pandas()
-    face_scores = pd.DataFrame({"video_id": faces["video_id"], "score": scores})
-    # Every validation video has faces (the split is made of them): the videos are the split's.
-    columns = ["video_id", "label"] + (["dataset"] if "dataset" in faces else [])
-    videos = faces[columns].drop_duplicates("video_id").sort_values("video_id", ignore_index=True)
-    videos["tags"] = [[] for _ in range(len(videos))]
-    videos["status"] = "ok"
     aggregation = evaluation.get("aggregation", "mean")
-    videos_df = aggregate_videos(face_scores, None, videos, aggregation, None)
-    y_true = videos_df["label"].to_numpy()
-    y_score = videos_df["score"].to_numpy()
-    if len(set(y_true.tolist())) < 2:
-        raise ValueError(f"{split_path}: the validation videos are all of one class; the EER needs real and fake videos")
-    eer, threshold = equal_error_rate(y_true, y_score)
-    result = {
-        "eer_threshold": float(threshold),
-        "eer": float(eer),
-        "auc": float(roc_auc(y_true, y_score)),
-        "n_videos": int(len(videos_df)),
-        "source": "validation",
-        "aggregation": aggregation,
-    }
-    log.info("validation: %d videos, EER %.4f at threshold %.4f, AUC %.4f", result["n_videos"], result["eer"],
-             result["eer_threshold"], result["auc"])
-    return videos_df, result
+    videos_df = validation_videos(score_validation_faces(run_dir, split_path, evaluation, device), aggregation)
+    source = validation or {"kind": "holdout", "flow": "train"}
+    return videos_df, validation_threshold(videos_df, aggregation, str(split_path), source)
+
+
+def validate_on_dataset(
+    run_dir: str | os.PathLike,
+    faces_paths: Iterable[str | os.PathLike],
+    status_paths: Iterable[str | os.PathLike],
+    manifest_path: str | os.PathLike,
+    evaluation: dict[str, Any],
+    validation: dict[str, Any],
+    device: "str | torch.device" = "auto",
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Face and video scores on a validation dataset's test-flow faces, and the EER threshold chosen on them.
+
+    The faces become video scores exactly as a test set's do (:func:`predict_testset`, the
+    configured aggregation), so the threshold is chosen on the kind of score it is applied to.
+    Returns ``(faces_df, videos_df, threshold)``: the faces and videos it was chosen on, those
+    with a label and a kept face (videos without a face are counted in ``n_unscored``).
+    """
+    all_videos, faces_df = predict_testset(run_dir, faces_paths, status_paths, manifest_path, evaluation, device)
+    labelled = all_videos[all_videos["label"].isin([0, 1])]
+    if len(labelled) < len(all_videos):
+        log.warning("%d validation videos have no label; left out of the threshold", len(all_videos) - len(labelled))
+    videos_df = labelled[labelled["scored"].astype(bool)].reset_index(drop=True)
+    faces_df = faces_df[faces_df["video_id"].isin(videos_df["video_id"])].reset_index(drop=True)
+    where = str(validation.get("name") or manifest_path)
+    threshold = validation_threshold(videos_df, evaluation.get("aggregation", "mean"), where, validation,
+                                     n_unscored=len(labelled) - len(videos_df))
+    return faces_df, videos_df, threshold

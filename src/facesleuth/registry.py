@@ -147,6 +147,24 @@ def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
         for perturbation in [CLEAN, *plan["perturbations"]]
     ]
 
+# ---------------------------------------------------------------- aggregations and ensembles
+
+#: How a video's face scores become its score (implemented in :data:`facesleuth.predict.AGGREGATIONS`;
+#: the scanner also takes ``top<k>_mean`` for any k).
+AGGREGATIONS: dict[str, str] = {
+    "mean": "the mean fake confidence of the sampled faces (the thesis)",
+    "median": "the median face score",
+    "max": "the highest face score",
+    "top_mean": "the mean of the highest quarter of the face scores",
+    "top3_mean": "the mean of the 3 faces scored most fake",
+    "max_track_mean": "the largest mean score of one tracked person (a video is as fake as its most suspicious person)",
+}
+
+#: How an ensemble joins its runs' video scores (implemented in :mod:`facesleuth.ensembles`).
+ENSEMBLE_METHODS: dict[str, str] = {
+    "mean_probability": "the mean of the members' fake probabilities",
+    "mean_logit": "the sigmoid of the mean of the members' logits (geometric mean of the odds)",
+}
 
 # ---------------------------------------------------------------- video statuses
 
@@ -187,13 +205,93 @@ NEEDS = {
     "celebdf_testset": lambda config: bool(config["evaluation"].get("celebdf_testset")),
     "precision_study": lambda config: bool(config.get("precision_study")),
     "robustness": lambda config: bool(config.get("robustness")),
+    # studies beyond the thesis (its discussion, 3.3), each asked for in the config
+    "calibration": lambda config: bool(config["evaluation"].get("calibration"))
+    and bool(calibration_testsets(config)),
+    "aggregations": lambda config: bool(config["evaluation"].get("aggregations"))
+    and bool(config["evaluation"].get("testsets")),
+    "auc_table": lambda config: bool(config["evaluation"].get("auc_table")) and bool(config["evaluation"].get("testsets")),
+    "generalisation": lambda config: bool((config.get("generalisation") or {}).get("training_sets")),
 }
+
+
+def generalisation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generalisation matrix of ``config``: training sets, models, setups, test sets, each
+    training set's home test set, and its cells ``[training set, model, setup, test set]`` in the
+    order the workflow lists their metrics."""
+    generalisation = config.get("generalisation") or {}
+    training_sets = generalisation.get("training_sets") or {}
+    models = list(generalisation.get("models") or config["models"])
+    setups = list(generalisation.get("setups") or config["augmentation_setups"])
+    testsets = list(generalisation.get("testsets") or config["evaluation"]["testsets"])
+    return {
+        "training_sets": list(training_sets),
+        "models": models,
+        "setups": setups,
+        "testsets": testsets,
+        "home_testsets": {name: entry.get("home_testset") for name, entry in training_sets.items()
+                          if entry.get("home_testset")},
+        "cells": [[t, m, s, test] for t in training_sets for m in models for s in setups for test in testsets],
+    }
+
+
+def calibration_testsets(config: Mapping[str, Any]) -> list[str]:
+    """The calibration table's test sets: the DFDC and Celeb-DF-v2 ones that are configured."""
+    evaluation = config["evaluation"]
+    return [name for name in (evaluation.get("dfdc_testset"), evaluation.get("celebdf_testset")) if name]
 
 
 def loss_setup(config: Mapping[str, Any]) -> str:
     """Figs. 2.13-2.14 show the default setup, or the first configured one without it."""
     setups = config["augmentation_setups"]
     return "default" if "default" in setups else setups[0]
+
+
+# ---------------------------------------------------------------- validation data
+
+#: Where a caption names the validation data (:meth:`Report.report_caption` fills it in).
+VALIDATION_PLACEHOLDER = "{validation}"
+#: Added to the caption of every table and figure of tested runs that does not name the validation data.
+BEST_EPOCH_NOTE = " Each run is tested with the weights of its epoch of lowest validation loss on {validation}."
+#: ``validation.kind`` of threshold.json: a dataset of its own (DFDC's validation set, test
+#: flow) or a hold-out of the train-flow faces.
+VALIDATION_DATASET = "dataset"
+VALIDATION_HOLDOUT = "holdout"
+
+
+def validation_source(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the runs validate on, as threshold.json records it.
+
+    ``{"kind": "dataset", "name": <dataset>, "flow": "test"}`` when ``splits.validation_dataset``
+    is set, else ``{"kind": "holdout", "fraction": <validation_fraction>, "group_by": ..., "flow":
+    "train"}``.
+    """
+    splits = config["splits"]
+    name = splits.get("validation_dataset")
+    if name:
+        return {"kind": VALIDATION_DATASET, "name": name, "flow": "test"}
+    return {"kind": VALIDATION_HOLDOUT, "fraction": float(splits.get("validation_fraction", 0.2)),
+            "group_by": splits.get("group_by", "original"), "flow": "train"}
+
+
+def describe_validation(source: Mapping[str, Any] | None) -> str:
+    """A caption's words for a :func:`validation_source` (or a threshold.json's ``validation``)."""
+    if not source:
+        return "the validation data (not recorded)"
+    if source.get("kind") == VALIDATION_DATASET:
+        return f"the validation dataset {source['name']}: its test-flow faces, and video scores for thresholds"
+    fraction = float(source.get("fraction", 0))
+    return (f"a hold-out of {fraction:.0%} of the train-flow faces (grouped by {source.get('group_by', 'original')}), "
+            "not a validation dataset of its own")
+
+
+def short_validation(source: Mapping[str, Any] | None) -> str:
+    """A figure title's words for a :func:`validation_source`, e.g. ``dfdc_val (test flow)``."""
+    if not source:
+        return "validation data not recorded"
+    if source.get("kind") == VALIDATION_DATASET:
+        return f"{source['name']} (test flow)"
+    return f"{float(source.get('fraction', 0)):.0%} train-flow hold-out"
 
 
 #: Settings a builder may ask for, from the validated config (they reach it as rule params).
@@ -208,6 +306,11 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "precision_study": lambda config: config.get("precision_study"),
     "cells": robustness_cells,
     "perturbations": lambda config: (robustness_plan(config) or {}).get("perturbations", []),
+    "validation": validation_source,
+    "testsets": lambda config: config["evaluation"]["testsets"],
+    "aggregations": lambda config: config["evaluation"]["aggregations"],
+    "calibration_testsets": calibration_testsets,
+    "generalisation": generalisation_settings,
 }
 
 
@@ -227,10 +330,18 @@ class Report:
         """Whether ``config`` provides what this needs (a DFDC test set, a precision study...)."""
         return all(NEEDS[need](config) for need in self.needs)
 
-    def report_caption(self) -> str:
-        """The report's caption (reStructuredText), headed by the thesis number."""
+    def report_caption(self, validation: Mapping[str, Any] | None = None) -> str:
+        """The report's caption (reStructuredText), headed by the thesis number.
+
+        ``{validation}`` in a caption becomes :func:`describe_validation` of ``validation`` (a
+        :func:`validation_source`), so captions say which validation data the runs used.
+        """
         head = f"**{self.number}**: " if self.number else ""
-        return head + self.caption
+        caption = self.caption
+        if VALIDATION_PLACEHOLDER not in caption and any(need.endswith("_testset") for need in self.needs):
+            # every tested run's weights are those of the epoch chosen on the validation data
+            caption += BEST_EPOCH_NOTE
+        return head + caption.replace(VALIDATION_PLACEHOLDER, describe_validation(validation))
 
 
 @dataclass(frozen=True)
@@ -263,6 +374,13 @@ class Figure(Report):
 
 _GRID = ("models", "setups")
 _DFDC_METRICS = {"metrics": "dfdc_metrics"}
+# the configured ensembles' metrics join the grid's as rows of their own (none configured: no rows)
+_DFDC_WITH_ENSEMBLES = {**_DFDC_METRICS, "ensembles": "dfdc_ensemble_metrics"}
+_CELEBDF_WITH_ENSEMBLES = {"metrics": "celebdf_metrics", "ensembles": "celebdf_ensemble_metrics"}
+_ENSEMBLE_NOTE = (
+    " Ensembles (config ``ensembles``) follow in rows of their own (``kind`` ensemble in the CSV): their members' "
+    "video scores joined by the mean probability or the mean logit, with their own validation threshold."
+)
 _THRESHOLDS = (
     "Threshold: each run's own EER threshold on the DFDC test set, as in the thesis; the values are "
     "listed under the table."
@@ -317,8 +435,8 @@ TABLES: dict[str, Table] = {
             "faces, clipped to [1e-15, 1 - 1e-15]) on the DFDC test set, for every model and augmentation "
             "setup. Lower is better. *Italic*: the best model for a setup (``best_for_setup_<setup>`` in "
             "the CSV); **bold**: the best setup for a model (``best_setup``). Log loss uses the scores "
-            "directly: no threshold.",
-            "facesleuth.tables:build_logloss", _DFDC_METRICS, _GRID, needs=("dfdc_testset",),
+            "directly: no threshold." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_logloss", _DFDC_WITH_ENSEMBLES, _GRID, needs=("dfdc_testset",),
         ),
         _errors_by_tag("fake", "distractor", "Table 3.2", " (overlaid dots, shapes, text, faces, images, filters)"),
         _errors_by_tag("real", "distractor", "Table 3.3", ""),
@@ -331,10 +449,10 @@ TABLES: dict[str, Table] = {
             "celebdf_sensitivity_specificity", "Table 3.6",
             "sensitivity (fakes called fake, eq. 3.2) and specificity (reals called real, eq. 3.3) on "
             "Celeb-DF-v2 for every model and setup, fake being the positive class. Shown at two "
-            "thresholds, labelled: the run's validation EER threshold (chosen on the DFDC validation split "
-            "before testing, as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
-            "thesis's choice; it makes sensitivity and specificity nearly equal by construction).",
-            "facesleuth.tables:build_sensitivity_specificity", {"metrics": "celebdf_metrics"}, _GRID,
+            "thresholds, labelled: the run's validation EER threshold (chosen before testing on {validation}, "
+            "as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
+            "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
         *(
@@ -359,8 +477,46 @@ TABLES: dict[str, Table] = {
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
-            "run's validation EER threshold and Celeb-DF-v2's own EER threshold (the thesis's choice).",
-            "facesleuth.tables:build_f1", {"metrics": "celebdf_metrics"}, _GRID, needs=("celebdf_testset",),
+            "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the "
+            "thesis's choice)." + _ENSEMBLE_NOTE,
+            "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
+        ),
+        # beyond the thesis: the future work of its discussion (3.3)
+        Table(
+            "calibration_logloss", None,
+            "video log loss on the DFDC and Celeb-DF-v2 test sets before and after temperature scaling, for "
+            "every run and ensemble: one temperature per run, fitted on its validation videos ({validation}) by minimising "
+            "their log loss (``calibration.json`` in the run folder), then applied to its test scores. **Bold**: "
+            "calibration lowered the test log loss. Temperature scaling is monotonic: AUC and the EER do not "
+            "change. No threshold is involved.",
+            "facesleuth.study_report:build_calibration",
+            {"metrics": "calibration_metrics", "ensembles": "calibration_ensemble_metrics"},
+            ("calibration_testsets",), needs=("calibration",),
+        ),
+        Table(
+            "aggregations", None,
+            "video log loss and ROC-AUC of every run on every test set under each aggregation of its face "
+            "scores into a video score (config ``evaluation.aggregations``): the thesis's mean, the median, "
+            "the maximum, the mean of the most confident faces, and the largest mean of one tracked person. "
+            "**Bold**: the run's lowest log loss. Made from the stored face scores; no threshold is involved.",
+            "facesleuth.study_report:build_aggregations", {"studies": "aggregation_studies"},
+            ("aggregations", "testsets"), needs=("aggregations",),
+        ),
+        Table(
+            "auc", None,
+            "ROC-AUC (fake positive) of every run and ensemble on every configured test set. **Bold**: the "
+            "best of each test set. The curve spans every threshold, so none is chosen.",
+            "facesleuth.study_report:build_auc", {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics"},
+            (*_GRID, "testsets"), needs=("auc_table",),
+        ),
+        Table(
+            "generalisation_auc", None,
+            "ROC-AUC of every run of the generalisation matrix (config ``generalisation``) on every test set: "
+            "rows are training set x model x setup, each training set with its own split and runs, columns "
+            "the test sets. *Italic*: the training set's own test set; the other columns measure "
+            "generalisation to data of another source. No threshold is involved.",
+            "facesleuth.study_report:build_generalisation", {"metrics": "generalisation_metrics"},
+            ("generalisation",), needs=("generalisation",),
         ),
     )
 }
@@ -378,6 +534,7 @@ DRAWINGS: dict[str, str | Builder] = {
     "celebdf_f1": "facesleuth.figures:draw_f1",
     "misclassified": "facesleuth.figures:draw_misclassified",
     "robustness": "facesleuth.figures:draw_robustness",
+    "generalisation_heatmap": "facesleuth.figures:draw_generalisation",
 }
 
 
@@ -416,7 +573,7 @@ _STATIC_FIGURES = (
     ),
     _figure(
         "validation_loss", "Fig. 2.14",
-        "validation loss per epoch of the same runs as Fig. 2.13, on the validation split. Epochs whose "
+        "validation loss per epoch of the same runs as Fig. 2.13, on {validation}. Epochs whose "
         "validation loss is NaN are left out and counted in the legend (the thesis dropped such a model "
         "from its figure).",
         "losses",
@@ -432,20 +589,20 @@ _STATIC_FIGURES = (
         "false positive and false negative rates against the decision threshold for the run with the "
         "lowest DFDC video log loss, on the DFDC test set. The dot marks the equal error rate, where the "
         "two rates cross (linearly interpolated): its threshold is the test set's own EER threshold, the "
-        "thesis's choice. The dashed line is the run's validation EER threshold.",
+        "thesis's choice. The dashed line is the run's validation EER threshold, chosen on {validation}.",
         "eer", ("dfdc_testset",),
     ),
     _figure(
         "thresholds", "Fig. 3.2",
         "EER thresholds of each model's best setup (lowest DFDC log loss): the DFDC test set's own EER "
-        "threshold (the thesis's) beside the one chosen on the validation split.",
+        "threshold (the thesis's) beside the one chosen on {validation}.",
         "thresholds", ("dfdc_testset",),
     ),
     _figure(
         "dfdc_roc", "Fig. 3.7",
         "ROC curves on the DFDC test set of each model's best setup (lowest DFDC log loss), fake being "
         "the positive class; the legend gives each area under the curve. The curve spans every "
-        "threshold, so none is chosen.",
+        "threshold, so none is chosen. Configured ensembles are drawn dashed.",
         "dfdc_roc", ("dfdc_testset",),
     ),
     _misclassified(
@@ -461,7 +618,7 @@ _STATIC_FIGURES = (
         "celebdf_f1", "Fig. 3.10",
         "F1-score (fake positive) on Celeb-DF-v2 of each model's best setup, the setup with the highest "
         "F1 at Celeb-DF-v2's own EER threshold (named under each model). Bars give F1 at that threshold "
-        "(the thesis's) and at the run's validation EER threshold, labelled.",
+        "(the thesis's) and at the run's validation EER threshold (chosen on {validation}), labelled.",
         "celebdf_f1", ("celebdf_testset",),
     ),
     _misclassified(
@@ -479,6 +636,12 @@ _STATIC_FIGURES = (
         "set of the robustness suite, from the robustness_auc table. The dotted line is chance (0.5). "
         "No threshold is involved.",
         "robustness", ("robustness",),
+    ),
+    _figure(
+        "generalisation_auc", None,
+        "the generalisation matrix as a heatmap: ROC-AUC of every run (rows: training set / model (setup)) on "
+        "every test set (columns), 0.5 being chance; each cell gives its value (table generalisation_auc).",
+        "generalisation_heatmap", ("generalisation",),
     ),
 )
 
@@ -511,8 +674,13 @@ def wanted_figures(config: Mapping[str, Any]) -> list[str]:
     return [name for name, figure in figures(config["augmentation_setups"]).items() if figure.wanted(config)]
 
 
-def write_captions(folder: str | Path, setups: Iterable[str] | None = None) -> dict[str, Path]:
+def write_captions(
+    folder: str | Path, setups: Iterable[str] | None = None, validation: Mapping[str, Any] | None = None
+) -> dict[str, Path]:
     """Write each table's and figure's report caption to ``folder/<tables|figures>/<name>.rst``.
+
+    ``validation``: the config's :func:`validation_source`, named where a caption says which
+    validation data chose a threshold or gave a validation loss.
 
     Returns ``"tables/<name>"`` / ``"figures/<name>"`` -> path. Files whose text is unchanged
     are left alone, so concurrent Snakemake processes (cluster jobs) never rewrite them.
@@ -525,7 +693,7 @@ def write_captions(folder: str | Path, setups: Iterable[str] | None = None) -> d
     for kind, entries in (("tables", TABLES), ("figures", figures(setups))):
         for name, entry in entries.items():
             path = folder / kind / f"{name}.rst"
-            text = entry.report_caption() + "\n"
+            text = entry.report_caption(validation) + "\n"
             if not path.is_file() or path.read_text() != text:
                 write_text_atomic(text, path)
             paths[f"{kind}/{name}"] = path

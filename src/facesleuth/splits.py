@@ -1,5 +1,10 @@
 """Balanced train/validation faces from the train-flow extraction (thesis section 2.4.1).
 
+With ``splits.validation_dataset`` set (DFDC's own validation set, extracted with the test flow,
+as in the thesis), validation comes from that dataset and every train-flow face goes to the
+train side: no hold-out is made and ``validation_fraction`` is ignored. Without one, a share of
+the train-flow units is held out, as below.
+
 DFDC labels videos, not faces, so each face takes its video's label. Faces of one video are
 near-duplicates, and a fake shares its background and identity with its original, so the split
 is made over *units* that never straddle train and validation: a video, an original with all
@@ -187,7 +192,9 @@ def make_splits(
     fraction = float(settings.get("validation_fraction", 0.2))
     factor = int(settings.get("fake_downsample", 5))
     seed = int(settings.get("seed", 42))
-    if not 0 < fraction < 1:
+    # A validation dataset of its own replaces the hold-out: every train-flow face trains.
+    holdout = not settings.get("validation_dataset")
+    if holdout and not 0 < fraction < 1:
         raise SplitError(f"splits.validation_fraction must be between 0 and 1, got {fraction}")
     if factor < 1:
         raise SplitError(f"splits.fake_downsample must be 1 or more, got {factor}")
@@ -249,14 +256,19 @@ def make_splits(
             "faces": units["size"],
         }
     )
-    if len(units) < 2:
+    if holdout and len(units) < 2:
         raise SplitError(
             f"all faces belong to one {group_by} unit ({units['unit'].iloc[0]}); nothing can be held out "
             f"for validation: use splits.group_by original or video"
         )
-    side = _assign_units(units, fraction, seed)
-    faces["split"] = faces["unit"].map(side)
-    for split_name in (TRAIN, VAL):
+    if holdout:
+        side = _assign_units(units, fraction, seed)
+        faces["split"] = faces["unit"].map(side)
+    else:
+        faces["split"] = TRAIN
+        log.info("validation comes from the dataset %s: no hold-out, all %d units train",
+                 settings["validation_dataset"], len(units))
+    for split_name in (TRAIN, VAL) if holdout else (TRAIN,):
         labels = set(faces.loc[faces["split"] == split_name, "label"])
         for label, name in CLASS_NAMES.items():
             if label not in labels:

@@ -23,7 +23,7 @@ import pandas as pd
 from facesleuth import registry
 from facesleuth.io import write_text_atomic
 from facesleuth.metrics import NO_TAG, THRESHOLD_KINDS
-from facesleuth.models import build_model, count_parameters, display_name, resolve
+from facesleuth.backbones import display_name, resolve
 
 log = logging.getLogger("facesleuth.tables")
 
@@ -172,6 +172,9 @@ def _is_min(values: pd.Series) -> pd.Series:
 def params_table(models: Sequence[str], dropout: float) -> Table:
     """Trainable parameters of each configured model with its new two-class head, beside the
     thesis's Table 2.1 value where the model is one of its eight."""
+    # torch (seconds of CPU): only this table builds models; every other table job skips it
+    from facesleuth.models import build_model, count_parameters
+
     rows = []
     for model in models:
         network = build_model(model, pretrained=False, weights=None, dropout=dropout)
@@ -315,10 +318,24 @@ def logloss_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups:
     return Table(data, _document("dfdc_logloss", caption, body, ["No threshold: log loss uses the scores themselves."]))
 
 
-def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
-    """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold."""
+def threshold_description(kind: str, validation: dict[str, Any] | None) -> str:
+    """A threshold kind's words; the validation one names the data it was chosen on."""
+    text = THRESHOLD_KINDS[kind]
+    if kind == "validation":
+        text += f", on {registry.describe_validation(validation)}"
+    return text
+
+
+def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+             validation: dict[str, Any] | None = None) -> Table:
+    """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold.
+
+    ``validation``: the config's validation source (registry.validation_source), named in the
+    validation block's heading.
+    """
     datas, bodies = [], []
-    for kind, description in THRESHOLD_KINDS.items():
+    for kind in THRESHOLD_KINDS:
+        description = threshold_description(kind, validation)
         grid = grid_values(runs, models, setups, lambda run, kind=kind: run["at_threshold"][kind]["f1"])
         data, body = _marked_grid(grid, setups, lower_is_better=False, extra={"threshold": kind})
         datas.append(data)
@@ -334,10 +351,12 @@ def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequ
 # ---------------------------------------------------------------- Table 3.6
 
 
-def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str]) -> Table:
-    """Table 3.6: sensitivity and specificity per model and setup, at both thresholds."""
+def sensitivity_specificity_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequence[str],
+                                  validation: dict[str, Any] | None = None) -> Table:
+    """Table 3.6: sensitivity and specificity per model and setup, at both thresholds (``validation``: as :func:`f1_table`)."""
     rows, bodies = [], []
-    for kind, description in THRESHOLD_KINDS.items():
+    for kind in THRESHOLD_KINDS:
+        description = threshold_description(kind, validation)
         md_rows = []
         for model in models:
             row: dict[str, Any] = {"model": model, "name": display_name(model), "threshold": kind}
@@ -435,6 +454,54 @@ def errors_by_tag_table(
     return Table(data, _document(name, caption, markdown_table(header, md_rows), notes))
 
 
+# ---------------------------------------------------------------- ensemble rows (thesis 3.3)
+
+
+def finite_value(value: Any, where: str) -> float:
+    number = float(value)
+    if not math.isfinite(number):
+        raise TableError(f"{where}: the value is {number}; check its metrics file")
+    return number
+
+
+def run_label(record: dict[str, Any]) -> str:
+    """``EFB4_NS (default)`` for a run, ``Ensemble effnets (mean_logit)`` for an ensemble."""
+    if record.get("ensemble"):
+        return f"Ensemble {record['ensemble']} ({record.get('method', '')})"
+    return f"{display_name(record['model'])} ({record['aug']})"
+
+
+def ensemble_block(ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
+                   headers: dict[str, str], digits: int = 4) -> tuple[pd.DataFrame, str]:
+    """Rows for ensembles: CSV columns ``model`` (the ensemble), ``name``, ``kind`` = ensemble,
+    ``method``, ``members`` and one column per ``values`` key; a Markdown table with ``headers``."""
+    rows, md_rows = [], []
+    for record in ensembles:
+        row = {"model": record["ensemble"], "name": run_label(record), "kind": "ensemble",
+               "method": record["method"], "members": " + ".join(record["members"])}
+        for key, value in values.items():
+            row[key] = finite_value(value(record), f"ensemble {record['ensemble']} {key}")
+        rows.append(row)
+        md_rows.append([run_label(record), " + ".join(record["members"]),
+                        *[f"{row[key]:.{digits}f}" for key in values]])
+    body = markdown_table(["Ensemble", "Members", *[headers[key] for key in values]], md_rows)
+    return pd.DataFrame(rows), body
+
+
+def with_ensembles(table: Table, ensembles: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
+                   headers: dict[str, str], digits: int = 4) -> Table:
+    """``table`` with an ensemble block appended: CSV rows (``kind`` run | ensemble) and Markdown."""
+    if not ensembles:
+        return table
+    rows, body = ensemble_block(ensembles, values, headers, digits)
+    runs = table.data.copy()
+    runs.insert(min(2, len(runs.columns)), "kind", "run")
+    data = pd.concat([runs, rows], ignore_index=True)
+    methods = sorted({record["method"] for record in ensembles})
+    note = "Ensembles join their members' video scores by " + "; ".join(f"{m}: {registry.ENSEMBLE_METHODS[m]}" for m in methods) + "."
+    return Table(data, f"{table.markdown.rstrip()}\n\nEnsembles:\n\n{body}\n{note}  \n")
+
+
 # ---------------------------------------------------------------- writing
 
 
@@ -456,8 +523,18 @@ def build_precision(inputs: dict[str, list[str]], settings: dict[str, Any]) -> T
     return precision_table(list(study["runs"]), study["runs"], inputs["histories"], inputs["metrics"], study["model"])
 
 
+def _ensembles(inputs: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The metrics of the configured ensembles on the table's test set (none when not configured)."""
+    return read_metrics(inputs.get("ensembles", []))
+
+
+def _at(kind: str, key: str) -> Callable[[dict], float]:
+    return lambda record: record["at_threshold"][kind][key]
+
+
 def build_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    return with_ensembles(table, _ensembles(inputs), {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"})
 
 
 def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], label: str, kind: str) -> Table:
@@ -465,11 +542,18 @@ def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], 
 
 
 def build_sensitivity_specificity(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = sensitivity_specificity_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"],
+                                          settings.get("validation"))
+    values = {f"{key}_{kind}": _at(kind, key) for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
+    headers = {f"{key}_{kind}": f"{key} ({kind})" for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
+    return with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
 
 
 def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
-    return f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
+    table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))
+    values = {f"f1_{kind}": _at(kind, "f1") for kind in THRESHOLD_KINDS}
+    return with_ensembles(table, _ensembles(inputs), values, {f"f1_{kind}": f"F1 ({kind})" for kind in THRESHOLD_KINDS},
+                          digits=3)
 
 
 def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:

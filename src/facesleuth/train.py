@@ -4,7 +4,9 @@ A run folder (``results/models/{model}/{aug}/``, see docs/architecture.md "Run f
 
 - ``run.yaml``: the resolved settings (also embedded in every checkpoint, so ``best.pt`` alone
   is enough for the scanner);
-- ``best.pt``: the weights of the epoch with the lowest validation loss;
+- ``best.pt``: the weights of the epoch with the lowest validation loss. The validation faces
+  are the split's ``val`` side (a hold-out of train-flow faces), or, with
+  ``splits.validation_dataset``, that dataset's test-flow faces (``validation_faces``);
 - ``last.pt``: everything needed to resume (model, optimizer, grad scaler, RNG states, history,
   the best weights so far and a fingerprint of the settings). Snakemake deletes the declared
   outputs before a job reruns but not ``last.pt``, so a killed run resumes from it, rewrites
@@ -74,7 +76,8 @@ from facesleuth.augment import build_augmentation
 from facesleuth.checkpoint import load_checkpoint, save_checkpoint
 from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
 from facesleuth.io import write_csv, write_text_atomic
-from facesleuth.models import build_model, resolve
+from facesleuth.backbones import resolve
+from facesleuth.models import build_model
 from facesleuth.preprocess import PREPROCESSING, normalize_batch
 from facesleuth.registry import AUGMENTATION_SETUPS, PRECISIONS
 from facesleuth.runtime import resolve_device
@@ -121,6 +124,16 @@ def settings_fingerprint(settings: dict[str, Any], split_fingerprint: str) -> tu
     }
     text = json.dumps(described, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16], json.loads(text)
+
+
+def faces_fingerprint(paths: "list[str | os.PathLike]") -> str:
+    """Hash of a validation dataset's face ids and labels, file by file (the JPEG bytes unread)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        table = pq.read_table(path, columns=["face_id", "label"], memory_map=True)
+        digest.update("\0".join(table.column("face_id").to_pylist()).encode())
+        digest.update(table.column("label").to_numpy().astype(np.int8).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def split_fingerprint(path: str | os.PathLike) -> str:
@@ -465,6 +478,8 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "max_steps_per_epoch": training.get("max_steps_per_epoch"),
         "augmentations": settings.get("augmentations") or {},
         "trained_on": trained_on,
+        # which data chose the best epoch (registry.validation_source; absent outside the workflow)
+        "validation": settings.get("validation"),
         "device": device,
         "processes": world_size,
         "facesleuth_version": __version__,
@@ -487,8 +502,13 @@ def _trained_on(split_path: Path) -> list[str]:
 # ---------------------------------------------------------------------------- one run
 
 
-def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any]) -> dict[str, Any]:
+def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any],
+              validation_faces: "list[str | os.PathLike] | None" = None) -> dict[str, Any]:
     """Train (or resume) the run ``settings`` (``params.run`` of rule ``train``) into ``run_dir``.
+
+    ``validation_faces``: the faces files of a validation dataset (``splits.validation_dataset``,
+    test flow), whose faces give the per-epoch validation loss and so the best epoch; None: the
+    split's ``val`` side.
 
     Returns a summary: ``epochs`` trained in total, ``best_epoch``, ``best_val_loss``,
     ``resumed_from`` (epoch or None), ``history`` (rows with sample counts), ``run`` (run.yaml).
@@ -514,7 +534,11 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         stop_on_nan_validation = bool(training.get("stop_on_nan_validation", False))
         paths = {name: run_dir / name for name in ("best.pt", "last.pt", "history.csv", "run.yaml")}
 
-        fingerprint, described = settings_fingerprint(settings, split_fingerprint(split_path))
+        validation_faces = [str(path) for path in validation_faces or []]
+        data_fingerprint = split_fingerprint(split_path)
+        if validation_faces:  # another validation set makes another run: no resuming across them
+            data_fingerprint += "+" + faces_fingerprint(validation_faces)
+        fingerprint, described = settings_fingerprint(settings, data_fingerprint)
         info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size)
         name = f"{settings['model']}/{settings['setup']}"
 
@@ -524,9 +548,14 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
             train_set = FaceDataset.from_split(split_path, "train", input_size, augmentation, seed=seed)
         else:
             train_set = registry.resolve(make_train_set)(split_path, input_size, augmentation, seed, training)
-        val_set = FaceDataset.from_split(split_path, "val", input_size)
+        if validation_faces:
+            val_set = FaceDataset.from_validation_faces(validation_faces, input_size)
+        else:
+            val_set = FaceDataset.from_split(split_path, "val", input_size)
         if len(train_set) == 0 or len(val_set) == 0:
-            raise ValueError(f"{split_path}: {len(train_set)} train and {len(val_set)} val faces; both sides need faces")
+            where = "the validation dataset" if validation_faces else split_path
+            raise ValueError(f"{split_path}: {len(train_set)} train faces, {len(val_set)} validation faces in {where}; "
+                             "both need faces")
         train_sampler = EpochBatchSampler(len(train_set), batch_size, shuffle=True, drop_last=True, seed=seed,
                                           rank=dist_ctx.rank, world_size=dist_ctx.world_size)
         train_loader = make_loader(train_set, batch_sampler=train_sampler, num_workers=num_workers, device=device, seed=seed)
@@ -658,7 +687,8 @@ def _best_payload(best: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
 
 
 def train_or_launch(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any],
-                    log_path: str | os.PathLike | None = None, threads: int | None = None) -> dict[str, Any]:
+                    log_path: str | os.PathLike | None = None, threads: int | None = None,
+                    validation_faces: "list[str | os.PathLike] | None" = None) -> dict[str, Any]:
     """Train in this process, or, when ``training.gpus`` > 1 and not already under torchrun, through torchrun.
 
     ``threads``: CPU threads for torch in this process (the rule's threads); torchrun gives each
@@ -670,14 +700,15 @@ def train_or_launch(split_path: str | os.PathLike, run_dir: str | os.PathLike, s
         if batch_size % processes:
             raise ValueError(f"training.batch_size {batch_size} must be divisible by training.gpus {processes} "
                              "(it is the global batch, shared equally by the processes)")
-        return launch_distributed(split_path, run_dir, settings, processes, log_path)
+        return launch_distributed(split_path, run_dir, settings, processes, log_path, validation_faces)
     if threads:
         torch.set_num_threads(int(threads))
-    return train_run(split_path, run_dir, settings)
+    return train_run(split_path, run_dir, settings, validation_faces)
 
 
 def launch_distributed(split_path: str | os.PathLike, run_dir: str | os.PathLike, settings: dict[str, Any],
-                       processes: int, log_path: str | os.PathLike | None = None) -> dict[str, Any]:
+                       processes: int, log_path: str | os.PathLike | None = None,
+                       validation_faces: "list[str | os.PathLike] | None" = None) -> dict[str, Any]:
     """Run :func:`train_run` in ``processes`` processes with ``torchrun --standalone`` and return rank 0's summary."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -693,6 +724,8 @@ def launch_distributed(split_path: str | os.PathLike, run_dir: str | os.PathLike
         ]
         if log_path:
             command += ["--log", str(log_path)]
+        if validation_faces:
+            command += ["--validation-faces", *map(str, validation_faces)]
         log.info("launching %d training processes: %s", processes, " ".join(command))
         result = subprocess.run(command, check=False)
         if result.returncode != 0:
@@ -709,6 +742,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--settings", required=True, help="JSON file of the run's settings (params.run of rule train)")
     parser.add_argument("--summary", help="rank 0 writes the run's summary JSON here")
     parser.add_argument("--log", help="rank 0 appends its log here")
+    parser.add_argument("--validation-faces", nargs="*", default=None,
+                        help="faces files of the validation dataset (default: the split's val side)")
     args = parser.parse_args(argv)
     rank = int(os.environ.get("RANK", 0))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
@@ -717,7 +752,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if rank == 0 else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s rank{rank} %(name)s: %(message)s", handlers=handlers, force=True)
     settings = json.loads(Path(args.settings).read_text())
-    summary = train_run(args.split, args.run_dir, settings)
+    summary = train_run(args.split, args.run_dir, settings, args.validation_faces)
     if args.summary and rank == 0:
         write_text_atomic(json.dumps(summary, default=str), args.summary)
     return 0

@@ -31,14 +31,31 @@ MODELS = config["models"]
 SETUPS = config["augmentation_setups"]
 TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
+# DFDC's own validation set (test flow) when configured, else a hold-out of the split
+VALIDATION_DATASET = config["splits"].get("validation_dataset")
+VALIDATION = registry.validation_source(config)
+HOLDOUT_VALIDATION = registry.validation_source({"splits": {**config["splits"], "validation_dataset": None}})
+ENSEMBLES = config.get("ensembles") or {}
+# The generalisation matrix's named training sets (thesis 3.3). One made of exactly the grid's
+# datasets is the grid's own split and runs; each other has its split and its run folders.
+GENERALISATION = config.get("generalisation") or {}
+TRAINING_SETS = GENERALISATION.get("training_sets") or {}
+
+
+def is_grid_trainset(name):
+    return list(TRAINING_SETS[name]["datasets"]) == list(config["splits"]["train_datasets"])
+
+
+SPLIT_NAMES = [TRAINSET] + [name for name in TRAINING_SETS if not is_grid_trainset(name)]
 
 
 wildcard_constraints:
     dataset="|".join(DATASETS),
     testset="|".join(TESTSETS) if TESTSETS else "NO_TESTSET",
     chunk=r"\d{3}",
-    trainset=re.escape(TRAINSET),
+    trainset="|".join(map(re.escape, SPLIT_NAMES)),
     model=r"[A-Za-z0-9_.]+",
+    ensemble="|".join(map(re.escape, ENSEMBLES)) if ENSEMBLES else "NO_ENSEMBLE",
     # a grid run is named after its setup; precision-study variants add -<precision>
     aug=registry.aug_pattern(),
     # robustness suite: family_value, e.g. jpeg_70
@@ -124,12 +141,54 @@ def extraction_summaries():
 # ---------------------------------------------------------------- splits and training
 
 
+def split_datasets(trainset):
+    """The datasets a split is made of: the grid's, or a generalisation training set's."""
+    return config["splits"]["train_datasets"] if trainset == TRAINSET else TRAINING_SETS[trainset]["datasets"]
+
+
 def split_faces(wildcards):
-    return [f for name in config["splits"]["train_datasets"] for f in faces_files(name)]
+    return [f for name in split_datasets(wildcards.trainset) for f in faces_files(name)]
 
 
 def split_status(wildcards):
-    return [f for name in config["splits"]["train_datasets"] for f in status_files(name)]
+    return [f for name in split_datasets(wildcards.trainset) for f in status_files(name)]
+
+
+def split_manifests(wildcards):
+    return expand("results/manifests/{dataset}.parquet", dataset=split_datasets(wildcards.trainset))
+
+
+def split_settings(wildcards):
+    """The grid's split settings; another training set's name its own datasets and hold out its
+    own validation faces (validating it on the grid's validation dataset would tune it towards
+    the data its generalisation is tested on)."""
+    if wildcards.trainset == TRAINSET:
+        return config["splits"]
+    return {**config["splits"], "train_datasets": list(split_datasets(wildcards.trainset)), "validation_dataset": None}
+
+
+def validation_of(wildcards):
+    """What a run validates on: the grid's VALIDATION, or another training set's own hold-out."""
+    if getattr(wildcards, "trainset", TRAINSET) == TRAINSET:
+        return VALIDATION
+    return HOLDOUT_VALIDATION
+
+
+def validation_faces(wildcards):
+    """The validation dataset's faces files (the train rule's validation loss), or none: the split's."""
+    return faces_files(VALIDATION_DATASET) if VALIDATION_DATASET else []
+
+
+def validation_inputs(wildcards):
+    """Inputs of validate, the validation dataset's faces, status and manifest (test flow, scored
+    as a test set is), or else the split's held-out faces."""
+    if VALIDATION_DATASET:
+        return {
+            "faces": faces_files(VALIDATION_DATASET),
+            "status": status_files(VALIDATION_DATASET),
+            "manifest": f"results/manifests/{VALIDATION_DATASET}.parquet",
+        }
+    return {"split": f"results/splits/{TRAINSET}.parquet"}
 
 
 def run_settings(wildcards):
@@ -147,6 +206,7 @@ def run_settings(wildcards):
         "setup": setup,
         "training": settings,
         "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
+        "validation": validation_of(wildcards),
     }
 
 
@@ -171,6 +231,10 @@ def grid_runs():
 
 
 # ---------------------------------------------------------------- predictions and metrics
+
+# What scoring faces and videos depends on: rules get only these as params, so settings of the
+# studies (evaluation.aggregations, calibration...) rerun nothing but the studies.
+PREDICTION_SETTINGS = {key: config["evaluation"].get(key) for key in ("aggregation", "no_face_score", "batch_size")}
 
 
 def metrics_files(testset, runs=None):
@@ -228,6 +292,33 @@ def robustness_prediction_files():
         else:
             files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
     return files
+# ---------------------------------------------------------------- generalisation (thesis 3.3)
+
+
+def generalisation_metrics_file(trainset, model, setup, testset):
+    if is_grid_trainset(trainset):
+        return f"results/metrics/{testset}/{model}/{setup}.json"
+    return f"results/trainsets/{trainset}/metrics/{testset}/{model}/{setup}.json"
+
+
+# ---------------------------------------------------------------- ensembles (thesis 3.3)
+# results/ensembles/<name>/ holds ensemble.yaml (members, method), the validation scores,
+# threshold.json and calibration.json chosen on them, and predictions/ and metrics/ per test set.
+
+
+def ensemble_runs(name):
+    return [f"results/models/{run}" for run in ENSEMBLES[name]["runs"]]
+
+
+def ensemble_metrics_files(testset):
+    return [f"results/ensembles/{name}/metrics/{testset}.json" for name in ENSEMBLES]
+
+
+def ensemble_targets():
+    """Every ensemble folder (the scanner's --model) with its metrics on every test set."""
+    return [f"results/ensembles/{name}/ensemble.yaml" for name in ENSEMBLES] + [
+        f for testset in TESTSETS for f in ensemble_metrics_files(testset)
+    ]
 
 
 # ---------------------------------------------------------------- tables and figures
@@ -235,7 +326,7 @@ def robustness_prediction_files():
 # Markdown copy. Report captions are written from the registry into .snakemake/ for --report.
 
 FIGURES = registry.figures(SETUPS)
-CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS)
+CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS, VALIDATION)
 
 
 def all_tables():

@@ -43,7 +43,7 @@ rule figure_losses:
     threads: 1
     params:
         figure=FIGURES["train_loss"].drawing,
-        settings={"models": MODELS, "setup": registry.loss_setup(config)},
+        settings={"models": MODELS, "setup": registry.loss_setup(config), "validation": VALIDATION},
     script:
         "../scripts/figures.py"
 
@@ -67,13 +67,15 @@ rule figure_precision_epoch_time:
         "../scripts/figures.py"
 
 
-# Figs. 3.1, 3.2, 3.7 (DFDC) and 3.10 (Celeb-DF-v2): every grid run's metrics on one test set.
+# Figs. 3.1, 3.2, 3.7 (DFDC) and 3.10 (Celeb-DF-v2): every grid run's metrics on one test set
+# (the ROC figure draws the configured ensembles too).
 for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfdc"), ("celebdf_f1", "celebdf")):
 
     rule:
         name:
             f"figure_{_name}"
         input:
+            **({"ensembles": suite_ensemble_metrics(_suite)} if FIGURES[_name].drawing == "dfdc_roc" else {}),
             metrics=suite_files(_suite, "metrics"),
         output:
             png=figure_report(_name),
@@ -86,7 +88,7 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         threads: 1
         params:
             figure=FIGURES[_name].drawing,
-            settings={"models": MODELS, "setups": SETUPS},
+            settings={"models": MODELS, "setups": SETUPS, "validation": VALIDATION},
         script:
             "../scripts/figures.py"
 

@@ -20,7 +20,7 @@ rule predict:
     resources:
         mem_mb=8000,
     params:
-        evaluation=config["evaluation"],
+        evaluation=PREDICTION_SETTINGS,
     script:
         "../scripts/predict.py"
 
@@ -29,6 +29,7 @@ rule metrics:
     input:
         predictions="results/predictions/{testset}/{model}/{aug}.parquet",
         threshold="results/models/{model}/{aug}/threshold.json",
+        calibration="results/models/{model}/{aug}/calibration.json",
     output:
         "results/metrics/{testset}/{model}/{aug}.json",
     log:
@@ -38,7 +39,5 @@ rule metrics:
     conda:
         "../../envs/train.yaml"
     threads: 1
-    params:
-        evaluation=config["evaluation"],
     script:
         "../scripts/metrics.py"

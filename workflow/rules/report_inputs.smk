@@ -21,6 +21,38 @@ def precision_metrics(wildcards):
 
 def robustness_predictions(wildcards):
     return robustness_prediction_files()
+def suite_ensemble_metrics(suite):
+    """Input function: the configured ensembles' metrics on the ``suite`` test set (none configured: none)."""
+
+    def inputs(wildcards):
+        return ensemble_metrics_files(config["evaluation"][f"{suite}_testset"])
+
+    return inputs
+
+
+def calibration_metrics(wildcards):
+    return [f for testset in registry.calibration_testsets(config) for f in metrics_files(testset)]
+
+
+def calibration_ensemble_metrics(wildcards):
+    return [f for testset in registry.calibration_testsets(config) for f in ensemble_metrics_files(testset)]
+
+
+def all_metrics(wildcards):
+    return [f for testset in TESTSETS for f in metrics_files(testset)]
+
+
+def all_ensemble_metrics(wildcards):
+    return [f for testset in TESTSETS for f in ensemble_metrics_files(testset)]
+
+
+def aggregation_studies(wildcards):
+    return expand("results/aggregations/{testset}.json", testset=TESTSETS)
+
+
+def generalisation_metrics(wildcards):
+    """Every cell's metrics, in the order of registry.generalisation_settings(config)["cells"]."""
+    return [generalisation_metrics_file(*cell) for cell in registry.generalisation_settings(config)["cells"]]
 
 
 # The kinds of input a registry table names (facesleuth.registry.Table.inputs).
@@ -30,6 +62,14 @@ REPORT_INPUTS = {
     "precision_histories": precision_histories,
     "precision_metrics": precision_metrics,
     "robustness_predictions": robustness_predictions,
+    "dfdc_ensemble_metrics": suite_ensemble_metrics("dfdc"),
+    "celebdf_ensemble_metrics": suite_ensemble_metrics("celebdf"),
+    "calibration_metrics": calibration_metrics,
+    "calibration_ensemble_metrics": calibration_ensemble_metrics,
+    "all_metrics": all_metrics,
+    "all_ensemble_metrics": all_ensemble_metrics,
+    "aggregation_studies": aggregation_studies,
+    "generalisation_metrics": generalisation_metrics,
 }
 
 
@@ -43,7 +83,7 @@ def table_report(name, ext):
         f"results/tables/{name}.{ext}",
         caption=str(CAPTIONS[f"tables/{name}"]),
         category="Tables",
-        labels={"table": registry.TABLES[name].number, "name": name, "format": ext},
+        labels={"table": registry.TABLES[name].number or "not in the thesis", "name": name, "format": ext},
     )
 
 

@@ -6,7 +6,7 @@ rule splits:
         faces=split_faces,
         status=split_status,
         # group and original of each video (status and faces do not carry them)
-        manifests=expand("results/manifests/{dataset}.parquet", dataset=config["splits"]["train_datasets"]),
+        manifests=split_manifests,
     output:
         split="results/splits/{trainset}.parquet",
         summary="results/splits/{trainset}.summary.csv",
@@ -18,6 +18,6 @@ rule splits:
         "../../envs/train.yaml"
     threads: 1
     params:
-        splits=config["splits"],
+        splits=split_settings,
     script:
         "../scripts/splits.py"

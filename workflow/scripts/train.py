@@ -17,5 +17,7 @@ summary = train_or_launch(
     dict(snakemake.params.run),  # noqa: F821
     log_path=snakemake.log[0],  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
+    # splits.validation_dataset's faces files; none (or another training set's job): the split's hold-out
+    validation_faces=list(getattr(snakemake.input, "validation", [])),  # noqa: F821
 )
 log.info("best epoch %s, validation loss %.4f", summary["best_epoch"], summary["best_val_loss"])

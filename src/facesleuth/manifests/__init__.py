@@ -56,7 +56,8 @@ def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
     """The labels/metadata files a manifest is read from, for Snakemake to rerun on change.
 
     Checked at planning time, so a wrong root fails before any job runs. FaceForensics++ has no
-    labels file (labels come from the layout), so only its root is checked.
+    labels file (labels come from the layout), so only its root is checked, and its split file
+    when one is named.
     """
     dataset = dict(dataset)
     fmt = dataset.get("format")
@@ -68,7 +69,7 @@ def source_files(name: str, dataset: dict[str, Any]) -> list[Path]:
     if fmt == "dfdc_test":
         tags = tags_file(name, dataset, root)
         return [test_labels_file(name, dataset, root)] + ([tags] if tags else [])
-    if fmt in ("celebdf", "csv") and dataset.get("labels"):
+    if fmt in ("celebdf", "csv", "ffpp") and dataset.get("labels"):
         return [root / str(dataset["labels"])]
     return []
 

@@ -100,7 +100,11 @@ def dfdc_train_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
         entries = metadata[part.name]
         for filename, raw in entries.items():
             entry = _train_entry(raw, source, filename)
-            rel = PurePosixPath(part.name) / relative_video_path(filename, source, f"entry {filename!r}")
+            plain = filename.strip()
+            if not plain or "/" in plain or "\\" in plain or plain in (".", ".."):
+                rel = str(PurePosixPath(part.name) / relative_video_path(filename, source, f"entry {filename!r}"))
+            else:  # DFDC's plain file names: a string join, pathlib per row was most of the time
+                rel = f"{part.name}/{plain}"
             original = None
             if entry.get("original"):
                 original = _resolve_original(str(entry["original"]), part.name, parts_of_stem)
@@ -125,7 +129,7 @@ def dfdc_train_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
 
 def _resolve_original(filename: str, part: str, parts_of_stem: dict[str, list[str]]) -> str:
     """The original's video id: in the fake's own part unless only another part lists it."""
-    stem = video_id_of(PurePosixPath(filename).name)
+    stem = video_id_of(filename.rstrip("/").rsplit("/", 1)[-1])
     holders = parts_of_stem.get(stem, [])
     home = part if part in holders or not holders else holders[0]
     return f"{home}/{stem}"

@@ -5,11 +5,13 @@ Layout: ``original_sequences/youtube/<c>/videos/<NNN>.mp4`` (real, group ``youtu
 ``<method>``); DeepFakeDetection pairs ``original_sequences/actors/<c>/videos/<NN>__<scene>.mp4``
 with ``manipulated_sequences/DeepFakeDetection/<c>/videos/<T>_<S>__<scene>__<id>.mp4``. FF++ has
 no labels file: the folder is the label and the file name names the original, so every video
-found is ``ok``.
+found is ``ok``. ``labels`` may name an official split file (``splits/test.json``...) to keep
+only its videos, so one FF++ folder gives a training set and a test set.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from pathlib import Path, PurePosixPath
@@ -60,13 +62,30 @@ def original_of(method: str, stem: str, compression: str) -> str | None:
     return str(original_folder(YOUTUBE, compression) / match.group(1)) if match else None
 
 
+def official_split(path: Path) -> set[str]:
+    """Video ids (file stems) of an official FF++ split file (``splits/train.json``, ``val.json``,
+    ``test.json``: a JSON list of ``[target, source]`` pairs): both originals of each pair and its
+    two fakes, ``<target>_<source>`` and ``<source>_<target>``."""
+    try:
+        pairs = json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ManifestError(f"{path}: cannot read the FF++ split file ({err}); it should be a JSON list of "
+                            '[target, source] pairs, e.g. [["071", "054"], ...]') from None
+    if not isinstance(pairs, list) or not all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair) for pair in pairs
+    ):
+        raise ManifestError(f"{path}: an FF++ split file is a JSON list of [target, source] pairs of strings")
+    keep = {video for pair in pairs for video in pair}
+    keep |= {f"{a}_{b}" for a, b in pairs} | {f"{b}_{a}" for a, b in pairs}
+    return keep
+
+
 def ffpp_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
     """Originals and the fakes of each configured method present on disk, at one compression."""
     root = dataset_root(name, dataset, "original_sequences/ and manipulated_sequences/")
     compression = str(dataset.get("compression") or "c23")
     methods = list(dataset.get("methods") or DEFAULT_METHODS)
-    if dataset.get("labels"):
-        log.warning("datasets.%s.labels is not used by format ffpp (labels come from the folders)", name)
+    keep = official_split(root / str(dataset["labels"])) if dataset.get("labels") else None
     split = default_split(dataset)
     disk = DiskListing()
 
@@ -79,6 +98,9 @@ def ffpp_manifest(name: str, dataset: dict[str, Any]) -> pd.DataFrame:
     absent, unnamed = [], []
     for folder, label, group in folders:
         videos = disk.videos(root / str(folder))
+        if keep is not None:
+            # the official splits list YouTube pairs only: DeepFakeDetection's videos are in none
+            videos = [v for v in videos if group not in (ACTORS, DFD) and video_id_of(v) in keep]
         if not videos:
             absent.append(str(folder))
             continue

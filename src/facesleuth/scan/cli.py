@@ -20,6 +20,7 @@ import torch
 import yaml
 from tqdm.auto import tqdm
 
+from facesleuth import registry
 from facesleuth.cli_faces import extraction_settings
 from facesleuth.config import ConfigError
 from facesleuth.io import write_text_atomic
@@ -33,13 +34,16 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _EPILOG = """\
 RUN is a training run folder of the pipeline, results/models/<model>/<setup>/ (or its best.pt):
 best.pt holds the weights and settings, threshold.json the validation EER threshold used for
-the verdict (0.5 when absent). Make one with `snakemake results/models/<model>/<setup>/best.pt`
-(or .../threshold.json for both).
+the verdict (0.5 when absent), calibration.json the temperature that turns the score into a
+calibrated probability. Make one with `snakemake results/models/<model>/<setup>/best.pt`
+(or .../threshold.json and .../calibration.json). An ensemble folder of the pipeline,
+results/ensembles/<name>/, or several --model runs scan as an ensemble.
 
 examples:
   facesleuth scan upload.mp4 --model results/models/efb0_ns/default
   facesleuth scan uploads/ --model results/models/efb0_ns/default --jsonl --output scan.jsonl
   facesleuth scan uploads/ --model results/models/efb0_ns/default --format html --output report.html
+  facesleuth scan upload.mp4 --model results/ensembles/effnets --aggregation max_track_mean
 """
 
 
@@ -57,7 +61,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders")
-    parser.add_argument("--model", "-m", metavar="RUN", help="training run folder (or its best.pt); required")
+    parser.add_argument("--model", "-m", metavar="RUN", action="append",
+                        help="training run folder (or its best.pt), or an ensemble folder; required. Give it "
+                             "several times to scan with an ensemble of the runs")
+    parser.add_argument("--ensemble-method", choices=list(registry.ENSEMBLE_METHODS), default="mean_probability",
+                        help="how several --model runs join their scores (default mean_probability)")
+    parser.add_argument("--aggregation", metavar="NAME",
+                        help=f"how face scores become the input's score: {', '.join(registry.AGGREGATIONS)} or "
+                             "top<k>_mean for any k (default: the one the run's threshold was chosen with)")
+    parser.add_argument("--no-calibration", action="store_true",
+                        help="report the model's uncalibrated score even where the run has calibration.json")
     parser.add_argument("--frames", type=int, default=32, metavar="N",
                         help="evenly spaced frames per video to detect and track faces on (default 32)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
@@ -176,6 +189,7 @@ def _scan(args: argparse.Namespace) -> int:
         frames=args.frames, device=args.device, detection=_detection_settings(args.config),
         iou_threshold=args.iou, min_track_fraction=args.min_track, faces_per_video=args.faces,
         batch_size=args.batch_size, thumbnails=args.html_faces if fmt == "html" else 0,
+        aggregation=args.aggregation, calibrate=not args.no_calibration, ensemble_method=args.ensemble_method,
     )
     try:
         options.check()
@@ -190,7 +204,7 @@ def _scan(args: argparse.Namespace) -> int:
     logging.getLogger(__name__).info("torch uses %d CPU threads", threads)
     _check_output(args.output)
     try:
-        scanner = Scanner(args.model, options)
+        scanner = Scanner(args.model if len(args.model) > 1 else args.model[0], options)
     except RunFolderError as err:
         raise UsageError(str(err)) from None
     stream, write = _open_output(args.output, streamed=fmt in ("table", "jsonl"))

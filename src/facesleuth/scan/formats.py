@@ -105,11 +105,17 @@ def run_header(run: ScanRun) -> list[str]:
     trained_on = ", ".join(run.info.get("trained_on") or []) or "unknown data"
     source = ("validation EER threshold" if run.threshold_source == "validation"
               else f"{run.threshold_source} threshold: the run has no threshold.json")
+    what = f"{len(run.members)} runs" if run.members else run.info.get("timm_name", "?")
     lines = [
-        f"model    {run.name} ({run.info.get('timm_name', '?')}, input {run.input_size} px, trained on {trained_on})",
+        f"model    {run.name} ({what}, input {run.input_size} px, trained on {trained_on})",
         f"run      {run.folder}",
         f"verdict  fake when the {run.aggregation} face score >= {run.threshold:.4f} ({source})",
     ]
+    if run.members:
+        lines.insert(1, f"ensemble {' + '.join(m.name for m in run.members)}, joined by {run.ensemble_method}")
+    if run.calibrated:
+        lines.append(f"score    calibrated probability (temperature {run.temperature:.3g} fitted on the validation "
+                     f"videos; uncalibrated threshold {run.raw_threshold:.4f})")
     return lines + [f"note     {note}" for note in run.notes]
 
 

@@ -90,6 +90,10 @@ def render_html(document: dict[str, Any], headline: str) -> str:
         ("Trained on", ", ".join(model["trained_on"]) or "unknown"),
         ("Run", model["run"]),
         ("Verdict", f"fake when the {model['aggregation']} face score is at least {threshold:.4f} ({source})"),
+        *([("Score", f"calibrated probability (temperature {model['temperature']:.3g} fitted on the validation "
+                     "videos)")] if model.get("calibrated") else []),
+        *([("Ensemble", f"{' + '.join(model['members'])}, joined by {model['ensemble_method']}")]
+          if model.get("members") else []),
         ("Sampling", f"{settings['frames']} frames per video, tracks by IoU > {settings['iou_threshold']}"),
         ("Scanned", f"{document['created']} with facesleuth {document['facesleuth_version']}, on {model['device']}"),
         ("Summary", headline),

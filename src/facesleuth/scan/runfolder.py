@@ -1,10 +1,16 @@
-"""The trained run a scan uses: weights, settings, threshold and aggregation from its run folder.
+"""The trained run a scan uses: weights, settings, threshold, calibration and aggregation from its run folder.
 
 A run folder (``results/models/{model}/{setup}/``, docs/architecture.md "Run folder") carries
 everything a scan needs: ``best.pt`` holds the weights and the resolved settings (model name,
 input size, preprocessing, what it was trained on), ``threshold.json`` the validation EER
 threshold that turns a score into a verdict. The scanner reads the folder, never the config
 the run was trained with, so a copied run folder scans the same anywhere.
+
+``calibration.json`` (the temperature fitted on the run's validation videos) makes the scanner
+report calibrated probabilities; the threshold is then moved onto the same scale, so verdicts
+do not change. An ensemble folder (``ensemble.yaml``, :mod:`facesleuth.ensembles`) or several
+runs given together scan as one ensemble: each member scores the faces and aggregates them its
+way, and the members' video scores are joined by the ensemble's method.
 """
 
 from __future__ import annotations
@@ -12,15 +18,20 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import torch
 from torch import nn
 
-from facesleuth.predict import AGGREGATIONS, load_run
+from facesleuth.calibration import apply_temperature
+from facesleuth.ensembles import EnsembleError, check_method, combine_videos, is_ensemble_folder, read_spec
+from facesleuth.predict import AGGREGATIONS, is_aggregation, load_run, validation_threshold, validation_videos
 from facesleuth.preprocess import PREPROCESSING
+from facesleuth.studies import fit_calibration
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +65,32 @@ class ScanRun:
     threshold_info: dict[str, Any]
     aggregation: str
     notes: list[str] = field(default_factory=list)
+    #: temperature of calibration.json; scores and ``threshold`` are then calibrated probabilities
+    temperature: float | None = None
+    raw_threshold: float | None = None  # the threshold on uncalibrated scores (``threshold`` when not calibrated)
+    members: list["ScanRun"] = field(default_factory=list)  # an ensemble's runs (empty for one run)
+    ensemble_method: str | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.temperature is not None
+
+    def calibrate(self, score: float) -> float:
+        """The reported probability of an uncalibrated video score (itself when not calibrated)."""
+        if self.temperature is None:
+            return float(score)
+        return float(apply_temperature([score], self.temperature)[0])
+
+    @property
+    def scorers(self) -> list["ScanRun"]:
+        """The runs whose models score faces: the members of an ensemble, else the run itself."""
+        return self.members or [self]
 
     @property
     def name(self) -> str:
-        """``model/setup``, as the run folder is named."""
+        """``model/setup``, as the run folder is named; ``ensemble <name>`` for an ensemble."""
+        if self.members:
+            return f"ensemble {self.info.get('ensemble', self.folder.name)}"
         return f"{self.info.get('model', '?')}/{self.info.get('setup', '?')}"
 
     @property
@@ -83,6 +116,11 @@ class ScanRun:
             "auc": self.threshold_info.get("auc"),
             "aggregation": self.aggregation,
             "notes": list(self.notes),
+            "calibrated": self.calibrated,
+            "temperature": self.temperature,
+            "raw_threshold": self.threshold if self.raw_threshold is None else self.raw_threshold,
+            "ensemble_method": self.ensemble_method,
+            "members": [member.name for member in self.members],
         }
 
 
@@ -121,11 +159,22 @@ def read_threshold(folder: Path) -> tuple[float, str, dict[str, Any]]:
     return threshold, str(content.get("source") or "validation"), content
 
 
-def load_scan_run(path: str | Path, device: str = "cpu") -> ScanRun:
-    """Load the run at ``path`` (run folder or its best.pt) onto ``device`` (already resolved).
+def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None = None,
+                  calibrate: bool = True) -> ScanRun:
+    """Load the run at ``path`` (run folder, its best.pt, or an ensemble folder) onto ``device`` (already resolved).
 
+    ``aggregation``: how to join face scores (default: the one the run's threshold was chosen
+    with). ``calibrate``: report calibrated probabilities when the folder has calibration.json.
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
+    if Path(path).is_dir() and is_ensemble_folder(path):
+        return load_ensemble_folder(path, device, aggregation, calibrate)
+    run = _load_single_run(path, device)
+    return _settle(run, [run.folder], aggregation, calibrate)
+
+
+def _load_single_run(path: str | Path, device: str) -> ScanRun:
+    """The run's model, settings and stored threshold, before aggregation and calibration are settled."""
     folder, checkpoint = _locate(Path(path))
     try:
         model, info = load_run(checkpoint, device)
@@ -141,20 +190,155 @@ def load_scan_run(path: str | Path, device: str = "cpu") -> ScanRun:
             f"no threshold.json in {folder}: verdicts use the default threshold {DEFAULT_THRESHOLD} "
             f"(make the validation EER threshold with `snakemake {folder / 'threshold.json'}`)"
         )
-    # The threshold was chosen on video scores made with one aggregation; use the same one.
+    # The threshold was chosen on video scores made with one aggregation; the same one by default.
     aggregation = str(threshold_info.get("aggregation") or info.get("aggregation") or DEFAULT_AGGREGATION)
-    if aggregation not in AGGREGATIONS:
+    if not is_aggregation(aggregation):
         raise RunFolderError(f"{folder}: unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
+    threshold_info = {**threshold_info, "aggregation": aggregation}
     preprocessing = info.get("preprocessing")
     if preprocessing and preprocessing != PREPROCESSING:
         notes.append(
             f"the run was trained with preprocessing {preprocessing}, this facesleuth prepares faces as "
             f"{PREPROCESSING}: scores may be off"
         )
-    for note in notes:
-        log.warning("%s", note)
-    return ScanRun(
+    return ScanRun(  # the notes are logged once the aggregation and calibration are settled
         folder=folder, checkpoint=checkpoint, model=model, info=info, device=str(device),
         threshold=threshold, threshold_source=source, threshold_info=threshold_info,
         aggregation=aggregation, notes=notes,
     )
+
+
+# ---------------------------------------------------------------- aggregation, calibration, ensembles
+
+VALIDATION_VIDEOS = "validation.parquet"  # the validate rule's video scores of the validation split
+VALIDATION_FACES = "validation.faces.parquet"  # ... and its face scores (any aggregation can be remade)
+CALIBRATION_FILE = "calibration.json"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise RunFolderError(f"{path} is not valid JSON ({err}); rebuild it with `snakemake {path}`") from None
+
+
+def _validation_videos(folder: Path, aggregation: str):
+    """A run folder's validation video scores made with ``aggregation``, or None when it cannot say."""
+
+
+    videos_path, faces_path = folder / VALIDATION_VIDEOS, folder / VALIDATION_FACES
+    if faces_path.is_file():
+        return validation_videos(pd.read_parquet(faces_path), aggregation)
+    stored = _read_json(folder / "threshold.json").get("aggregation") if (folder / "threshold.json").is_file() else None
+    if videos_path.is_file() and (stored or DEFAULT_AGGREGATION) == aggregation:
+        return pd.read_parquet(videos_path)
+    return None
+
+
+def _settle(run: ScanRun, folders: list[Path], aggregation: str | None, calibrate: bool,
+            method: str | None = None) -> ScanRun:
+    """Fix the run's aggregation, threshold and temperature.
+
+    The stored threshold.json and calibration.json hold when they were made for this aggregation
+    (and, for an ensemble folder, this method). Otherwise, where the run folders keep their
+    validation scores, the threshold and temperature are chosen again on them, as the pipeline
+    would; else the verdict falls back and a note says so.
+    """
+
+    stored_aggregation = run.threshold_info.get("aggregation", DEFAULT_AGGREGATION)
+    wanted = aggregation or stored_aggregation
+    if not is_aggregation(wanted):
+        raise RunFolderError(f"unknown aggregation {wanted!r} (known: {', '.join(AGGREGATIONS)}, top<k>_mean)")
+    for member in run.members:
+        member.aggregation = wanted
+    stored_method = run.threshold_info.get("ensemble_method")
+    stored_fits = (wanted == stored_aggregation and run.threshold_source == "validation"
+                   and (not run.members or stored_method == method))
+    calibration = None
+    if stored_fits:
+        path = run.folder / CALIBRATION_FILE
+        if path.is_file():
+            calibration = _read_json(path)
+            if calibration.get("aggregation", wanted) != wanted:
+                calibration = None
+    else:
+        member_videos = [_validation_videos(folder, wanted) for folder in folders]
+        if all(videos is not None for videos in member_videos):
+            videos = combine_videos(member_videos, method) if run.members else member_videos[0]
+            try:
+                run.threshold_info = validation_threshold(videos, wanted, f"{run.folder} validation scores")
+                calibration = fit_calibration(videos, wanted)
+            except ValueError as err:
+                raise RunFolderError(f"{run.folder}: cannot choose a threshold on the validation scores: {err}") from None
+            run.threshold, run.threshold_source = float(run.threshold_info["eer_threshold"]), "validation"
+            run.notes = [note for note in run.notes if "threshold.json" not in note]
+            run.notes.append(f"threshold and temperature chosen again on the validation scores for the "
+                             f"{wanted} aggregation" + (f" and {method}" if run.members else ""))
+        elif wanted != stored_aggregation or run.members:
+            run.notes.append(
+                f"no validation scores ({VALIDATION_FACES}) in the run folder: the threshold "
+                f"{run.threshold:.4f} was chosen for other scores than these ({wanted} aggregation"
+                + (f", {method}" if run.members else "") + "), so verdicts and probabilities are uncalibrated guesses")
+            if run.members:
+                run.threshold, run.threshold_source = DEFAULT_THRESHOLD, "default"
+    run.aggregation = wanted
+    run.raw_threshold = run.threshold
+    if calibrate and calibration is not None:
+        run.temperature = float(calibration["temperature"])
+        run.threshold = run.calibrate(run.raw_threshold)
+    elif calibrate and run.threshold_source == "validation":
+        run.notes.append(f"no {CALIBRATION_FILE} for these scores: the score is the model's uncalibrated "
+                         f"probability (make it with `snakemake {run.folder / CALIBRATION_FILE}`)")
+    for note in run.notes:
+        log.warning("%s", note)
+    return run
+
+
+def _ensemble(folder: Path, members: list[ScanRun], method: str, info: dict[str, Any],
+              threshold: tuple[float, str, dict[str, Any]]) -> ScanRun:
+    first = members[0]
+    # the members' own notes (other preprocessing...) still matter; their missing thresholds do not
+    notes = [f"{m.info.get('model', '?')}/{m.info.get('setup', '?')}: {note}" for m in members for note in m.notes
+             if "threshold.json" not in note]
+    return ScanRun(
+        folder=folder, checkpoint=first.checkpoint, model=first.model, info={**first.info, **info},
+        device=first.device, threshold=threshold[0], threshold_source=threshold[1], threshold_info=threshold[2],
+        aggregation=first.aggregation, notes=notes, members=members, ensemble_method=method,
+    )
+
+
+def load_ensemble_folder(path: str | Path, device: str = "cpu", aggregation: str | None = None,
+                         calibrate: bool = True) -> ScanRun:
+    """An ensemble folder (``ensemble.yaml`` naming member run folders and the method) as one ScanRun."""
+
+    folder = Path(path)
+    try:
+        spec = read_spec(folder)
+    except EnsembleError as err:
+        raise RunFolderError(str(err)) from None
+    members = [_load_single_run(member, device) for member in spec["members"]]
+    threshold = read_threshold(folder)
+    run = _ensemble(folder, members, spec["method"], {"ensemble": spec["name"]}, threshold)
+    if threshold[1] == "default":
+        run.notes.append(f"no threshold.json in {folder}")
+    return _settle(run, [m.folder for m in members], aggregation, calibrate, spec["method"])
+
+
+def load_scan_runs(paths: list[str | Path], device: str = "cpu", aggregation: str | None = None,
+                   calibrate: bool = True, method: str = "mean_probability") -> ScanRun:
+    """One path: :func:`load_scan_run`. Several run folders: an ensemble of them joined by ``method``,
+    its threshold and temperature chosen on the members' validation scores when they have them."""
+
+    if len(paths) == 1:
+        return load_scan_run(paths[0], device, aggregation, calibrate)
+    try:
+        check_method(method)
+    except EnsembleError as err:
+        raise RunFolderError(str(err)) from None
+    members = [_load_single_run(path, device) for path in paths]
+    names = " + ".join(f"{m.info.get('model', '?')}/{m.info.get('setup', '?')}" for m in members)
+    stored = members[0].threshold_info.get("aggregation", DEFAULT_AGGREGATION)
+    # no stored threshold for this combination: chosen again from validation scores, else the default
+    common = Path(os.path.commonpath([str(m.folder.resolve()) for m in members]))
+    run = _ensemble(common, members, method, {"ensemble": names}, (DEFAULT_THRESHOLD, "default", {"aggregation": stored}))
+    return _settle(run, [m.folder for m in members], aggregation or stored, calibrate, method)

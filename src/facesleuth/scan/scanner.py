@@ -20,7 +20,10 @@ except for two settings a scanner must change:
 
 Faces are classified from the same JPEG crops the pipeline stores, letterboxed as in training
 (:func:`facesleuth.predict.predict_crops`); the input's score is the run's aggregation (the mean
-by default) and the verdict is ``fake`` when the score reaches the run's validation EER threshold.
+by default; ``aggregation`` chooses another), calibrated by the run's validation temperature where
+it has one (``calibrated`` says so), and the verdict is ``fake`` when the score reaches the run's
+validation EER threshold (on the same scale). An ensemble's members each score and aggregate the
+faces; their input scores are joined by the ensemble's method.
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ import torch
 from tqdm.auto import tqdm
 
 from facesleuth.detect import encode_jpeg
+from facesleuth.ensembles import METHODS, combine_scores
 from facesleuth.extract import extract_video, make_detector
-from facesleuth.predict import get_aggregation, predict_crops
+from facesleuth.predict import AGGREGATIONS, get_aggregation, is_aggregation, predict_crops
 from facesleuth.preprocess import decode_jpeg
 from facesleuth.registry import (
     ERROR,
@@ -57,7 +61,7 @@ from facesleuth.registry import (
 )
 from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
-from facesleuth.scan.runfolder import ScanRun, load_scan_run
+from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 from facesleuth.tracking import sample_track_faces
 from facesleuth.video import VideoError, every_kth_indices, probe, read_image, sniff_media
 
@@ -90,6 +94,9 @@ class ScanOptions:
     faces_per_video: int = 50
     batch_size: int = 64
     thumbnails: int = 0  # faces per input given a base64 thumbnail (HTML report), most suspicious first
+    aggregation: str | None = None  # face scores -> input score; None: the run's (its threshold's)
+    calibrate: bool = True  # report calibrated probabilities where the run has calibration.json
+    ensemble_method: str = "mean_probability"  # how several runs given together join their scores
 
     def check(self) -> ScanOptions:
         """Raise ValueError naming the option when a value is out of range."""
@@ -106,6 +113,11 @@ class ScanOptions:
             problems.append(f"--batch-size must be at least 1, got {self.batch_size}")
         if int(self.thumbnails) < 0:
             problems.append(f"thumbnails must be 0 or more, got {self.thumbnails}")
+        if self.aggregation is not None and not is_aggregation(self.aggregation):
+            problems.append(f"--aggregation must be one of {', '.join(AGGREGATIONS)} or top<k>_mean, "
+                            f"got {self.aggregation!r}")
+        if self.ensemble_method not in METHODS:
+            problems.append(f"--ensemble-method must be one of {', '.join(METHODS)}, got {self.ensemble_method!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -117,6 +129,8 @@ class ScanOptions:
             "min_track_fraction": float(self.min_track_fraction),
             "faces_per_video": int(self.faces_per_video),
             "detection": dict(self.detection),
+            "aggregation": self.aggregation,
+            "calibrate": bool(self.calibrate),
         }
 
 
@@ -149,9 +163,9 @@ class ScanResult:
     status: str
     message: str
     kind: str | None = None  # video | image
-    score: float | None = None
+    score: float | None = None  # the calibrated probability when ``calibrated``
     verdict: str | None = None
-    threshold: float | None = None
+    threshold: float | None = None  # on the score's scale
     aggregation: str | None = None
     model: str | None = None
     faces: list[FaceScore] = field(default_factory=list)
@@ -164,6 +178,8 @@ class ScanResult:
     height: int | None = None
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    calibrated: bool = False  # ``score`` is the run's temperature-scaled probability
+    raw_score: float | None = None  # the model's aggregated (uncalibrated) score
 
     @property
     def failed(self) -> bool:
@@ -186,10 +202,16 @@ def _thumbnail(crop: np.ndarray) -> str:
 class Scanner:
     """A loaded run and face detector that scan files one by one (load once, scan many)."""
 
-    def __init__(self, run: ScanRun | str | os.PathLike, options: ScanOptions | None = None):
+    def __init__(self, run: ScanRun | str | os.PathLike | list[str | os.PathLike], options: ScanOptions | None = None):
         self.options = (options or ScanOptions()).check()
         device = resolve_device(str(self.options.device))
-        self.run = run if isinstance(run, ScanRun) else load_scan_run(run, device)
+        if isinstance(run, ScanRun):
+            self.run = run
+        elif isinstance(run, (list, tuple)):
+            self.run = load_scan_runs(list(run), device, self.options.aggregation, self.options.calibrate,
+                                      self.options.ensemble_method)
+        else:
+            self.run = load_scan_run(run, device, self.options.aggregation, self.options.calibrate)
         # One device for both networks: the run's (a ScanRun may come loaded elsewhere).
         detection = {**dict(self.options.detection), "device": self.run.device}
         if self.run.device == "cpu":
@@ -258,7 +280,8 @@ class Scanner:
 
     def _new(self, path: Path, status: str, message: str = "", kind: str | None = None) -> ScanResult:
         return ScanResult(path=str(path), status=status, message=message, kind=kind,
-                          threshold=self.run.threshold, aggregation=self.run.aggregation, model=self.run.name)
+                          threshold=self.run.threshold, aggregation=self.run.aggregation, model=self.run.name,
+                          calibrated=self.run.calibrated)
 
     def _classify_file(self, candidate: Candidate) -> ScanResult | None:
         """A finished result (missing, unsupported...), a ``pending`` one with its kind, or None (skip)."""
@@ -368,7 +391,18 @@ class Scanner:
         clock = time.perf_counter()
         # Decoded from the JPEG the pipeline would store, so scores match the pipeline's predictions.
         crops = [decode_jpeg(jpeg) for jpeg in jpegs]
-        scores = predict_crops(self.run.model, self.run.info, crops, self.run.device, int(self.options.batch_size))
+        track_ids = None if all(t is None for t in tracks) else np.array([-1 if t is None else t for t in tracks])
+        member_faces, member_videos = [], []
+        for member in self.run.scorers:  # one run, or each member of an ensemble
+            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size))
+            member_faces.append(face_scores)
+            member_videos.append(get_aggregation(self.run.aggregation)(face_scores, track_ids))
+        if self.run.members:
+            method = self.run.ensemble_method
+            scores = combine_scores(member_faces, method).astype(np.float32)  # per face, for the report
+            raw_score = float(combine_scores([[v] for v in member_videos], method)[0])
+        else:
+            scores, raw_score = member_faces[0], member_videos[0]
         result.timings["classify"] = round(time.perf_counter() - clock, 3)
         result.faces = [
             FaceScore(frame=int(frame), face=int(face), track=None if track is None else int(track),
@@ -379,7 +413,9 @@ class Scanner:
         if self.options.thumbnails:
             for i in np.argsort(-scores, kind="stable")[: int(self.options.thumbnails)]:
                 result.faces[i].thumbnail = _thumbnail(crops[i])
-        result.score = round(float(get_aggregation(self.run.aggregation)(scores)), 6)
+        result.raw_score = round(raw_score, 6)
+        result.score = round(self.run.calibrate(raw_score), 6)
+        result.calibrated = self.run.calibrated
         result.verdict = FAKE if result.score >= self.run.threshold else REAL
         result.status = OK
 
@@ -393,9 +429,10 @@ _REPAIR_HINT = ("; the file is truncated or corrupt: re-download or re-encode it
                 "(e.g. ffmpeg -i in -c:v libx264 out.mp4)")
 
 
-def scan_paths(paths: Iterable[str | os.PathLike], run: ScanRun | str | os.PathLike,
+def scan_paths(paths: Iterable[str | os.PathLike], run: ScanRun | str | os.PathLike | list[str | os.PathLike],
                options: ScanOptions | None = None, progress: bool = False) -> Iterator[ScanResult]:
-    """Scan ``paths`` (files and folders) with the run ``run`` (folder, best.pt or a loaded ScanRun).
+    """Scan ``paths`` (files and folders) with the run ``run`` (folder, best.pt, ensemble folder, a
+    list of run folders scanned as an ensemble, or a loaded ScanRun).
 
     A generator: results come one by one as inputs finish, in input order.
     """

@@ -41,7 +41,7 @@ RESULT_SCHEMA: dict[str, Any] = {
     "required": [
         "path", "status", "message", "kind", "score", "verdict", "threshold", "aggregation", "model", "faces",
         "faces_found", "tracks", "tracks_scored", "frames_total", "frames_read", "width", "height", "seconds",
-        "timings",
+        "timings", "calibrated", "raw_score",
     ],
     "properties": {
         "path": {"type": "string", "minLength": 1},
@@ -63,6 +63,9 @@ RESULT_SCHEMA: dict[str, Any] = {
         "height": _INT_OR_NULL,
         "seconds": {"type": "number", "minimum": 0},
         "timings": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+        "calibrated": {"type": "boolean", "description": "score is the run's temperature-calibrated probability"},
+        "raw_score": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                      "description": "the aggregated score before calibration"},
     },
     # A verdict exactly when there is a score, and both exactly when faces were scored.
     "allOf": [
@@ -105,6 +108,11 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "auc": _NUMBER_OR_NULL,
                 "aggregation": {"type": "string"},
                 "notes": {"type": "array", "items": {"type": "string"}},
+                "calibrated": {"type": "boolean"},
+                "temperature": _NUMBER_OR_NULL,
+                "raw_threshold": _NUMBER_OR_NULL,
+                "ensemble_method": {"type": ["string", "null"]},
+                "members": {"type": "array", "items": {"type": "string"}},
             },
         },
         "settings": {
@@ -116,6 +124,8 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "min_track_fraction": {"type": "number"},
                 "faces_per_video": {"type": "integer", "minimum": 1},
                 "detection": {"type": "object"},
+                "aggregation": {"type": ["string", "null"]},
+                "calibrate": {"type": "boolean"},
             },
         },
         "summary": {
