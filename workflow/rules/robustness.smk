@@ -65,6 +65,6 @@ rule predict_perturbed:
     resources:
         mem_mb=8000,
     params:
-        evaluation=config["evaluation"],
+        evaluation=PREDICTION_SETTINGS,
     script:
         "../scripts/predict.py"
