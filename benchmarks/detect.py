@@ -120,8 +120,8 @@ def sample_inputs(samples: Path, per_video: int):
 class RawDetector(FaceDetector):
     """The pipeline's detector (same downscaling and MTCNN smallest face) without its filters."""
 
-    def _filter(self, boxes: np.ndarray, probs: np.ndarray) -> FrameFaces:
-        return FrameFaces(boxes, probs, len(boxes))
+    def _filter(self, boxes: np.ndarray, probs: np.ndarray, landmarks: np.ndarray | None = None) -> FrameFaces:
+        return FrameFaces(boxes, probs, len(boxes), landmarks if landmarks is not None else no_landmarks(len(boxes)))
 
 
 def measure_equivalence(settings: dict, samples: Path, per_video: int) -> dict:

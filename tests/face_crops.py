@@ -17,6 +17,8 @@ from facesleuth.io import FACES_SCHEMA, SPLITS_SCHEMA, write_parquet
 
 # The presenter's face in the 640x480 FF++ frame, with some margin (x0, y0, x1, y1).
 FACE_BOX = (265, 35, 415, 205)
+# Its five landmarks in the frame, as MTCNN finds them (eyes, nose, mouth corners; x, y).
+FRAME_LANDMARKS = np.array([[330.3, 110.0], [370.7, 116.6], [349.2, 137.2], [324.8, 155.4], [363.1, 161.3]])
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -34,6 +36,13 @@ def face_crop(samples: Path, fake: bool = False) -> np.ndarray:
 
 def jittered_crops(samples: Path, count: int, fake: bool, seed: int, scale: float = 0.5) -> list[bytes]:
     """``count`` JPEG crops of the face with shifted boxes, downscaled by ``scale`` (keeps tests fast)."""
+    return [jpeg for jpeg, _ in jittered_crops_with_landmarks(samples, count, fake, seed, scale)]
+
+
+def jittered_crops_with_landmarks(
+    samples: Path, count: int, fake: bool, seed: int, scale: float = 0.5
+) -> list[tuple[bytes, list[float]]]:
+    """As :func:`jittered_crops`, each with the face's landmarks in its own pixels (flat x, y)."""
     image = _rgb(samples / "images" / ("ex_deepfakes.png" if fake else "ex_original.png"))
     rng = np.random.default_rng(seed)
     x0, y0, x1, y1 = FACE_BOX
@@ -41,27 +50,30 @@ def jittered_crops(samples: Path, count: int, fake: bool, seed: int, scale: floa
     for _ in range(count):
         dx0, dy0, dx1, dy1 = rng.integers(-15, 16, size=4)
         crop = image[y0 + dy0 : y1 + dy1, x0 + dx0 : x1 + dx1]
+        height, width = crop.shape[:2]
         crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        factors = (crop.shape[1] / width, crop.shape[0] / height)
+        points = (FRAME_LANDMARKS - (x0 + dx0, y0 + dy0)) * factors
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
-        crops.append(encoded.tobytes())
+        crops.append((encoded.tobytes(), points.reshape(-1).tolist()))
     return crops
 
 
 def write_split(path: Path, samples: Path, train_videos: int = 6, val_videos: int = 4, faces_per_video: int = 4,
                 seed: int = 0) -> Path:
-    """A splits Parquet (SPLITS_SCHEMA): half real, half fake videos on each side."""
+    """A splits Parquet (SPLITS_SCHEMA): half real, half fake videos on each side, with landmarks."""
     rows = []
     for side, videos in (("train", train_videos), ("val", val_videos)):
         for v in range(videos):
             fake = v % 2 == 1
             video_id = f"part_0/{side}{v:02d}"
-            jpegs = jittered_crops(samples, faces_per_video, fake, seed=hash((seed, side, v)) % 2**32)
-            for f, jpeg in enumerate(jpegs):
+            crops = jittered_crops_with_landmarks(samples, faces_per_video, fake, seed=hash((seed, side, v)) % 2**32)
+            for f, (jpeg, landmarks) in enumerate(crops):
                 rows.append({
                     "dataset": "samples", "video_id": video_id, "face_id": f"{video_id}/{f}/0", "group": "part_0",
                     "original": None if not fake else f"part_0/{side}{v - 1:02d}", "label": int(fake),
-                    "split": side, "jpeg": jpeg,
+                    "split": side, "landmarks": landmarks, "jpeg": jpeg,
                 })
     write_parquet(pd.DataFrame(rows), path, SPLITS_SCHEMA)
     return path

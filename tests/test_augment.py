@@ -1,4 +1,4 @@
-"""The four augmentation setups of Table 2.2 on a real face crop."""
+"""The augmentation setups (the thesis's four of Table 2.2, and sbi) on a real face crop."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ def face(samples):
     return letterbox(face_crop(samples), 96)
 
 
-def test_setups_are_the_thesis_four():
-    assert SETUPS == ("none", "default", "coarse", "grid")
+def test_setups_are_the_thesis_four_and_self_blending():
+    assert SETUPS == ("none", "default", "coarse", "grid", "sbi")
 
 
 def test_none_is_no_pipeline():

@@ -87,6 +87,43 @@ def test_detects_the_face_and_maps_boxes_to_full_resolution(face_image):
     assert iou(mapped.boxes[0], small.boxes[0]) > 0.95
 
 
+def _assert_plausible_landmarks(found):
+    """Each face's five points inside its box, both eyes above both mouth corners, the left
+    eye left of the right one (a face of a person facing the camera)."""
+    assert found.landmarks.shape == (len(found.boxes), 5, 2)
+    for box, points in zip(found.boxes, found.landmarks):
+        x0, y0, x1, y1 = box
+        assert ((points[:, 0] >= x0) & (points[:, 0] <= x1)).all(), (box, points)
+        assert ((points[:, 1] >= y0) & (points[:, 1] <= y1)).all(), (box, points)
+        left_eye, right_eye, nose, mouth_left, mouth_right = points
+        assert max(left_eye[1], right_eye[1]) < min(mouth_left[1], mouth_right[1])
+        assert left_eye[0] < right_eye[0] and mouth_left[0] < mouth_right[0]
+        assert min(left_eye[1], right_eye[1]) < nose[1] < max(mouth_left[1], mouth_right[1])
+
+
+@pytest.mark.parametrize("implementation", ["fast", "facenet"])
+def test_landmarks_come_with_the_boxes_in_full_resolution(face_image, group_image, implementation):
+    full = FaceDetector(min_face_size=40, detect_max_side=640, implementation=implementation).detect([face_image])[0]
+    _assert_plausible_landmarks(full)
+    # Detected at half size, the landmarks come back in full-resolution pixels, as the boxes do.
+    small = FaceDetector(min_face_size=40, detect_max_side=320, implementation=implementation).detect([face_image])[0]
+    _assert_plausible_landmarks(small)
+    eye_distance = np.linalg.norm(full.landmarks[0, 1] - full.landmarks[0, 0])
+    assert np.abs(small.landmarks[0] - full.landmarks[0]).max() < 0.15 * eye_distance
+    group = FaceDetector(min_face_size=40, detect_max_side=1200, implementation=implementation).detect([group_image])[0]
+    assert len(group.boxes) >= 4
+    _assert_plausible_landmarks(group)
+
+
+def test_landmarks_agree_with_facenet_pytorchs_own(face_image):
+    """The reference: facenet-pytorch's MTCNN.detect(landmarks=True) on the same frame."""
+    from facenet_pytorch import MTCNN
+
+    found = FaceDetector(min_face_size=40, detect_max_side=640).detect([face_image])[0]
+    _, _, points = MTCNN(keep_all=True, select_largest=False, min_face_size=32).detect(face_image, landmarks=True)
+    assert np.abs(found.landmarks[0] - np.asarray(points[0], np.float32)).max() < 1.0
+
+
 def test_filters_small_and_unlikely_faces(face_image):
     found = FaceDetector(min_face_size=40).detect([face_image])[0]
     side = min(found.boxes[0][2] - found.boxes[0][0], found.boxes[0][3] - found.boxes[0][1])

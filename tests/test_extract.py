@@ -110,6 +110,30 @@ def test_ffpp_fakes_reuse_their_originals_boxes(ffpp_result):
     assert (faces["track"] == -1).all()
 
 
+def assert_landmarks_in_crops(faces):
+    """Every face keeps MTCNN's five landmarks, in frame pixels inside its crop's box, eyes
+    above the mouth: they went through detection, filtering, reuse and sampling with it."""
+    assert faces["landmarks"].notna().all()
+    for face in faces.itertuples():
+        points = np.asarray(face.landmarks, np.float32).reshape(5, 2)
+        assert ((points[:, 0] >= face.x0) & (points[:, 0] <= face.x1)).all(), face.face_id
+        assert ((points[:, 1] >= face.y0) & (points[:, 1] <= face.y1)).all(), face.face_id
+        assert points[:2, 1].max() < points[3:, 1].min(), face.face_id
+
+
+@pytest.mark.slow
+def test_train_flow_keeps_landmarks(ffpp_result, tmp_path):
+    manifest, faces, _ = ffpp_result
+    assert_landmarks_in_crops(faces)
+    # A fake that reuses its original's boxes reuses its landmarks too.
+    for original, fake, method in FFPP_PAIRS:
+        mine = faces[faces["video_id"] == f"manipulated_sequences/{method}/c23/videos/{fake}"]
+        theirs = faces[faces["video_id"] == f"original_sequences/youtube/c23/videos/{original}"]
+        assert np.array_equal(np.stack(mine["landmarks"]), np.stack(theirs["landmarks"]))
+    written = pd.read_parquet(write_parquet(faces, tmp_path / "faces.parquet", FACES_SCHEMA))
+    assert np.allclose(np.stack(written["landmarks"]), np.stack(faces["landmarks"]))
+
+
 @pytest.mark.slow
 def test_reused_boxes_really_hold_the_fake_face(ffpp_result, samples, detector):
     """The borrowed box must frame a face in the fake too, and the manipulation sits inside it."""
@@ -304,6 +328,7 @@ def test_street_tracks_and_proportional_sampling(street):
         have = sorted(map(tuple, faces[faces["track"] == number][["frame", "face"]].values.tolist()))
         assert have == want
     assert faces["face_id"].is_unique
+    assert_landmarks_in_crops(faces)
 
 
 @pytest.mark.slow
@@ -406,7 +431,8 @@ def test_snakemake_scripts(tmp_path, samples):
         ]
     )
     write_parquet(manifest, tmp_path / "manifest.parquet", MANIFEST_SCHEMA)
-    params = {"flow": "train", "detection": FAST_DETECTION, "flow_settings": {"frames_per_video": 2}, "chunks": 1}
+    params = {"faces_columns": FACES_SCHEMA.names, "flow": "train", "detection": FAST_DETECTION,
+              "flow_settings": {"frames_per_video": 2}, "chunks": 1}
     extract = SimpleNamespace(
         input=SimpleNamespace(manifest=str(tmp_path / "manifest.parquet")),
         output=SimpleNamespace(faces=str(tmp_path / "000.parquet"), status=str(tmp_path / "000.status.parquet")),

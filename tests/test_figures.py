@@ -13,6 +13,7 @@ from PIL import Image
 import results_factory as rf
 from facesleuth import figures as F
 from facesleuth.io import SPLITS_SCHEMA, write_parquet
+from facesleuth.preprocess import decode_jpeg, letterbox
 from facesleuth.tables import read_metrics
 
 SETTINGS = {"models": rf.MODELS, "setups": rf.SETUPS}
@@ -164,16 +165,29 @@ def test_gallery_shows_crops_or_a_note(study, tmp_path):
 
 
 def test_augmentation_examples_from_the_split(tmp_path, samples):
-    crop = rf.crops_from(samples, 1)[0]
+    from face_crops import jittered_crops_with_landmarks
+
+    (crop, landmarks), (larger, _) = jittered_crops_with_landmarks(samples, 2, False, seed=0, scale=0.5)
+    larger = larger + b"\0" * len(crop)  # the longest JPEG, but without landmarks
     split = pd.DataFrame(
         {
-            "dataset": "d", "video_id": ["f", "r"], "face_id": ["f/0/0", "r/0/0"], "group": "g",
-            "original": [None, None], "label": [1, 0], "split": "train", "jpeg": [b"not read", crop],
+            "dataset": "d", "video_id": ["f", "r", "q"], "face_id": ["f/0/0", "r/0/0", "q/0/0"], "group": "g",
+            "original": [None, None, None], "label": [1, 0, 0], "split": "train",
+            "landmarks": [landmarks, landmarks, None], "jpeg": [b"not read", crop, larger],
         }
     )
     path = write_parquet(split, tmp_path / "split.parquet", SPLITS_SCHEMA)
-    assert F.first_real_face(path) == ("r/0/0", crop)
-    settings = {"setups": ["none", "default", "coarse", "grid"], "input_size": 96, "augmentations": {}, "seed": 3}
+    face = F.first_real_face(path)  # a real face with landmarks (sbi examples need them)
+    assert (face.face_id, face.jpeg) == ("r/0/0", crop)
+    assert np.allclose(face.landmarks.reshape(-1), landmarks)
+    panels = F.self_blend_examples(decode_jpeg(crop), face.landmarks, 96, None, 3)
+    assert [title for title, _ in panels][:2] == ["SBI 1: mask", "SBI 1"]
+    mask, blended = panels[0][1], panels[1][1]
+    source = letterbox(decode_jpeg(crop), 96)
+    assert mask.shape == blended.shape == source.shape
+    assert (mask > 0).any() and (mask == 0).any()
+    assert not np.array_equal(blended, source)
+    settings = {"setups": ["none", "default", "coarse", "grid", "sbi"], "input_size": 96, "augmentations": {}, "seed": 3}
     digests = []
     for attempt in range(2):
         out = tmp_path / f"aug{attempt}.png"

@@ -55,7 +55,7 @@ def test_labels_propagate_from_video_and_columns_follow_schema():
     faces, status, manifest = dfdc_like(parts=1)
     faces.loc[faces["video_id"].str.contains("fake0_0"), "label"] = 0  # a face carrying a wrong label
     split, summary = make_splits(faces, status, {**SETTINGS, "fake_downsample": 1}, manifest)
-    assert list(split.columns) == [c for c in SPLITS_SCHEMA.names if c != "jpeg"]
+    assert list(split.columns) == [c for c in SPLITS_SCHEMA.names if c not in ("landmarks", "jpeg")]
     assert (split.loc[split["video_id"].str.contains("fake"), "label"] == 1).all()
     assert (split.loc[split["video_id"].str.contains("real"), "label"] == 0).all()
     assert split.loc[split["video_id"] == "dfdc_train_part_0/fake1_0", "original"].iloc[0] == "dfdc_train_part_0/real1"
@@ -124,9 +124,10 @@ def test_grouping_needs_manifest():
 def test_write_split_carries_jpeg_bytes(tmp_path, samples):
     faces, status, manifest = dfdc_like(parts=1, originals=2, fakes_per_original=1, faces_per_video=3)
     jpeg = (samples / "images" / "multiface.jpg").read_bytes()[:4096]  # bytes are carried, not decoded
+    frame_points = [30.0, 40.0, 50.0, 40.0, 40.0, 50.0, 32.0, 60.0, 48.0, 60.0]  # frame pixels
     full = faces.assign(
-        frame=0, face=0, track=-1, x0=0.0, y0=0.0, x1=1.0, y1=1.0, prob=0.99, box_source="self",
-        jpeg=[jpeg + f.encode() for f in faces["face_id"]],
+        frame=0, face=0, track=-1, x0=10.0, y0=20.0, x1=70.0, y1=80.0, prob=0.99, box_source="self",
+        landmarks=[frame_points] * len(faces), jpeg=[jpeg + f.encode() for f in faces["face_id"]],
     )
     paths = []
     for i, chunk in enumerate((full.iloc[::2], full.iloc[1::2])):
@@ -140,4 +141,6 @@ def test_write_split_carries_jpeg_bytes(tmp_path, samples):
     assert set(written.index) == set(split["face_id"])
     some = split["face_id"].iloc[0]
     assert written.loc[some, "jpeg"] == jpeg + some.encode()
+    # landmarks arrive in the crop's pixels: minus the crop's corner (10, 20)
+    assert list(written.loc[some, "landmarks"]) == [20.0, 20.0, 40.0, 20.0, 30.0, 30.0, 22.0, 40.0, 38.0, 40.0]
     assert not list(tmp_path.glob(".*tmp"))

@@ -30,6 +30,7 @@ SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 REGISTRY_ENUMS = {
     "augmentation_setups": registry.setup_names,
     "precisions": lambda: registry.PRECISIONS,
+    "perturbations": lambda: registry.PERTURBATION_FAMILIES,
     "aggregations": lambda: registry.AGGREGATIONS,
     "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
 }
@@ -163,6 +164,15 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
         problems.append(
             f"precision_study.augmentation: {study['augmentation']!r} is not in augmentation_setups"
         )
+    robustness = config.get("robustness")
+    if robustness:
+        for i, name in enumerate(robustness.get("testsets", [])):
+            if name not in evaluation.get("testsets", []):
+                problems.append(f"robustness.testsets.{i}: {name!r} is not in evaluation.testsets")
+        for i, run in enumerate(robustness.get("runs", [])):
+            model, _, setup = run.partition("/")
+            if model not in config["models"] or setup not in config["augmentation_setups"]:
+                problems.append(f"robustness.runs.{i}: {run!r} is not a model/setup of models x augmentation_setups")
     generalisation = config.get("generalisation") or {}
     for trainset, entry in (generalisation.get("training_sets") or {}).items():
         for i, name in enumerate(entry["datasets"]):

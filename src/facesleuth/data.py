@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.sbi import SelfBlender, landmarks_array
 
 if TYPE_CHECKING:  # pragma: no cover
     import albumentations as A
@@ -146,14 +147,21 @@ class FaceDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def load(self, index: int) -> np.ndarray:
-        """The letterboxed (and augmented) uint8 (S, S, 3) image of face ``index``."""
+    def decode(self, row: int) -> np.ndarray:
+        """The face crop of ``row``, as stored (RGB uint8)."""
         try:
-            image = decode_jpeg(self.jpegs[index])
+            return decode_jpeg(self.jpegs[row])
         except ValueError as err:
-            name = self.names[index] if self.names is not None else f"row {index}"
+            name = self.names[row] if self.names is not None else f"row {row}"
             name = name.as_py() if isinstance(name, pa.Scalar) else name
             raise ValueError(f"face {name}: {err}") from None
+
+    def load(self, index: int) -> np.ndarray:
+        """The letterboxed (and augmented) uint8 (S, S, 3) image of face ``index``."""
+        return self.prepare(self.decode(index), index)
+
+    def prepare(self, image: np.ndarray, index: int) -> np.ndarray:
+        """Letterbox ``image`` and augment it as item ``index`` of the current epoch."""
         image = letterbox(image, self.input_size)
         if self.augmentation is not None:
             # albumentations 2.x draws from its own generators, not numpy's global state.
@@ -166,6 +174,91 @@ class FaceDataset:
         return torch.from_numpy(np.ascontiguousarray(self.load(index))), int(self.labels[index])
 
 
+class SelfBlendedFaceDataset(FaceDataset):
+    """A training split plus a self-blended pseudo-fake of each real face (the ``sbi`` setup).
+
+    Items are the split's faces (its reals only, with ``real_only``) followed by one
+    self-blended copy of every real face that has landmarks, labelled fake: with ``real_only``
+    half the items are reals and half their blends. A blend is made when its item is loaded,
+    from generators seeded with (seed, epoch, index), so each epoch sees new blends and a
+    resumed run the same ones; the setup's augmentation chain then runs on it as on any face.
+    """
+
+    def __init__(
+        self,
+        jpegs: pa.ChunkedArray | pa.Array,
+        labels: Sequence[int] | np.ndarray,
+        landmarks: Sequence[Any],
+        input_size: int,
+        augmentation: "A.Compose | None" = None,
+        seed: int = 0,
+        names: Sequence[str] | None = None,
+        real_only: bool = True,
+        blender: SelfBlender | None = None,
+    ):
+        super().__init__(jpegs, labels, input_size, augmentation, seed, names)
+        self.face_labels = self.labels
+        self.landmarks = [landmarks_array(points) for points in landmarks]
+        if len(self.landmarks) != len(self.face_labels):
+            raise ValueError(f"{len(self.face_labels)} faces but {len(self.landmarks)} landmark rows")
+        reals = np.flatnonzero(self.face_labels == 0)
+        blendable = np.array([i for i in reals if self.landmarks[i] is not None], dtype=np.int64)
+        if len(blendable) == 0:
+            raise ValueError(
+                "no real face of the split has landmarks to self-blend; faces extracted before the "
+                "landmarks were kept must be extracted again (rerun the extract_faces rule)"
+            )
+        if len(blendable) < len(reals):
+            log.warning("%d of %d real faces have no landmarks and are not self-blended", len(reals) - len(blendable), len(reals))
+        kept = reals if real_only else np.arange(len(self.face_labels))
+        self.sources = np.concatenate([kept, blendable])
+        self.blended = np.concatenate([np.zeros(len(kept), bool), np.ones(len(blendable), bool)])
+        self.labels = np.where(self.blended, 1, self.face_labels[self.sources]).astype(np.int64)
+        self.real_only = bool(real_only)
+        self.blender = blender or SelfBlender()
+
+    def load(self, index: int) -> np.ndarray:
+        row = int(self.sources[index])
+        image = self.decode(row)
+        if self.blended[index]:
+            rng = np.random.default_rng([self.seed % 2**32, self.epoch, index, 1])
+            image = self.blender(image, self.landmarks[row], rng).image
+        return self.prepare(image, index)
+
+    @classmethod
+    def from_split(
+        cls,
+        path: str | os.PathLike,
+        split: str,
+        input_size: int,
+        augmentation: "A.Compose | None" = None,
+        seed: int = 0,
+        real_only: bool = True,
+    ) -> "SelfBlendedFaceDataset":
+        table = read_split(path, split)
+        if "landmarks" not in table.column_names:
+            raise ValueError(f"{path} has no landmarks column; rebuild the split from faces extracted with landmarks")
+        return cls(
+            table.column("jpeg"), table.column("label").to_numpy(), table.column("landmarks").to_pylist(), input_size,
+            augmentation, seed, names=table.column("face_id").to_pylist(), real_only=real_only,
+        )
+
+
+def self_blended_train_set(
+    split_path: str | os.PathLike, input_size: int, augmentation: "A.Compose | None", seed: int, training: dict[str, Any]
+) -> SelfBlendedFaceDataset:
+    """Training set of the ``sbi`` setup (its registry entry names this builder); ``training``
+    is the run's training section, whose ``sbi.real_only`` (default true) leaves the split's
+    fakes out."""
+    real_only = bool((training.get("sbi") or {}).get("real_only", True))
+    dataset = SelfBlendedFaceDataset.from_split(split_path, "train", input_size, augmentation, seed, real_only=real_only)
+    log.info(
+        "self-blended training set: %d faces (%s) + %d self-blended fakes",
+        int((~dataset.blended).sum()), "reals only" if real_only else "reals and fakes", int(dataset.blended.sum()),
+    )
+    return dataset
+
+
 def read_split(path: str | os.PathLike, split: str) -> pa.Table:
     """Rows of ``split`` from a splits Parquet; clear errors for a wrong file."""
     path = Path(path)
@@ -176,7 +269,7 @@ def read_split(path: str | os.PathLike, split: str) -> pa.Table:
     missing = [name for name in needed if name not in schema.names]
     if missing:
         raise ValueError(f"{path} is not a splits file: columns {missing} are missing")
-    wanted = needed + [name for name in ("dataset",) if name in schema.names]
+    wanted = needed + [name for name in ("dataset", "landmarks") if name in schema.names]
     # Row group by row group, keeping the rows of ``split``: reading the whole file at once peaks
     # at twice its JPEG bytes (compressed pages beside decoded columns), and the allocator keeps
     # the freed half unless told to return it, so a training process held 2x the JPEG bytes for

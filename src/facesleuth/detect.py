@@ -51,15 +51,23 @@ IMPLEMENTATIONS = ("fast", "facenet")
 
 class FrameFaces(NamedTuple):
     """Faces kept in one frame: ``boxes`` (K, 4) x0, y0, x1, y1 in full-resolution pixels (no
-    margin), ``probs`` (K,), and how many faces MTCNN returned before the filters."""
+    margin), ``probs`` (K,), how many faces MTCNN returned before the filters, and ``landmarks``
+    (K, 5, 2): O-Net's five points per face (eyes, nose, mouth corners; x, y), in the same
+    full-resolution pixels as the boxes."""
 
     boxes: np.ndarray
     probs: np.ndarray
     detected: int
+    landmarks: np.ndarray
 
 
 def no_faces(detected: int = 0) -> FrameFaces:
-    return FrameFaces(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), detected)
+    return FrameFaces(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), detected, no_landmarks())
+
+
+def no_landmarks(count: int = 0) -> np.ndarray:
+    """(count, 5, 2) landmarks array, NaN (unknown) for ``count`` faces."""
+    return np.full((count, 5, 2), np.nan, np.float32)
 
 
 def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -68,15 +76,20 @@ def detection_size(width: int, height: int, max_side: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _as_boxes(raw: Any) -> tuple[np.ndarray, np.ndarray]:
+def _as_boxes(raw: Any) -> tuple[np.ndarray, ...]:
     """One frame's MTCNN output -> float arrays. Under numpy 2 MTCNN.detect returns object
-    arrays, with None (boxes) and [None] (probs) for frames without faces."""
-    boxes, probs = raw
+    arrays, with None (boxes, landmarks) and [None] (probs) for frames without faces.
+    ``raw`` is (boxes, probs) or (boxes, probs, landmarks); the result has as many parts."""
+    boxes, probs = raw[:2]
     if boxes is None or len(boxes) == 0:
-        return np.zeros((0, 4), np.float32), np.zeros((0,), np.float32)
+        empty = (np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
+        return empty + ((no_landmarks(),) if len(raw) == 3 else ())
     boxes = np.asarray([np.asarray(b, dtype=np.float32) for b in boxes], dtype=np.float32).reshape(-1, 4)
     probs = np.asarray([np.nan if p is None else float(p) for p in np.atleast_1d(probs)], dtype=np.float32)
-    return boxes, probs
+    if len(raw) == 2:
+        return boxes, probs
+    points = np.asarray([np.asarray(p, dtype=np.float32) for p in raw[2]], dtype=np.float32).reshape(-1, 5, 2)
+    return boxes, probs, points
 
 
 @dataclass
@@ -192,26 +205,32 @@ class FaceDetector:
                 if (det_w, det_h) != (width, height):
                     batch = [cv2.resize(f, (det_w, det_h), interpolation=cv2.INTER_AREA) for f in batch]
                 raw = self._run_mtcnn(np.stack(batch), scale=det_w / full_w)
-                for i, (boxes, probs) in zip(batch_ids, raw):
+                for i, (boxes, probs, points) in zip(batch_ids, raw):
                     boxes = boxes * np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
-                    results[i] = self._filter(boxes, probs)
+                    points = points * np.array([scale_x, scale_y], np.float32)
+                    results[i] = self._filter(boxes, probs, points)
         return results  # type: ignore[return-value]
 
-    def _run_mtcnn(self, batch: np.ndarray, scale: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _run_mtcnn(self, batch: np.ndarray, scale: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(boxes, probs, landmarks) per frame: O-Net computes the landmarks with the boxes anyway."""
         mtcnn = self.mtcnn
         mtcnn.min_face_size = self.mtcnn_min_size(scale)
         if self.implementation == "fast":
-            return mtcnn_fast.detect(mtcnn, batch)
-        boxes, probs = mtcnn.detect(batch)
-        return [_as_boxes((b, p)) for b, p in zip(boxes, probs)]
+            return mtcnn_fast.detect(mtcnn, batch, landmarks=True)
+        boxes, probs, points = mtcnn.detect(batch, landmarks=True)
+        return [_as_boxes((b, p, q)) for b, p, q in zip(boxes, probs, points)]
 
-    def _filter(self, boxes: np.ndarray, probs: np.ndarray) -> FrameFaces:
+    def _filter(self, boxes: np.ndarray, probs: np.ndarray, landmarks: np.ndarray | None = None) -> FrameFaces:
         detected = len(boxes)
         if detected == 0:
             return no_faces()
+        if landmarks is None:
+            landmarks = no_landmarks(detected)
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         keep = (probs >= self.min_probability) & (sides >= self.min_face_size)
-        return FrameFaces(boxes[keep].astype(np.float32), probs[keep].astype(np.float32), detected)
+        return FrameFaces(
+            boxes[keep].astype(np.float32), probs[keep].astype(np.float32), detected, landmarks[keep].astype(np.float32)
+        )
 
     # ------------------------------------------------------------------ crops
 

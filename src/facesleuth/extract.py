@@ -155,15 +155,19 @@ class _Crops:
         self.label, self.box_source = int(label), box_source
         self.rows: list[dict[str, Any]] = []
 
-    def add(self, frame: np.ndarray, frame_index: int, face: int, box: np.ndarray, prob: float, track: int = -1):
+    def add(
+        self, frame: np.ndarray, frame_index: int, face: int, box: np.ndarray, prob: float, landmarks: np.ndarray,
+        track: int = -1,
+    ):
         crop, crop_box = self.detector.crop(frame, box)
-        self.add_crop(crop, crop_box, frame_index, face, prob, track)
+        self.add_crop(crop, crop_box, frame_index, face, prob, landmarks, track)
 
     def add_crop(
         self, crop: np.ndarray, crop_box: tuple[int, int, int, int], frame_index: int, face: int, prob: float,
-        track: int = -1,
+        landmarks: np.ndarray, track: int = -1,
     ):
         x0, y0, x1, y1 = crop_box
+        points = np.asarray(landmarks, dtype=np.float32).reshape(-1)
         self.rows.append(
             {
                 "dataset": self.dataset,
@@ -179,6 +183,7 @@ class _Crops:
                 "prob": float(prob),
                 "label": self.label,
                 "box_source": self.box_source,
+                "landmarks": points.tolist() if np.isfinite(points).all() else None,
                 "jpeg": self.detector.encode(crop),
             }
         )
@@ -214,8 +219,8 @@ def _train_flow(
     if faces is None:
         faces, crops.box_source = detector.detect(frames), SOURCE_SELF
     for frame, frame_index, found in zip(frames, indices, faces):
-        for face, (box, prob) in enumerate(zip(found.boxes, found.probs)):
-            crops.add(frame, frame_index, face, box, prob)
+        for face, (box, prob, points) in enumerate(zip(found.boxes, found.probs, found.landmarks)):
+            crops.add(frame, frame_index, face, box, prob, points)
     kept = len(crops.rows)
     with_faces = sum(1 for found in faces if len(found.boxes))
     if kept:
@@ -295,7 +300,8 @@ def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], c
     if holding:
         for position, face, number in chosen:
             crop, crop_box = held[(position, face)]
-            crops.add_crop(crop, crop_box, indices[position], face, detections[position].probs[face], track=number)
+            found = detections[position]
+            crops.add_crop(crop, crop_box, indices[position], face, found.probs[face], found.landmarks[face], track=number)
     else:
         by_frame: dict[int, list[tuple[int, int, int]]] = {}
         for position, face, number in chosen:
@@ -304,7 +310,10 @@ def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], c
             for frame_index, frame in zip(batch, frames):
                 for position, face, number in by_frame[frame_index]:
                     found = detections[position]
-                    crops.add(frame, frame_index, face, found.boxes[face], found.probs[face], track=number)
+                    crops.add(
+                        frame, frame_index, face, found.boxes[face], found.probs[face], found.landmarks[face],
+                        track=number,
+                    )
     lengths = ", ".join(str(len(tracks[i])) for i in sampled)
     counts.update(
         status=OK,

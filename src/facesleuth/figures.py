@@ -15,16 +15,18 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
 
-from facesleuth import registry
+from facesleuth import perturb, registry
 from facesleuth.augment import build_augmentation
 from facesleuth.io import atomic_path
 from facesleuth.metrics import THRESHOLD_KINDS
 from facesleuth.preprocess import decode_jpeg, letterbox
+from facesleuth.robustness import CLEAN, METRICS
+from facesleuth.sbi import SelfBlender, landmarks_array
 from facesleuth.study_report import build_generalisation
 from facesleuth.tables import (
     TableError,
@@ -80,18 +82,36 @@ def _bar_labels(ax, bars, fmt: str = "{:.3f}") -> None:
 # ---------------------------------------------------------------- Fig. 2.12
 
 
-def first_real_face(split_path: str | os.PathLike) -> tuple[str, bytes]:
-    """``(face_id, jpeg)`` of a real face from the split, read batch by batch (the file holds
-    every training crop): the largest JPEG of the first batch holding reals, for detail."""
+class SplitFace(NamedTuple):
+    face_id: str
+    jpeg: bytes
+    landmarks: np.ndarray | None  # (5, 2), crop pixels; None where the split has none
+
+
+def first_real_face(split_path: str | os.PathLike) -> SplitFace:
+    """A real face from the split, read batch by batch (the file holds every training crop):
+    the largest JPEG of the first batch holding reals, for detail; one with landmarks when the
+    split has them (the self-blending examples need them)."""
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(split_path)
-    for batch in parquet.iter_batches(columns=["face_id", "label", "jpeg"], batch_size=512):
+    columns = ["face_id", "label", "jpeg"] + (["landmarks"] if "landmarks" in parquet.schema_arrow.names else [])
+    fallback = None
+    for batch in parquet.iter_batches(columns=columns, batch_size=512):
         frame = batch.to_pandas()
         reals = frame[frame["label"] == 0]
-        if len(reals):
-            row = reals.loc[reals["jpeg"].map(len).idxmax()]
-            return str(row["face_id"]), bytes(row["jpeg"])
+        if not len(reals):
+            continue
+        points = reals["landmarks"].map(landmarks_array) if "landmarks" in reals else pd.Series(None, index=reals.index)
+        with_points = reals[points.notna()]
+        chosen = with_points if len(with_points) else reals
+        index = chosen["jpeg"].map(len).idxmax()
+        face = SplitFace(str(reals.loc[index, "face_id"]), bytes(reals.loc[index, "jpeg"]), points.loc[index])
+        if face.landmarks is not None:
+            return face
+        fallback = fallback or face
+    if fallback is not None:
+        return fallback
     raise TableError(f"{split_path} holds no real face to show the augmentations on")
 
 
@@ -114,12 +134,41 @@ def _displayable(image: np.ndarray) -> np.ndarray:
     return (image - image.min()) / max(float(image.max() - image.min()), 1e-12)
 
 
-def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0) -> "Figure":
-    """One real face letterboxed, under each augmentation step forced on, then one draw of each setup."""
+def self_blend_examples(
+    crop: np.ndarray, landmarks: np.ndarray | None, input_size: int, compose: Any, seed: int
+) -> list[tuple[str, np.ndarray]]:
+    """The sbi setup's panels: self-blended fakes of ``crop`` beside their masks (letterboxed),
+    the last one also through the setup's chain ``compose``."""
+    if landmarks is None:
+        log.warning("the split's real faces have no landmarks: the figure shows no self-blended example")
+        return []
+    panels = []
+    blender = SelfBlender()
+    draws = 3
+    for draw in range(draws):
+        blended = blender(crop, landmarks, np.random.default_rng([seed, draw]))
+        mask = np.repeat((blended.mask[..., None] * 255 + 0.5).astype(np.uint8), 3, axis=2)
+        image = letterbox(blended.image, input_size)
+        title = f"SBI {draw + 1}"
+        if draw == draws - 1 and compose is not None:
+            compose.set_random_seed(seed)
+            image, title = compose(image=image)["image"], f"SBI {draw + 1} + chain"
+        panels += [(f"SBI {draw + 1}: mask", letterbox(mask, input_size)), (title, image)]
+    return panels
+
+
+def augmentation_examples(
+    jpeg: bytes, setups: Sequence[str], input_size: int, params: dict[str, Any], seed: int = 0,
+    landmarks: np.ndarray | None = None,
+) -> "Figure":
+    """One real face letterboxed, under each augmentation step forced on, then one draw of each
+    setup (a setup with example panels of its own, as sbi, shows those; they need the face's
+    ``landmarks`` in crop pixels)."""
     import albumentations as A
 
     plt = _pyplot()
-    source = letterbox(decode_jpeg(jpeg), input_size)
+    crop = decode_jpeg(jpeg)
+    source = letterbox(crop, input_size)
     panels = [("Source (letterboxed)", source)]
     seen = set()
     composes = {setup: build_augmentation(setup, input_size, params, seed=seed) for setup in setups}
@@ -132,7 +181,10 @@ def augmentation_examples(jpeg: bytes, setups: Sequence[str], input_size: int, p
             forced.p = 1.0  # show what the step does, not whether it fired
             panels.append((name, A.Compose([forced], seed=seed)(image=source)["image"]))
     for setup, compose in composes.items():
-        if compose is not None:
+        examples = registry.AUGMENTATION_SETUPS[setup].examples
+        if examples is not None:
+            panels += registry.resolve(examples)(crop, landmarks, input_size, compose, seed)
+        elif compose is not None:
             compose.set_random_seed(seed)
             panels.append((f"{setup_label(setup)}: one draw", compose(image=source)["image"]))
     ncols = min(4, len(panels))
@@ -455,9 +507,12 @@ def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]]) -> "Fi
 
 
 def draw_augmentation_examples(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
-    face_id, jpeg = first_real_face(inputs["split"][0])
-    log.info("augmentation examples on face %s", face_id)
-    fig = augmentation_examples(jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0))
+    face = first_real_face(inputs["split"][0])
+    log.info("augmentation examples on face %s", face.face_id)
+    fig = augmentation_examples(
+        face.jpeg, settings["setups"], settings["input_size"], settings["augmentations"], settings.get("seed", 0),
+        face.landmarks,
+    )
     return {"png": fig}
 
 
@@ -505,6 +560,47 @@ def draw_misclassified(inputs: dict[str, list[str]], settings: dict[str, Any]) -
     return {"png": fig}
 
 
+# ---------------------------------------------------------------- robustness suite
+
+
+def severity_curves(data: pd.DataFrame, metric: str = "auc") -> "Figure":
+    """One panel per perturbation family: the metric (``auc`` or ``logloss``) against severity,
+    the family's parameter on the x axis with ``clean`` at its identity, a line per test set
+    and run; ``data`` is a robustness table (columns testset, run, clean, family_value...)."""
+    plt = _pyplot()
+    families: dict[str, list[tuple[float, str]]] = {}
+    for column in data.columns:
+        if column not in ("testset", "run", CLEAN):
+            family, value = perturb.parse_perturbation(column)
+            families.setdefault(family, []).append((value, column))
+    if not families:
+        raise TableError("the robustness table has no perturbation column")
+    title, _, better = METRICS[metric]
+    fig, axes = plt.subplots(1, len(families), figsize=(3.4 * len(families) + 0.6, 3.6), squeeze=False, sharey=True)
+    for ax, (family, columns) in zip(axes[0], families.items()):
+        entry = perturb.family_of(family)
+        columns = sorted(columns, key=lambda item: entry.severity(item[0]))
+        xs = [entry.severity(entry.identity)] + [entry.severity(value) for value, _ in columns]
+        for _, row in data.iterrows():
+            ys = [row[CLEAN]] + [row[column] for _, column in columns]
+            ax.plot(xs, ys, marker="o", label=f"{row['run']} ({row['testset']})")
+        ax.set_xticks(xs, [CLEAN] + [perturb.format_value(value) for value, _ in columns], fontsize=8)
+        ax.set_xlabel(entry.parameter, fontsize=8)
+        ax.set_title(family, fontsize=9)
+        ax.grid(alpha=0.3)
+        if metric == "auc":
+            ax.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    axes[0][0].set_ylabel(f"video {title} ({better} is better)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    rows = math.ceil(len(labels) / 2)
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, min(0.5, 0.05 + 0.05 * rows), 1, 1))
+    return fig
+
+
+def draw_robustness(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
+    """AUC against severity, from the robustness_auc table."""
+    return {"png": severity_curves(pd.read_csv(inputs["table"][0]), settings.get("metric", "auc"))}
 def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     table = build_generalisation(inputs, settings)
     return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}

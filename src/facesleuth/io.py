@@ -53,6 +53,9 @@ FACES_SCHEMA = pa.schema(
         ("prob", pa.float32()),  # detector probability
         ("label", pa.int8()),
         ("box_source", pa.string()),  # self | original (train flow fakes reuse their original's boxes)
+        # MTCNN's five landmarks (eyes, nose, mouth corners) as x, y pairs, full-resolution
+        # pixels like the box (subtract x0, y0 for crop coordinates); null where unknown
+        ("landmarks", pa.list_(pa.float32(), 10)),
         ("jpeg", pa.binary()),  # the crop, JPEG-encoded
     ]
 )
@@ -83,6 +86,8 @@ SPLITS_SCHEMA = pa.schema(
         ("original", pa.string()),
         ("label", pa.int8()),
         ("split", pa.string()),  # train | val
+        # the five landmarks in the crop's own pixels (x, y pairs; null where unknown)
+        ("landmarks", pa.list_(pa.float32(), 10)),
         ("jpeg", pa.binary()),
     ]
 )

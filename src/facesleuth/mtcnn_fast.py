@@ -370,11 +370,14 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
     return batch_boxes, batch_points
 
 
-def detect(mtcnn: Any, imgs: Any, implementation: str = "fast") -> list[tuple[np.ndarray, np.ndarray]]:
+def detect(
+    mtcnn: Any, imgs: Any, implementation: str = "fast", landmarks: bool = False
+) -> list[tuple[np.ndarray, ...]]:
     """Faces in each image of a batch, with a ``facenet_pytorch.MTCNN``'s networks and settings
     (min_face_size, thresholds, factor, device): per image (K, 4) float32 boxes x0, y0, x1, y1
     and (K,) float32 probabilities, in descending probability (MTCNN.detect's order with
-    ``select_largest=False``), as plain arrays rather than numpy-2 object arrays.
+    ``select_largest=False``), as plain arrays rather than numpy-2 object arrays. With
+    ``landmarks``, a third part: (K, 5, 2) float32 landmarks (O-Net's, computed in any case).
 
     ``implementation``: "fast" (this module) or "facenet" (facenet-pytorch's detect_face).
     """
@@ -387,11 +390,14 @@ def detect(mtcnn: Any, imgs: Any, implementation: str = "fast") -> list[tuple[np
     else:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     with torch.no_grad():
-        batch_boxes, _ = run(
+        batch_boxes, batch_points = run(
             imgs, mtcnn.min_face_size, mtcnn.pnet, mtcnn.rnet, mtcnn.onet, mtcnn.thresholds, mtcnn.factor, mtcnn.device
         )
     results = []
-    for found in batch_boxes:
+    for found, points in zip(batch_boxes, batch_points):
         found = np.asarray(found, dtype=np.float32).reshape(-1, 5)
-        results.append((found[:, :4].copy(), found[:, 4].copy()))
+        result = (found[:, :4].copy(), found[:, 4].copy())
+        if landmarks:
+            result += (np.asarray(points, dtype=np.float32).reshape(-1, 5, 2).copy(),)
+        results.append(result)
     return results

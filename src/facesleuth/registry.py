@@ -52,6 +52,12 @@ class AugmentationSetup:
     logloss_figure: str | None = None
     #: whether its runs read the config's ``augmentations`` section (not for ``none``)
     augments: bool = True
+    #: ``(split_path, input_size, augmentation, seed, training) -> dataset``: a setup that changes
+    #: what a run trains on, not only how faces are augmented (None: the split's train faces)
+    train_set: str | Builder | None = None
+    #: ``(crop, landmarks, input_size, compose, seed) -> [(title, image)]``: panels of its own in
+    #: the augmentation examples figure (Fig. 2.12), in place of its one-draw panel
+    examples: str | Builder | None = None
 
 
 AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
@@ -71,6 +77,11 @@ AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
         AugmentationSetup(
             "grid", "Default + GridDropout", "with the default chain plus GridDropout",
             "facesleuth.augment:grid_chain", "Fig. 3.5",
+        ),
+        AugmentationSetup(
+            "sbi", "Self-blended images", "on self-blended fakes (SBI) with the default chain",
+            "facesleuth.augment:default_setup_chain", None, train_set="facesleuth.data:self_blended_train_set",
+            examples="facesleuth.figures:self_blend_examples",
         ),
     )
 }
@@ -99,6 +110,42 @@ def aug_pattern() -> str:
     precisions = "|".join(map(re.escape, PRECISIONS))
     return rf"({setups})(-({precisions}))?"
 
+
+# ---------------------------------------------------------------- perturbations
+
+#: The robustness tables' column of the unperturbed test set (scored by the usual predictions).
+CLEAN = "clean"
+#: Families of the robustness suite's perturbations, implemented in facesleuth.perturb (each
+#: with one parameter; the config lists the values to test per family).
+PERTURBATION_FAMILIES: tuple[str, ...] = ("jpeg", "downscale", "blur", "noise", "framerate", "h264")
+
+
+def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The robustness suite's test sets, runs (model/setup) and perturbation names (family_value)
+    as the config asks, its defaults filled in; None without a ``robustness`` section."""
+    # facesleuth.perturb names the perturbations; imported here, as it imports this module
+    from facesleuth.perturb import perturbation_names
+
+    settings = config.get("robustness")
+    if not settings:
+        return None
+    runs = [f"{model}/{setup}" for model in config["models"] for setup in config["augmentation_setups"]]
+    return {
+        "testsets": list(settings.get("testsets") or config["evaluation"]["testsets"]),
+        "runs": list(settings.get("runs") or runs),
+        "perturbations": perturbation_names(settings["perturbations"]),
+    }
+
+
+def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every test set x run x (``clean`` + perturbation): the robustness tables' inputs, in order."""
+    plan = robustness_plan(config) or {"testsets": [], "runs": [], "perturbations": []}
+    return [
+        {"testset": testset, "run": run, "perturbation": perturbation}
+        for testset in plan["testsets"]
+        for run in plan["runs"]
+        for perturbation in [CLEAN, *plan["perturbations"]]
+    ]
 
 # ---------------------------------------------------------------- aggregations and ensembles
 
@@ -157,6 +204,7 @@ NEEDS = {
     "dfdc_testset": lambda config: bool(config["evaluation"].get("dfdc_testset")),
     "celebdf_testset": lambda config: bool(config["evaluation"].get("celebdf_testset")),
     "precision_study": lambda config: bool(config.get("precision_study")),
+    "robustness": lambda config: bool(config.get("robustness")),
     # studies beyond the thesis (its discussion, 3.3), each asked for in the config
     "calibration": lambda config: bool(config["evaluation"].get("calibration"))
     and bool(calibration_testsets(config)),
@@ -256,6 +304,8 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
     "seed": lambda config: config["training"]["seed"],
     "augmentations": lambda config: config["augmentations"],
     "precision_study": lambda config: config.get("precision_study"),
+    "cells": robustness_cells,
+    "perturbations": lambda config: (robustness_plan(config) or {}).get("perturbations", []),
     "validation": validation_source,
     "testsets": lambda config: config["evaluation"]["testsets"],
     "aggregations": lambda config: config["evaluation"]["aggregations"],
@@ -405,6 +455,24 @@ TABLES: dict[str, Table] = {
             "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
+        *(
+            Table(
+                f"robustness_{metric}", None,
+                f"video {title} ({better} is better) of the runs named in the config's ``robustness`` "
+                "section on perturbed copies of its test sets: one row per test set and run, one column "
+                "per perturbation (``family_value``: every video JPEG-compressed at that quality, "
+                "downscaled by 1/n and scaled back, blurred or noised with that sigma, reduced to every "
+                "n-th frame, or re-encoded with H.264 at that CRF), ``clean`` being the test set as it is. "
+                "Each perturbed test set is extracted with the test set's own settings, once, and scored "
+                f"like the clean one. {note}",
+                "facesleuth.robustness:build_robustness", {"predictions": "robustness_predictions"},
+                ("cells", "perturbations"), {"metric": metric}, ("robustness",),
+            )
+            for metric, title, better, note in (
+                ("auc", "ROC-AUC", "higher", "The area spans every threshold: none is chosen."),
+                ("logloss", "log loss", "lower", "Log loss uses the scores directly: no threshold."),
+            )
+        ),
         Table(
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
@@ -465,6 +533,7 @@ DRAWINGS: dict[str, str | Builder] = {
     "dfdc_roc": "facesleuth.figures:draw_roc",
     "celebdf_f1": "facesleuth.figures:draw_f1",
     "misclassified": "facesleuth.figures:draw_misclassified",
+    "robustness": "facesleuth.figures:draw_robustness",
     "generalisation_heatmap": "facesleuth.figures:draw_generalisation",
 }
 
@@ -490,7 +559,9 @@ _STATIC_FIGURES = (
         "one real face crop from the training split, letterboxed to the input size (zero padding), then "
         "each augmentation step of the configured setups applied alone with its probability forced to 1 "
         "(GaussianBlur and Sharpen, alternatives of one step, shown separately), and finally one random "
-        "draw of each whole setup.",
+        "draw of each whole setup. With the sbi setup: self-blended fakes made from the same face, each "
+        "beside its blending mask (white: the jittered copy, black: the face untouched), the last one "
+        "also through the setup's augmentation chain.",
         "augmentation_examples",
     ),
     _figure(
@@ -557,6 +628,14 @@ _STATIC_FIGURES = (
     _misclassified(
         "celebdf", "real", "Fig. 3.12", "highest Celeb-DF-v2 F1", "Celeb-DF-v2",
         ", each with its most fake-looking face and the video and face scores",
+    ),
+    _figure(
+        "robustness_auc", None,
+        "video ROC-AUC against the severity of each perturbation family (one panel per family; the "
+        "family's parameter on the x axis, ``clean`` the unperturbed test set), for each run and test "
+        "set of the robustness suite, from the robustness_auc table. The dotted line is chance (0.5). "
+        "No threshold is involved.",
+        "robustness", ("robustness",),
     ),
     _figure(
         "generalisation_auc", None,

@@ -181,8 +181,8 @@ def make_splits(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split faces into balanced train and validation sets.
 
-    ``faces_df`` holds train-flow faces (``FACES_SCHEMA``; ``jpeg`` optional: it is carried
-    through when present), ``status_df`` one row per video (``STATUS_SCHEMA``), ``settings`` the
+    ``faces_df`` holds train-flow faces (``FACES_SCHEMA``; ``jpeg`` and ``landmarks`` optional:
+    they are carried through when present, the landmarks moved into crop pixels), ``status_df`` one row per video (``STATUS_SCHEMA``), ``settings`` the
     config's ``splits`` section and ``manifest_df`` the manifests (``MANIFEST_SCHEMA``) that
     give each video's ``group`` and ``original``; without them only ``group_by: video`` is
     possible. Returns ``(split_df, summary_df)``: the faces in ``SPLITS_SCHEMA`` column order
@@ -279,10 +279,37 @@ def make_splits(
 
     balanced = _downsample_fakes(faces, factor, seed)
     summary = _summary(faces, balanced)
-    columns = [c for c in SPLITS_SCHEMA.names if c in balanced.columns or c != "jpeg"]
+    if "landmarks" in balanced and {"x0", "y0"} <= set(balanced.columns):
+        balanced = with_crop_landmarks(balanced)  # a split keeps them in crop pixels
+    columns = [c for c in SPLITS_SCHEMA.names if c in balanced.columns or c not in FACE_PAYLOAD]
     split_df = balanced.sort_values(["split", "dataset", "face_id"], ignore_index=True)[columns]
     log.info("split by %s (%d units): %s", group_by, len(units), summary.to_dict(orient="records"))
     return split_df, summary
+
+
+#: Per-face columns a split copies from the faces files (the split is chosen without them).
+FACE_PAYLOAD = ("landmarks", "jpeg")
+
+
+def payload_columns(faces_path: str | os.PathLike) -> list[str]:
+    """Columns of a faces file that :func:`write_split` reads (files extracted before faces
+    kept their landmarks have none)."""
+    import pyarrow.parquet as pq
+
+    names = pq.read_schema(faces_path).names
+    return ["dataset", "face_id", "jpeg"] + (["x0", "y0", "landmarks"] if "landmarks" in names else [])
+
+
+def with_crop_landmarks(faces: pd.DataFrame) -> pd.DataFrame:
+    """``faces`` with its frame-pixel ``landmarks`` moved into crop pixels (minus x0, y0), or
+    with a null ``landmarks`` column where the faces have none."""
+    if "landmarks" not in faces:
+        return faces.assign(landmarks=None)
+    shifted = [
+        None if points is None else (np.asarray(points, np.float32).reshape(-1, 2) - (x0, y0)).reshape(-1).tolist()
+        for points, x0, y0 in zip(faces["landmarks"], faces["x0"], faces["y0"])
+    ]
+    return faces.drop(columns=["x0", "y0"]).assign(landmarks=shifted)
 
 
 def write_split(split_df: pd.DataFrame, faces_paths: Iterable[str | os.PathLike], out_path: str | os.PathLike) -> int:
@@ -299,10 +326,12 @@ def write_split(split_df: pd.DataFrame, faces_paths: Iterable[str | os.PathLike]
     with atomic_path(target) as tmp:
         with pq.ParquetWriter(tmp, SPLITS_SCHEMA, compression="zstd") as writer:
             for path in tqdm(list(faces_paths), desc="split faces", unit="file", disable=None):
-                table = pq.read_table(path, columns=["dataset", "face_id", "jpeg"], filters=[("face_id", "in", wanted)])
+                table = pq.read_table(path, columns=payload_columns(path), filters=[("face_id", "in", wanted)])
                 if table.num_rows == 0:
                     continue
-                part = meta.merge(table.to_pandas(), on=["dataset", "face_id"], how="inner")
+                part = meta.drop(columns=list(FACE_PAYLOAD), errors="ignore").merge(
+                    with_crop_landmarks(table.to_pandas()), on=["dataset", "face_id"], how="inner"
+                )
                 part = part.sort_values(["split", "dataset", "face_id"])[SPLITS_SCHEMA.names]
                 writer.write_table(pa.Table.from_pandas(part, schema=SPLITS_SCHEMA, preserve_index=False), row_group_size=2048)
                 written += len(part)

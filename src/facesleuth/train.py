@@ -71,7 +71,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from facesleuth import __version__
+from facesleuth import __version__, registry
 from facesleuth.augment import build_augmentation
 from facesleuth.checkpoint import load_checkpoint, save_checkpoint
 from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
@@ -79,7 +79,7 @@ from facesleuth.io import write_csv, write_text_atomic
 from facesleuth.backbones import resolve
 from facesleuth.models import build_model
 from facesleuth.preprocess import PREPROCESSING, normalize_batch
-from facesleuth.registry import PRECISIONS
+from facesleuth.registry import AUGMENTATION_SETUPS, PRECISIONS
 from facesleuth.runtime import resolve_device
 
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
@@ -542,10 +542,12 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size)
         name = f"{settings['model']}/{settings['setup']}"
 
-        train_set = FaceDataset.from_split(
-            split_path, "train", input_size,
-            build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {}), seed=seed,
-        )
+        augmentation = build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {})
+        make_train_set = AUGMENTATION_SETUPS[settings["setup"]].train_set
+        if make_train_set is None:
+            train_set = FaceDataset.from_split(split_path, "train", input_size, augmentation, seed=seed)
+        else:
+            train_set = registry.resolve(make_train_set)(split_path, input_size, augmentation, seed, training)
         if validation_faces:
             val_set = FaceDataset.from_validation_faces(validation_faces, input_size)
         else:

@@ -185,6 +185,22 @@ def iter_frame_batches(
         capture.release()
 
 
+def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
+    """Every frame of the video, in order, RGB uint8, until the stream ends (however many
+    frames the container promised)."""
+    import cv2
+
+    capture = _open_capture(path)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+    finally:
+        capture.release()
+
+
 def read_frames(
     path: str | Path,
     indices: Sequence[int],

@@ -4,6 +4,7 @@
 import os
 import re
 import sys
+from argparse import Namespace
 from pathlib import Path
 
 # Scripts and input functions import the package; make the checkout's src/ importable even
@@ -15,6 +16,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 
 from facesleuth import registry  # noqa: E402
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
+from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names  # noqa: E402
 
@@ -56,6 +58,8 @@ wildcard_constraints:
     ensemble="|".join(map(re.escape, ENSEMBLES)) if ENSEMBLES else "NO_ENSEMBLE",
     # a grid run is named after its setup; precision-study variants add -<precision>
     aug=registry.aug_pattern(),
+    # robustness suite: family_value, e.g. jpeg_70
+    perturbation=rf"({'|'.join(registry.PERTURBATION_FAMILIES)})_[0-9]+(\.[0-9]+)?",
 
 
 def log_path(stage, name):
@@ -100,9 +104,13 @@ def status_files(dataset):
 
 
 def extraction_params(wildcards):
-    """Only the settings of the dataset's own flow, so changing the other flow reruns nothing."""
+    """Only the settings of the dataset's own flow, so changing the other flow reruns nothing.
+    The faces table's columns are a parameter too: Snakemake reruns a script on changed
+    params, not on changed package code, so faces cached before a column was added (e.g. the
+    landmarks) are extracted again instead of lacking it."""
     flow = DATASETS[wildcards.dataset]["flow"]
     return {
+        "faces_columns": FACES_SCHEMA.names,
         "flow": flow,
         "detection": config["extraction"]["detection"],
         "flow_settings": config["extraction"][f"{flow}_flow"],
@@ -187,6 +195,9 @@ def run_settings(wildcards):
     """Training settings of one run: the grid's, or a precision-study variant's."""
     setup, _, precision = wildcards.aug.partition("-")
     settings = dict(config["training"])
+    if registry.AUGMENTATION_SETUPS[setup].train_set is None:
+        # the sbi section concerns sbi runs only: changing it must not rerun the others
+        settings.pop("sbi", None)
     if precision:
         settings["precision"] = precision
         settings["batch_size"] = config["precision_study"]["runs"][precision]
@@ -236,6 +247,51 @@ def prediction_files(testset, runs=None):
     return [f"results/predictions/{testset}/{run.removeprefix('results/models/')}.parquet" for run in runs]
 
 
+# ---------------------------------------------------------------- robustness suite
+
+
+def perturbed_chunks(wildcards):
+    return DATASETS[wildcards.testset]["chunks"]
+
+
+def robustness_seed(wildcards):
+    return config["robustness"]["seed"]
+
+
+def perturbed_extraction_params(wildcards):
+    """The test set's own extraction settings: a perturbed copy is extracted as the clean one is."""
+    return extraction_params(Namespace(dataset=wildcards.testset))
+
+
+def perturbed_faces_files(testset, perturbation, suffix=".parquet"):
+    return expand(
+        "results/robustness/faces/{testset}/{perturbation}/{chunk}{suffix}",
+        testset=testset,
+        perturbation=perturbation,
+        chunk=chunks_of(testset),
+        suffix=suffix,
+    )
+
+
+def perturbed_faces(wildcards):
+    return perturbed_faces_files(wildcards.testset, wildcards.perturbation)
+
+
+def perturbed_status(wildcards):
+    return perturbed_faces_files(wildcards.testset, wildcards.perturbation, ".status.parquet")
+
+
+def robustness_prediction_files():
+    """Video predictions of every robustness cell (registry.robustness_cells order): the clean
+    test set's own, or the perturbed copy's."""
+    files = []
+    for cell in registry.robustness_cells(config):
+        testset, run, perturbation = cell["testset"], cell["run"], cell["perturbation"]
+        if perturbation == registry.CLEAN:
+            files.append(f"results/predictions/{testset}/{run}.parquet")
+        else:
+            files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
+    return files
 # ---------------------------------------------------------------- generalisation (thesis 3.3)
 
 

@@ -144,3 +144,23 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
                 settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             script:
                 "../scripts/figures.py"
+
+
+# Robustness suite: AUC against severity, from its table.
+rule figure_robustness_auc:
+    input:
+        table="results/tables/robustness_auc.csv",
+    output:
+        png=figure_report("robustness_auc"),
+    log:
+        log_path("figures", "robustness_auc"),
+    benchmark:
+        bench_path("figures", "robustness_auc")
+    conda:
+        "../../envs/report.yaml"
+    threads: 1
+    params:
+        figure=FIGURES["robustness_auc"].drawing,
+        settings={"metric": "auc"},
+    script:
+        "../scripts/figures.py"

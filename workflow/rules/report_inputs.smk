@@ -19,6 +19,8 @@ def precision_metrics(wildcards):
     return metrics_files(config["evaluation"]["dfdc_testset"], precision_runs())
 
 
+def robustness_predictions(wildcards):
+    return robustness_prediction_files()
 def suite_ensemble_metrics(suite):
     """Input function: the configured ensembles' metrics on the ``suite`` test set (none configured: none)."""
 
@@ -59,6 +61,7 @@ REPORT_INPUTS = {
     "celebdf_metrics": celebdf_metrics,
     "precision_histories": precision_histories,
     "precision_metrics": precision_metrics,
+    "robustness_predictions": robustness_predictions,
     "dfdc_ensemble_metrics": suite_ensemble_metrics("dfdc"),
     "celebdf_ensemble_metrics": suite_ensemble_metrics("celebdf"),
     "calibration_metrics": calibration_metrics,

@@ -11,6 +11,8 @@ setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected by the scri
 torch.set_num_threads(snakemake.threads)  # noqa: F821 (jobs side by side must not oversubscribe cores)
 
 params = snakemake.params.extraction  # noqa: F821
+if list(params["faces_columns"]) != FACES_SCHEMA.names:  # the rule's rerun trigger must track the contract
+    raise RuntimeError(f"rule extract_faces passes faces_columns {params['faces_columns']}, not {FACES_SCHEMA.names}")
 faces, status = extract_chunk(
     pd.read_parquet(snakemake.input.manifest),  # noqa: F821
     chunk=int(snakemake.wildcards.chunk),  # noqa: F821
