@@ -34,7 +34,9 @@ def small_demo() -> dict:
     config["models"] = [MODEL]
     config["augmentation_setups"] = [SETUP]
     config["training"]["epochs"] = EPOCHS
-    config.pop("precision_study", None)
+    # sections naming runs of the full grid, which this one-run grid does not have
+    for section in ("precision_study", "ensembles", "robustness"):
+        config.pop(section, None)
     return config
 
 

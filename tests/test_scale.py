@@ -60,7 +60,7 @@ def test_thesis_sizes_are_the_thesis_figures():
 def test_layout_parses_through_the_manifest_adapters(study, size, samples):
     _, datasets = study
     expected = {"dfdc_train": (size.dfdc_train_videos, size.dfdc_train_fakes),
-                "dfdc_validation": (size.dfdc_validation, None), "dfdc_test": (size.dfdc_test, None),
+                "dfdc_val": (size.dfdc_validation, None), "dfdc_test": (size.dfdc_test, None),
                 "celebdf": (size.celebdf_videos, size.celebdf_fake)}
     for name, dataset in datasets.items():
         manifest = build_manifest(name, {k: v for k, v in dataset.items() if k != "videos"})
@@ -149,8 +149,8 @@ def test_benchmark_runs_layout_manifests_and_dry_run(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(out.read_text())
     assert figures["layout"]["datasets"]["dfdc_train"] == StudySize.thesis().scaled(0.005).dfdc_train_videos
-    # docs/scaling.md: the thesis config plans 324 jobs whatever the number of videos
-    assert figures["dry_run"]["jobs"] == 324
+    # docs/scaling.md: the thesis config (with its DFDC validation set) plans 342 jobs whatever the number of videos
+    assert figures["dry_run"]["jobs"] == 342
     assert figures["manifests"]["dfdc_train"]["peak_rss_gib"] > 0
 
 
@@ -189,7 +189,8 @@ def test_a_broken_face_is_named_by_its_id(tmp_path, crops, size):
     from facesleuth.io import SPLITS_SCHEMA, write_parquet
 
     rows = [{"dataset": "d", "video_id": f"v{i}", "face_id": f"v{i}/0/0", "group": "g", "original": None,
-             "label": i % 2, "split": "train", "jpeg": crops[i] if i != 2 else b"not a jpeg"} for i in range(4)]
+             "label": i % 2, "split": "train", "landmarks": None,
+             "jpeg": crops[i] if i != 2 else b"not a jpeg"} for i in range(4)]
     path = write_parquet(pd.DataFrame(rows), tmp_path / "split.parquet", SPLITS_SCHEMA)
     dataset = FaceDataset.from_split(path, "train", 64)
     assert tuple(dataset[1][0].shape) == (64, 64, 3)

@@ -76,7 +76,11 @@ def new_workdir(path: Path) -> Path:
     shutil.copytree(REPO / "config", path / "config")
     demo = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     changes = yaml.safe_load(CONFIG_CHANGES.read_text())
-    (path / "config" / "config.yaml").write_text(yaml.safe_dump(merged(demo, changes), sort_keys=False))
+    config = merged(demo, changes)
+    # sections naming runs of the demo's full grid, which the reduced grid does not have
+    for section in ("ensembles", "robustness"):
+        config.pop(section, None)
+    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 
 

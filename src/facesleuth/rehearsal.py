@@ -213,7 +213,7 @@ def lay_out_celebdf(root: Path, size: StudySize, videos: Sequence[Path], rng: np
 def lay_out_study(root: str | os.PathLike, samples: str | os.PathLike, size: StudySize | None = None,
                   seed: int = 0) -> dict[str, dict[str, Any]]:
     """The four datasets of the study under ``root``; returns config ``datasets`` entries for them
-    (``dfdc_train``, ``dfdc_validation``, ``dfdc_test``, ``celebdf``) with ``videos`` counts."""
+    (``dfdc_train``, ``dfdc_val``, ``dfdc_test``, ``celebdf``, named as in ``config/thesis.yaml``) with ``videos`` counts."""
     size = size or StudySize.thesis()
     root = Path(root)
     videos = sample_videos(Path(samples))
@@ -221,13 +221,13 @@ def lay_out_study(root: str | os.PathLike, samples: str | os.PathLike, size: Stu
     taken: set[str] = set()
     made = {
         "dfdc_train": lay_out_dfdc_train(root / "dfdc_train", videos, size, rng, taken),
-        "dfdc_validation": lay_out_dfdc_test(root / "dfdc_validation", size.dfdc_validation, videos, rng, taken),
+        "dfdc_val": lay_out_dfdc_test(root / "dfdc_validation", size.dfdc_validation, videos, rng, taken),
         "dfdc_test": lay_out_dfdc_test(root / "dfdc_test", size.dfdc_test, videos, rng, taken),
         "celebdf": lay_out_celebdf(root / "Celeb-DF-v2", size, videos, rng),
     }
-    folders = {"dfdc_train": "dfdc_train", "dfdc_validation": "dfdc_validation", "dfdc_test": "dfdc_test",
+    folders = {"dfdc_train": "dfdc_train", "dfdc_val": "dfdc_validation", "dfdc_test": "dfdc_test",
                "celebdf": "Celeb-DF-v2"}
-    formats = {"dfdc_train": "dfdc_train", "dfdc_validation": "dfdc_test", "dfdc_test": "dfdc_test",
+    formats = {"dfdc_train": "dfdc_train", "dfdc_val": "dfdc_test", "dfdc_test": "dfdc_test",
                "celebdf": "celebdf"}
     return {
         name: {"format": formats[name], "root": str(root / folders[name]),
@@ -317,6 +317,8 @@ def write_split(path: str | os.PathLike, crops: Sequence[bytes], size: StudySize
                     "original": pa.nulls(len(idx), pa.string()),
                     "label": pa.array(labels[idx]),
                     "split": pa.array(sides[idx]),
+                    # replicated crops: their landmarks are not known (null, as the schema allows)
+                    "landmarks": pa.nulls(len(idx), SPLITS_SCHEMA.field("landmarks").type),
                     "jpeg": pa.array([crops[i] for i in picks[idx]], type=pa.binary()),
                 },
                 schema=SPLITS_SCHEMA,
@@ -349,6 +351,7 @@ def train_flow_tables(manifest: Any, faces_per_video: int) -> tuple[pa.Table, pa
             "prob": pa.array(np.full(n, 0.999, np.float32)),
             "label": pa.array(np.repeat(labels, faces_per_video)),
             "box_source": pa.array(np.where(np.repeat(labels, faces_per_video) == LABEL_FAKE, "original", "self")),
+            "landmarks": pa.nulls(n, FACES_SCHEMA.field("landmarks").type),
         }
     )
     status = pa.table(

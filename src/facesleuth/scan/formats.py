@@ -101,6 +101,11 @@ def summary_line(summary: dict[str, Any]) -> str:
     return line
 
 
+def html_report(document: dict[str, Any]) -> str:
+    """The HTML report of a scan document (built with thumbnails), headed by its summary line."""
+    return render_html(document, summary_line(document["summary"]))
+
+
 def run_header(run: ScanRun) -> list[str]:
     trained_on = ", ".join(run.info.get("trained_on") or []) or "unknown data"
     source = ("validation EER threshold" if run.threshold_source == "validation"
@@ -192,7 +197,7 @@ class DocumentWriter(OutputWriter):
         document = build_document(self.results, self.run, self.options, skipped, seconds, self.created,
                                   thumbnails=html)
         if html:
-            self.write(render_html(document, summary_line(document["summary"])))
+            self.write(html_report(document))
         else:
             self.write(json.dumps(document, indent=1, allow_nan=False) + "\n")
         return document["summary"]

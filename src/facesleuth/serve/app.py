@@ -45,7 +45,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facesleuth import __version__
-from facesleuth.scan.html import render_html
+from facesleuth.scan.formats import html_report
 from facesleuth.serve.store import DONE, QUEUED, RUNNING, Job, JobStore, Upload, new_id
 from facesleuth.serve.workers import WorkerPool, WorkerSettings, remove_uploads
 from facesleuth.video import sniff_media
@@ -282,7 +282,7 @@ class Service:
         if job.state != DONE or job.document is None:
             reason = job.error if job.error else "the scan has not finished yet"
             return _error(409, f"no report: job is {job.state} ({reason})", state=job.state)
-        return HTMLResponse(render_html(job.document))
+        return HTMLResponse(html_report(job.document))
 
     def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "workers": self.settings.workers,
