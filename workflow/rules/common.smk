@@ -292,6 +292,8 @@ def robustness_prediction_files():
         else:
             files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
     return files
+
+
 # ---------------------------------------------------------------- generalisation (thesis 3.3)
 
 

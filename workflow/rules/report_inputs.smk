@@ -21,6 +21,8 @@ def precision_metrics(wildcards):
 
 def robustness_predictions(wildcards):
     return robustness_prediction_files()
+
+
 def suite_ensemble_metrics(suite):
     """Input function: the configured ensembles' metrics on the ``suite`` test set (none configured: none)."""
 
