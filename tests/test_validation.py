@@ -176,10 +176,23 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
     json.dumps(threshold)
 
 
+def _run_validate_script(fake) -> None:
+    """Run workflow/scripts/validate.py with ``fake`` as its snakemake object, restoring the root
+    logger it points at its log file."""
+    import runpy
+
+    root_logger = logging.getLogger()
+    handlers, level = root_logger.handlers[:], root_logger.level
+    try:
+        runpy.run_path(str(REPO / "workflow" / "scripts" / "validate.py"), init_globals={"snakemake": fake})
+    finally:
+        root_logger.handlers[:] = handlers
+        root_logger.setLevel(level)
+
+
 def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
     """workflow/scripts/validate.py as rule validate runs it with a validation dataset: threshold
     and temperature from that dataset's video scores, threshold.json saying so."""
-    import runpy
     from types import SimpleNamespace
 
     from snakemake.iocontainers import Namedlist
@@ -198,13 +211,7 @@ def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
                                validation=DATASET_SOURCE),
         log=[str(tmp_path / "validate.log")], threads=1,
     )
-    root_logger = logging.getLogger()
-    handlers, level = root_logger.handlers[:], root_logger.level
-    try:
-        runpy.run_path(str(REPO / "workflow" / "scripts" / "validate.py"), init_globals={"snakemake": fake})
-    finally:
-        root_logger.handlers[:] = handlers
-        root_logger.setLevel(level)
+    _run_validate_script(fake)
     threshold = json.loads((out / "threshold.json").read_text())
     calibration = json.loads((out / "calibration.json").read_text())
     video = _video_scores_independently(root / "run", labelled)
@@ -220,7 +227,6 @@ def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
 
 def test_validate_script_on_the_holdout(validation_run, samples, tmp_path):
     """The same script without a validation dataset: the split's held-out faces, recorded as such."""
-    import runpy
     from types import SimpleNamespace
 
     from snakemake.iocontainers import Namedlist
@@ -237,13 +243,7 @@ def test_validate_script_on_the_holdout(validation_run, samples, tmp_path):
         params=SimpleNamespace(evaluation={"aggregation": "mean", "batch_size": 4}, validation=holdout),
         log=[str(tmp_path / "validate.log")], threads=1,
     )
-    root_logger = logging.getLogger()
-    handlers, level = root_logger.handlers[:], root_logger.level
-    try:
-        runpy.run_path(str(REPO / "workflow" / "scripts" / "validate.py"), init_globals={"snakemake": fake})
-    finally:
-        root_logger.handlers[:] = handlers
-        root_logger.setLevel(level)
+    _run_validate_script(fake)
     threshold = json.loads((out / "threshold.json").read_text())
     val_faces = pd.read_parquet(split).query("split == 'val'")
     video = _video_scores_independently(root / "run", val_faces)
