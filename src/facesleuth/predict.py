@@ -33,7 +33,7 @@ from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, rea
 from facesleuth.metrics import equal_error_rate, roc_auc
 from facesleuth.models import build_model
 from facesleuth.preprocess import letterbox, normalize_batch
-from facesleuth.runtime import resolve_device
+from facesleuth.runtime import available_cpus, resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -211,16 +211,17 @@ def predict_faces(
         return np.zeros(0, dtype=np.float32)
     device = torch.device(device)
     if num_workers is None:
-        num_workers = min(8, max(0, (os.cpu_count() or 1) - 1)) if device.type == "cuda" else 0
+        # decoding workers beside a GPU, from the job's own CPUs (not the node's)
+        num_workers = min(8, max(0, available_cpus() - 1)) if device.type == "cuda" else 0
     dataset = FaceDataset.from_faces(faces_df, int(run_info["input_size"]))
     loader = make_loader(dataset, batch_size, num_workers=num_workers, device=device)
     scores = []
     with torch.inference_mode():
         for images, _ in tqdm(loader, desc="faces", unit="batch", disable=None, leave=False):
             inputs = normalize_batch(images.to(device, non_blocking=True), channels_last=True)
-            probabilities = torch.softmax(model(inputs).float(), dim=1)[:, 1]
-            scores.append(probabilities.cpu())
-    return torch.cat(scores).numpy().astype(np.float32)
+            # kept on the device: a copy back per batch would wait for the GPU every batch
+            scores.append(torch.softmax(model(inputs).float(), dim=1)[:, 1])
+    return torch.cat(scores).cpu().numpy().astype(np.float32)
 
 
 def predict_crops(

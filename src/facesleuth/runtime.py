@@ -31,6 +31,14 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def available_cpus() -> int:
+    """CPUs this process may run on: a SLURM job's or a taskset's share of the node, not all of its cores."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def chunk_of(key: str, chunks: int) -> int:
     """Stable chunk index of ``key`` (same on every machine and Python run, unlike ``hash``)."""
     return zlib.crc32(key.encode("utf-8")) % chunks

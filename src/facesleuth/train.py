@@ -80,7 +80,7 @@ from facesleuth.backbones import resolve
 from facesleuth.models import build_model
 from facesleuth.preprocess import PREPROCESSING, normalize_batch
 from facesleuth.registry import AUGMENTATION_SETUPS, PRECISIONS
-from facesleuth.runtime import resolve_device
+from facesleuth.runtime import available_cpus, resolve_device
 
 log = logging.getLogger("facesleuth.train")  # also when run as __main__ under torchrun
 
@@ -185,17 +185,67 @@ class Distributed:
 
 
 def resolve_training_device(name: str, dist_ctx: Distributed) -> "torch.device":
+    """The device this process trains on, with its index, made current.
+
+    ``torch.cuda.set_device`` takes only an indexed device: a plain ``cuda`` (what ``auto`` and
+    ``cuda`` resolve to) becomes the current device (index 0 of what ``CUDA_VISIBLE_DEVICES``,
+    set by SLURM, shows), under torchrun the process's ``LOCAL_RANK``.
+    """
     device = torch.device(resolve_device(name))
-    if device.type == "cuda" and dist_ctx.enabled:
-        if torch.cuda.device_count() < dist_ctx.world_size:
+    if device.type != "cuda":
+        return device
+    visible = torch.cuda.device_count()
+    if dist_ctx.enabled:
+        if visible < dist_ctx.world_size:
             raise RuntimeError(
-                f"{dist_ctx.world_size} training processes but only {torch.cuda.device_count()} GPUs are visible; "
-                "lower training.gpus"
+                f"{dist_ctx.world_size} training processes but only {visible} GPUs are visible; lower training.gpus"
             )
-        device = torch.device("cuda", dist_ctx.local_rank)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
+        if device.index is not None:
+            log.warning("training.device %s names one GPU, but %d processes train: process %d takes GPU %d",
+                        name, dist_ctx.world_size, dist_ctx.rank, dist_ctx.local_rank)
+        index = dist_ctx.local_rank
+    else:
+        index = device.index if device.index is not None else torch.cuda.current_device()
+    if index >= visible:
+        raise RuntimeError(f"training.device {name}: GPU {index} asked for, but only {visible} are visible")
+    device = torch.device("cuda", index)
+    torch.cuda.set_device(device)
     return device
+
+
+#: How float32 matrix products and convolutions run on a GPU. torch's defaults let cuDNN use TF32
+#: for convolutions on Ampere and newer, which is not the FP32 of the thesis's Titan V (Volta,
+#: no TF32): every precision turns it off, so ops left in float32 (all of them in fp32, those
+#: outside autocast in fp16/bf16) are true FP32. Recorded in run.yaml as ``float32_math``.
+FLOAT32_MATH = {"cuda_matmul_tf32": False, "cudnn_tf32": False, "cudnn_benchmark": True}
+
+
+def float32_math_of(device_type: str) -> dict[str, bool]:
+    """:data:`FLOAT32_MATH` as it applies on ``device_type`` (cuDNN autotuning exists on CUDA only)."""
+    return dict(FLOAT32_MATH, cudnn_benchmark=device_type == "cuda" and FLOAT32_MATH["cudnn_benchmark"])
+
+
+def configure_float32_math(device: "torch.device") -> dict[str, bool]:
+    """Set :data:`FLOAT32_MATH` explicitly (not left to torch's defaults); returns what applies."""
+    torch.backends.cuda.matmul.allow_tf32 = FLOAT32_MATH["cuda_matmul_tf32"]
+    torch.backends.cudnn.allow_tf32 = FLOAT32_MATH["cudnn_tf32"]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = FLOAT32_MATH["cudnn_benchmark"]
+    return float32_math_of(device.type)
+
+
+def dataloader_workers(requested: int, processes: int = 1) -> int:
+    """DataLoader workers per training process: ``requested``, at most the job's CPUs per process less one.
+
+    The job's CPUs are those this process may run on (SLURM's ``--cpus-per-task``, a taskset), not
+    the node's: 8 workers on a job given 4 CPUs only contend with the training loop.
+    """
+    limit = max(0, available_cpus() // max(1, processes) - 1)
+    if requested > limit:
+        log.info("training.num_workers %d is more than the %d CPUs of this job allow per process; using %d",
+                 requested, available_cpus(), limit)
+        return limit
+    return requested
 
 
 @dataclass(frozen=True)
@@ -244,7 +294,12 @@ def convert_batchnorm(model: "nn.Module", device: "torch.device", dist_ctx: Dist
                     "per-process BatchNorm statistics, so this run is not equivalent to one process",
                     dist_ctx.world_size)
         return model
-    return torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    # timm's converter, not torch's: torch's turns timm's BatchNormAct2d (batch norm with its
+    # activation inside, in six of the eight thesis backbones) into a plain SyncBatchNorm and drops
+    # the activation; timm's keeps it (SyncBatchNormAct), and the keys stay those of the plain model.
+    from timm.layers import convert_sync_batchnorm
+
+    return convert_sync_batchnorm(model)
 
 
 # ---------------------------------------------------------------------------- the loop
@@ -456,7 +511,8 @@ def write_history(history: list[dict[str, Any]], path: Path) -> None:
     write_csv(frame, path, na_rep="nan")  # a NaN epoch reads as nan, not blank
 
 
-def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int) -> dict[str, Any]:
+def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world_size: int,
+             float32_math: dict[str, bool] | None = None) -> dict[str, Any]:
     """The resolved settings written to run.yaml and embedded in every checkpoint."""
     training = _training(settings)
     spec = resolve(settings["model"])
@@ -468,6 +524,8 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "input_size": int(training["input_size"]),
         "preprocessing": PREPROCESSING,
         "precision": training["precision"],
+        # TF32 and cuDNN autotuning as set for this run (FLOAT32_MATH): what "fp32" meant on its GPU
+        "float32_math": float32_math if float32_math is not None else float32_math_of(device),
         "batch_size": int(training["batch_size"]),
         "epochs": int(training["epochs"]),
         "lr": float(training["lr"]),
@@ -520,16 +578,18 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
     process_group = False
     if dist_ctx.enabled:
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cuda":  # bound to this process's GPU, so collectives never guess one
+                dist.init_process_group(backend="nccl", device_id=device)
+            else:
+                dist.init_process_group(backend="gloo")
             process_group = True
     try:
-        if device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+        float32_math = configure_float32_math(device)
         seed = int(training["seed"])
         epochs = int(training["epochs"])
         input_size = int(training["input_size"])
         batch_size = int(training["batch_size"])
-        num_workers = int(training.get("num_workers", 0))
+        num_workers = dataloader_workers(int(training.get("num_workers", 0)), dist_ctx.world_size)
         max_steps = training.get("max_steps_per_epoch")
         stop_on_nan_validation = bool(training.get("stop_on_nan_validation", False))
         paths = {name: run_dir / name for name in ("best.pt", "last.pt", "history.csv", "run.yaml")}
@@ -539,7 +599,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         if validation_faces:  # another validation set makes another run: no resuming across them
             data_fingerprint += "+" + faces_fingerprint(validation_faces)
         fingerprint, described = settings_fingerprint(settings, data_fingerprint)
-        info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size)
+        info = run_info(settings, _trained_on(split_path), device.type, dist_ctx.world_size, float32_math)
         name = f"{settings['model']}/{settings['setup']}"
 
         augmentation = build_augmentation(settings["setup"], input_size, settings.get("augmentations") or {})

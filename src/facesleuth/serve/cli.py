@@ -128,11 +128,15 @@ def _check_model(model: str, device: str) -> None:
     from facesleuth.scan import RunFolderError, load_scan_run
 
     try:
-        load_scan_run(model, resolve_device(device))
-    except RunFolderError as err:
-        raise UsageError(str(err)) from None
+        resolve_device(device)  # asks whether a GPU is visible; creates no CUDA context
     except RuntimeError as err:
         raise UsageError(f"--device: {err}") from None
+    try:
+        # on the CPU: a GPU copy would hold a CUDA context (and its memory) in the web process for
+        # its whole life, while only the workers scan
+        load_scan_run(model, "cpu")
+    except RunFolderError as err:
+        raise UsageError(str(err)) from None
 
 
 def run(args: argparse.Namespace) -> int:
