@@ -98,7 +98,7 @@ def worker(args: argparse.Namespace) -> None:
         }
 
     imported = time.perf_counter()
-    options = ScanOptions(frames=args.frames, device="cpu")
+    options = ScanOptions(frames=args.frames, device=args.device)
     scanner = Scanner(args.run, options)
     loaded = scanner.detector
     timed = TimedDetector(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded) if f.init})
@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per configuration")
     parser.add_argument("--warm", type=int, default=3, help="warm repeats per configuration")
-    parser.add_argument("--json", type=Path, help="also write all figures here")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: where the scanner runs")
+    parser.add_argument("--json", type=Path, help="also write all figures here (rewritten after every row)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -143,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         for frames in args.frames:
             for threads in args.threads:
                 command = [sys.executable, __file__, "--worker", "--run", str(run), "--video", str(args.video),
-                           "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm)]
+                           "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm),
+                           "--device", args.device]
                 done = subprocess.run(command, capture_output=True, text=True, check=False,
                                       env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"})
                 if done.returncode != 0:
@@ -151,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
                 print(format_row(rows[-1]), flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps({"machine": info, "device": args.device, "video": str(args.video),
+                                                     "rows": rows}, indent=1))
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     best32 = [min(w["wall"] for w in r["warm"]) for r in rows if r["frames"] == 32 and r["warm"]]
@@ -158,8 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "met" if min(best32) <= TARGET_SECONDS else "MISSED"
         print(f"target: 32 frames warm <= {TARGET_SECONDS:.0f} s: {verdict} (best {min(best32):.2f} s)")
     if args.json:
-        args.json.write_text(json.dumps({"machine": info, "load_before": load_before, "load_after": load_after,
-                                         "video": str(args.video), "rows": rows}, indent=1))
+        args.json.write_text(json.dumps({"machine": info, "device": args.device, "load_before": load_before,
+                                         "load_after": load_after, "video": str(args.video), "rows": rows}, indent=1))
     return 0
 
 

@@ -174,18 +174,18 @@ def main(argv: list[str] | None = None) -> int:
 
     from facesleuth.backbones import resolve
     from facesleuth.models import build_model
-    from facesleuth.runtime import resolve_device
-    from facesleuth.train import Trainer
+    from facesleuth.runtime import available_cpus, resolve_device
+    from facesleuth.train import Trainer, configure_float32_math
 
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(resolve_device(args.device))
     on_gpu = device.type == "cuda"
-    if on_gpu:
-        torch.backends.cudnn.benchmark = True
+    float32_math = configure_float32_math(device)  # as train_run sets it: "fp32" is true FP32, not TF32
     precisions = args.precision or (["fp16", "fp32"] if on_gpu else ["bf16", "fp32"])
     channels_last = True if args.channels_last is None else args.channels_last
-    workers = args.workers if args.workers is not None else (max(1, (os.cpu_count() or 2) - 1) if on_gpu else 0)
+    # as many workers as the job's CPUs allow (not the node's), at most 8
+    workers = args.workers if args.workers is not None else (min(8, max(1, available_cpus() - 1)) if on_gpu else 0)
     described = device_description(device)
     print(f"# {resolve(args.model).timm_name} | batch {args.batch} | {args.size} px | channels_last {channels_last} | "
           f"compile {args.compile} | {workers} workers | setup {args.setup} | {described}", flush=True)
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             ceiling, real = max(ceilings), max(reals)
             row = {"model": args.model, "precision": precision, "batch": args.batch, "size": args.size,
                    "channels_last": channels_last, "compile": args.compile, "workers": workers, "setup": args.setup,
-                   "device": described, "rounds": args.rounds, "steps": args.steps,
+                   "device": described, "float32_math": float32_math, "rounds": args.rounds, "steps": args.steps,
                    "ceiling_images_per_s": round(ceiling, 1), "real_images_per_s": round(real, 1),
                    "real_over_ceiling": round(real / ceiling, 3),
                    "ceiling_median": round(float(np.median(ceilings)), 1), "real_median": round(float(np.median(reals)), 1)}
@@ -216,11 +216,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{precision:>5}: ceiling {ceiling:8.1f} img/s | real loop {real:8.1f} img/s | "
                   f"real/ceiling {real / ceiling:6.1%}   (medians {row['ceiling_median']:.1f} / {row['real_median']:.1f})",
                   flush=True)
+            if args.json:  # after every precision: a run cut short keeps what it measured
+                args.json.write_text(json.dumps(results, indent=1) + "\n")
             del trainer, model
             if on_gpu:
                 torch.cuda.empty_cache()
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1) + "\n")
     return 0
 
 

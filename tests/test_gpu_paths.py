@@ -260,3 +260,47 @@ def test_history_of_a_cuda_run_is_written_like_a_cpu_run(split, tmp_path, fake_c
     train_run(split, tmp_path, settings(epochs=1))
     history = pd.read_csv(tmp_path / "history.csv")
     assert history["epoch"].tolist() == [1] and (history[["train_loss", "val_loss"]] > 0).all().all()
+
+
+# ---------------------------------------------------------------- benchmarks/gpu_paths.py
+
+
+def test_gpu_paths_rehearses_every_step_on_the_cpu(samples, tmp_path, repo_root):
+    """The GPU check's correctness steps, with --device cpu: each runs and passes its own check."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "paths.json"
+    done = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gpu_paths.py"), "--device", "cpu",
+                           "--quick", "--json", str(out)], capture_output=True, text=True, timeout=900, check=False)
+    report = json.loads(out.read_text())
+    assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], report)
+    steps = report["steps"]
+    assert list(steps) == ["mtcnn", "train_fp16", "train_bf16", "resume", "validate", "scan", "ddp"]
+    assert steps["resume"]["killed_after_epoch"] == steps["resume"]["resumed_from"] == 1
+    assert steps["ddp"]["status"] == "skipped"
+
+
+def test_gpu_paths_under_the_fake_cuda_runtime(samples, tmp_path, monkeypatch, repo_root):
+    """The same steps' CUDA branch: detection, fp16 training, prediction and the scanner put their
+    work on the GPU and score what the CPU scores."""
+    import json
+    import sys
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    import gpu_paths
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no DataLoader workers
+    fake = FakeCuda(count=1).install(monkeypatch)
+    try:
+        code = gpu_paths.main(["--device", "cuda", "--quick", "--steps", "validate", "scan",
+                               "--json", str(tmp_path / "paths.json")])
+    finally:
+        fake.uninstall()
+        sys.modules.pop("gpu_paths", None)
+    report = json.loads((tmp_path / "paths.json").read_text())
+    assert code == 0, report
+    assert set(report["steps"]) == {"mtcnn", "train_fp16", "validate", "scan"}
+    assert report["steps"]["train_fp16"]["run_device"] == "cuda"
+    assert fake.placements["cuda"] > 0 and fake.placements["pinned"] > 0

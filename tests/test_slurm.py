@@ -24,6 +24,7 @@ import yaml
 import yte
 
 from slurm.localcluster import LocalSlurm, SlurmUnavailable, ensure_installed
+from test_profiles import planned
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "slurm"
@@ -120,6 +121,11 @@ def most_gpu_jobs_at_once(output: str, gpu_rules: set[str]) -> int:
     return most
 
 
+def gpu_claims(output: str) -> dict[str, int]:
+    """Rule -> the GPUs its jobs claimed (the rule's resource gpu), from the jobs Snakemake printed."""
+    return {rule: int(resources.get("gpu", 0)) for rule, _, resources in planned(output)}
+
+
 def rule_of(comment: str) -> str:
     """The rule name in the plugin's job comment: ``rule_<name>`` or ``rule_<name>_wildcards_<...>``."""
     assert comment.startswith("rule_"), f"unexpected SLURM job comment {comment!r}"
@@ -189,9 +195,7 @@ def runs(cluster: LocalSlurm, tmp_path_factory) -> dict:
 
 
 def test_local_profile_runs_one_gpu_job_at_a_time(runs: dict) -> None:
-    with (PROFILES / "local" / "config.yaml").open() as stream:
-        profile = yte.process_yaml(stream)
-    gpu_rules = {rule for rule, resources in profile["set-resources"].items() if resources.get("gpu")}
+    gpu_rules = {rule for rule, gpus in gpu_claims(runs["local_output"]).items() if gpus}
     assert {"extract_faces", "train", "validate", "predict"} <= gpu_rules
     planned = planned_jobs(runs["local_output"])
     assert sum(planned[rule] for rule in gpu_rules) >= 2, f"too few GPU jobs to test overlap: {dict(planned)}"
@@ -224,8 +228,10 @@ def test_every_job_went_through_sbatch(cluster: LocalSlurm, runs: dict) -> None:
 
 
 def test_profile_requests_reached_slurm(cluster: LocalSlurm, runs: dict) -> None:
-    """CPUs (set-threads), memory and GPUs (set-resources) of profiles/slurm are what sbatch asked for."""
+    """CPUs (set-threads, or cpus_per_gpu), memory (set-resources) of profiles/slurm and the GPUs each
+    rule claims are what sbatch asked for."""
     profile = profile_settings()
+    claims = gpu_claims(runs["output"])
     jobs = cluster.jobs(name=runs["run_id"])
     checked = 0
     for job in jobs:
@@ -233,13 +239,20 @@ def test_profile_requests_reached_slurm(cluster: LocalSlurm, runs: dict) -> None
         # set-resources and set-threads win over the rule's own values; default-resources do not
         resources = profile["set-resources"].get(rule, {})
         threads = profile["set-threads"].get(rule)
-        if threads is not None:
+        gpus = claims[rule]
+        if "cpus_per_gpu" in resources:
+            cpus = resources["cpus_per_gpu"] * gpus
+            assert int(job["NumCPUs"]) == cpus, f"{rule}: {job['NumCPUs']} CPUs, profile asks {cpus} for {gpus} GPUs"
+        elif threads is not None:
             assert int(job["NumCPUs"]) == threads, f"{rule}: {job['NumCPUs']} CPUs, profile asks {threads}"
-        if "mem_mb" in resources:
+        if "mem_mb_per_cpu" in resources:
+            memory = requested_memory_mb(resources["mem_mb_per_cpu"])
+            granted = memory_mb(job["MinMemoryCPU"])
+            assert abs(granted - memory) < 10, f"{rule}: memory {job['MinMemoryCPU']} per CPU, profile asks {memory}M"
+        elif "mem_mb" in resources:
             memory = requested_memory_mb(resources["mem_mb"])
             granted = memory_mb(job["MinMemoryNode"])
             assert abs(granted - memory) < 10, f"{rule}: memory {job['MinMemoryNode']}, profile asks {memory}M"
-        gpus = resources.get("gpu")
         if gpus:
             assert f"gres:gpu:{gpus}" in job.get("TresPerJob", ""), f"{rule}: no GPU request in {job}"
         else:

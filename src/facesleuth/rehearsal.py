@@ -241,7 +241,7 @@ def lay_out_study(root: str | os.PathLike, samples: str | os.PathLike, size: Stu
 
 def sample_face_crops(samples: str | os.PathLike, count: int, frames_per_video: int = 10, seed: int = 0,
                       detection: dict[str, Any] | None = None,
-                      median_crop: tuple[int, int] | None = DFDC_MEDIAN_CROP) -> list[bytes]:
+                      median_crop: tuple[int, int] | None = DFDC_MEDIAN_CROP, device: str = "cpu") -> list[bytes]:
     """``count`` distinct JPEG face crops from the DFDC sample videos, made as extraction makes them.
 
     Faces are detected (thesis settings: faces of 70 px and more, 30 px margin, JPEG quality 95)
@@ -253,7 +253,7 @@ def sample_face_crops(samples: str | os.PathLike, count: int, frames_per_video: 
     """
     import cv2  # imported on use, like the detector's own OpenCV calls
 
-    detector = FaceDetector.from_config(detection or {}, device="cpu")
+    detector = FaceDetector.from_config(detection or {}, device=device)
     rng = np.random.default_rng(seed)
     faces: list[tuple[np.ndarray, np.ndarray]] = []
     for video in sample_videos(Path(samples)):

@@ -31,6 +31,16 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def claimed_gpus(device: str, gpus: int = 1) -> int:
+    """GPUs a workflow job on ``device`` claims: none for ``cpu``, else ``gpus`` (``auto`` takes a GPU where there is one)."""
+    return 0 if str(device).strip() == "cpu" else int(gpus)
+
+
+def job_device(claimed: int) -> str:
+    """The device of a workflow job that claimed ``claimed`` GPUs: the CPU when none, else ``auto``."""
+    return "auto" if int(claimed or 0) > 0 else "cpu"
+
+
 def available_cpus() -> int:
     """CPUs this process may run on: a SLURM job's or a taskset's share of the node, not all of its cores."""
     try:

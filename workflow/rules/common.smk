@@ -18,7 +18,7 @@ from facesleuth import registry  # noqa: E402
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
 from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
-from facesleuth.runtime import chunk_names  # noqa: E402
+from facesleuth.runtime import chunk_names, claimed_gpus  # noqa: E402
 
 # the schema the package ships, with the registry's setups and precisions
 try:
@@ -47,6 +47,13 @@ def is_grid_trainset(name):
 
 
 SPLIT_NAMES = [TRAINSET] + [name for name in TRAINING_SETS if not is_grid_trainset(name)]
+
+# GPUs each job claims (resource gpu), from the device it will use: the rules declare them, so a
+# rule made with `use rule ... as` claims them too; the profiles limit (local) or request (SLURM)
+# them. Prediction and validation run on the training device's kind (cpu: no GPU claimed).
+DETECTION_GPUS = claimed_gpus(config["extraction"]["detection"]["device"])
+TRAINING_GPUS = claimed_gpus(config["training"]["device"], config["training"]["gpus"])
+EVALUATION_GPUS = claimed_gpus(config["training"]["device"])
 
 
 wildcard_constraints:

@@ -16,6 +16,7 @@ rule extract_faces:
     threads: 1
     resources:
         mem_mb=8000,
+        gpu=DETECTION_GPUS,
     params:
         extraction=extraction_params,
     script:

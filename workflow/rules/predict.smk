@@ -19,6 +19,7 @@ rule predict:
     threads: 1
     resources:
         mem_mb=8000,
+        gpu=EVALUATION_GPUS,
     params:
         evaluation=PREDICTION_SETTINGS,
     script:

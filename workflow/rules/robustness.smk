@@ -40,6 +40,7 @@ rule extract_perturbed_faces:
     threads: 1
     resources:
         mem_mb=8000,
+        gpu=DETECTION_GPUS,
     params:
         extraction=perturbed_extraction_params,
     script:
@@ -64,6 +65,7 @@ rule predict_perturbed:
     threads: 1
     resources:
         mem_mb=8000,
+        gpu=EVALUATION_GPUS,
     params:
         evaluation=PREDICTION_SETTINGS,
     script:

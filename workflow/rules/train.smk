@@ -20,6 +20,7 @@ rule train:
     threads: 1
     resources:
         mem_mb=16000,
+        gpu=TRAINING_GPUS,
     params:
         run=run_settings,
     script:
@@ -46,6 +47,8 @@ rule validate:
     conda:
         "../../envs/train.yaml"
     threads: 1
+    resources:
+        gpu=EVALUATION_GPUS,
     params:
         evaluation=PREDICTION_SETTINGS,
         validation=validation_of,
