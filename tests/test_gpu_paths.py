@@ -18,6 +18,7 @@ import torch
 import yaml
 from face_crops import write_split
 from fake_cuda import FakeCuda
+from train_settings import one_thread, tiny_run_settings  # noqa: F401 (one_thread: a fixture)
 
 from facesleuth import train as train_module
 from facesleuth.backbones import REGISTRY, THESIS_MODELS
@@ -32,30 +33,12 @@ from facesleuth.train import (
     train_run,
 )
 
-SETTINGS = {
-    "model": "mobilenetv3_small_050",  # timm BatchNormAct2d layers, like six of the thesis's eight
-    "setup": "default",
-    "training": {
-        "input_size": 64, "epochs": 2, "batch_size": 8, "precision": "fp16", "lr": 0.001, "dropout": 0.2,
-        "pretrained": False, "weights": None, "num_workers": 0, "seed": 7, "device": "auto",
-        "channels_last": True, "max_steps_per_epoch": None, "gpus": 1,
-    },
-    "augmentations": {},
-}
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def settings(**training):
-    out = copy.deepcopy(SETTINGS)
-    out["training"].update(training)
-    return out
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    """The tiny run in fp16 on ``device: auto``: CUDA wherever a (fake) GPU is visible."""
+    return tiny_run_settings(**{"precision": "fp16", "device": "auto", **training})
 
 
 @pytest.fixture

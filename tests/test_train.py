@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import pandas as pd
@@ -10,6 +9,7 @@ import pytest
 import torch
 import yaml
 from face_crops import write_split
+from train_settings import one_thread, tiny_run_settings  # noqa: F401 (one_thread: a fixture)
 
 from facesleuth import models
 from facesleuth import train as train_module
@@ -22,37 +22,15 @@ from facesleuth.train import (
     train_run,
 )
 
-SETTINGS = {
-    "model": "mobilenetv3_small_050",
-    "setup": "default",
-    "training": {
-        "input_size": 64, "epochs": 2, "batch_size": 8, "precision": "fp32", "lr": 0.001, "dropout": 0.2,
-        "pretrained": False, "weights": None, "num_workers": 0, "seed": 7, "device": "cpu",
-        "channels_last": True, "max_steps_per_epoch": None, "gpus": 1,
-    },
-    "augmentations": {},
-}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# one torch thread: runs compared with each other compute in the same order
+pytestmark = pytest.mark.usefixtures("one_thread")
+settings = tiny_run_settings
 
 
 @pytest.fixture(scope="module")
 def split(samples, tmp_path_factory):
     # 6 train videos x 4 faces = 24 train faces (3 batches of 8), 4 val videos = 16 val faces
     return write_split(tmp_path_factory.mktemp("split") / "train.parquet", samples)
-
-
-def settings(setup: str = "default", **training):
-    out = copy.deepcopy(SETTINGS)
-    out["setup"] = setup
-    out["training"].update(training)
-    return out
 
 
 def losses(history):
