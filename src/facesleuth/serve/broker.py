@@ -27,6 +27,7 @@ One Redis database per deployment: every key starts with ``facesleuth:``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -80,7 +81,7 @@ def _key(*parts: str) -> str:
     return ":".join((PREFIX, *parts))
 
 
-def _histogram_bucket(seconds: float) -> int:
+def histogram_bucket(seconds: float) -> int:
     return next((i for i, bound in enumerate(SCAN_SECONDS_BUCKETS) if seconds <= bound), len(SCAN_SECONDS_BUCKETS))
 
 
@@ -204,6 +205,17 @@ return requeue_or_fail(ARGV[1], holder, tonumber(redis.call('HGET', job, 'attemp
 """
 
 
+# ARGV: id. Deletes a queued job whose task was never sent (sending failed); 1 when deleted.
+_WITHDRAW = _LUA_PRELUDE + """
+if redis.call('HGET', job, 'state') ~= 'queued' or redis.call('HGET', job, 'sent') ~= '0' then return 0 end
+redis.call('DEL', job)
+redis.call('SREM', prefix .. ':state:queued', ARGV[1])
+redis.call('ZREM', prefix .. ':jobs', ARGV[1])
+event(ARGV[1], 'withdrawn')
+return 1
+"""
+
+
 def _unavailable_on_redis_errors(method: Callable) -> Callable:
     @functools.wraps(method)
     def wrapper(self: RedisJobs, *args: Any, **kwargs: Any) -> Any:
@@ -244,7 +256,7 @@ class RedisJobs:
         self._publish = publish
         self._scripts = {name: self.redis.register_script(text) for name, text in
                          [("submit", _SUBMIT), ("claim", _CLAIM), ("finish", _FINISH), ("release", _RELEASE),
-                          ("reap", _REAP)]}
+                          ("reap", _REAP), ("withdraw", _WITHDRAW)]}
 
     def _run(self, script: str, job_id: str, *args: Any) -> Any:
         return self._scripts[script](keys=[_key("job", job_id)], args=[job_id, *args])
@@ -257,8 +269,18 @@ class RedisJobs:
         if not self._run("submit", job_id, max_queued, json.dumps([u.to_dict() for u in inputs]),
                          self.settings.max_attempts):
             return False
-        self.send(job_id)
+        try:
+            self.send(job_id)
+        except BrokerUnavailable:
+            with contextlib.suppress(BrokerUnavailable):
+                self.withdraw(job_id)  # the client is told to retry: the job must not run meanwhile
+            raise
         return True
+
+    @_unavailable_on_redis_errors
+    def withdraw(self, job_id: str) -> bool:
+        """Delete a queued job whose task was never sent; False when it is gone or was sent."""
+        return bool(self._run("withdraw", job_id))
 
     @_unavailable_on_redis_errors
     def send(self, job_id: str) -> None:
@@ -340,7 +362,7 @@ class RedisJobs:
             statuses[result["status"]] = statuses.get(result["status"], 0) + 1
         stored = self._run("finish", job_id, worker, attempt, DONE if error is None else FAILED,
                            "" if document is None else json.dumps(document, allow_nan=False), error or "",
-                           round(seconds, 3), _histogram_bucket(seconds), json.dumps(statuses))
+                           round(seconds, 3), histogram_bucket(seconds), json.dumps(statuses))
         return bool(stored)
 
     @_unavailable_on_redis_errors
@@ -366,6 +388,11 @@ class RedisJobs:
         """The live workers' last heartbeats."""
         keys = list(self.redis.scan_iter(_key("worker", "*"), count=1000))
         return [json.loads(value) for value in self.redis.mget(keys) if value] if keys else []
+
+    def worker_counts(self) -> tuple[int, int]:
+        """(alive, ready): workers with a live heartbeat, and those with their model loaded."""
+        workers = self.workers()
+        return len(workers), sum(bool(w.get("ready")) for w in workers)
 
     @_unavailable_on_redis_errors
     def queue_depth(self) -> int:
@@ -463,15 +490,10 @@ class BrokerPool:
     def notify(self) -> None:
         """Nothing to wake: the task was sent with the job."""
 
-    def worker_counts(self) -> tuple[int, int]:
-        """(alive, ready): workers with a live heartbeat, and those with their model loaded."""
-        workers = self.jobs.workers()
-        return len(workers), sum(bool(w.get("ready")) for w in workers)
-
     @property
     def ready_count(self) -> int:
         try:
-            return self.worker_counts()[1]
+            return self.jobs.worker_counts()[1]
         except BrokerUnavailable:
             return 0
 
