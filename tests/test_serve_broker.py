@@ -188,11 +188,13 @@ def test_results_equal_facesleuth_scan_json(deployment, client, samples, run_and
         {k: line[k] for k in ("method", "path", "status")} for line in requests]
 
 
-def test_metrics_readiness_and_openapi(deployment, client, repo_root) -> None:
+def test_metrics_readiness_and_openapi(deployment, client, samples, repo_root) -> None:
     from openapi_spec_validator import validate
     from prometheus_client.parser import text_string_to_metric_families
 
     api = deployment.api
+    scanned = post_files(client, api.url, [("metrics.png", (samples / IMAGE).read_bytes())]).json()["id"]
+    api.wait_done(client, [scanned])
     assert client.get(f"{api.url}/readyz").json() == {"ready": True, "workers_ready": 2}
     metrics = client.get(f"{api.url}/metrics")
     assert metrics.status_code == 200 and metrics.headers["content-type"].startswith("text/plain")

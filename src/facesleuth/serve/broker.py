@@ -678,12 +678,15 @@ def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) 
         timer.start()
 
     signals.worker_shutting_down.connect(bounded_stop, weak=False)
+    # A receiver here tells Celery to leave logging as setup_logging made it (format, level).
+    signals.setup_logging.connect(lambda **_: None, weak=False)
+    logging.getLogger("celery").setLevel(logging.WARNING)
     heartbeat.update(ready=True, model=str(settings.model))
     log.info("worker %s ready: %s on %s", settings.name, scanner.run.name, scanner.run.device,
              extra={"event": "ready", "worker": settings.name})
     try:
-        app.worker_main(["worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}", f"--hostname={settings.name}",
-                         "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING",
+        app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}", f"--hostname={settings.name}",
+                         "--without-gossip", "--without-mingle", "--without-heartbeat",
                          *celery_args])
     finally:
         heartbeat.stop()
