@@ -1,6 +1,7 @@
 """``facesleuth serve --model RUN``: run the scanner as an HTTP service (upload page + JSON API).
 
-Exit codes: 0 after a clean stop (Ctrl-C or SIGTERM), 2 for a usage error (unusable --model,
+Exit codes: a clean stop (Ctrl-C or SIGTERM) ends with the signal that asked for it, as uvicorn
+re-raises it once stopped; 2 for a usage error (unusable --model,
 --config or --token-file, bad numbers). The web stack (Starlette, uvicorn) loads only when the
 command runs: it is the ``[serve]`` extra.
 """
