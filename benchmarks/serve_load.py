@@ -178,21 +178,31 @@ def load(url: str, image: bytes, uploads: int) -> dict:
     }
 
 
-def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int], worker_cores: int) -> dict:
-    """One round of ``uploads`` concurrent uploads, with the workers' CPU time and the ideal throughput."""
-    cpu_before = _cpu_seconds(worker_pids)
+def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int], worker_cores: int,
+                   api_pid: int) -> dict:
+    """One round of ``uploads`` concurrent uploads, with the workers' CPU time and the ideal throughput.
+
+    ``worker_cpu_share``: the cores the workers got over the round (their CPU seconds / wall
+    seconds / worker cores): below 1 when other processes (the API, other jobs) held them, which
+    costs throughput the queue cannot win back. ``api_cpu_s_per_job``: the API's own CPU per upload.
+    """
+    cpu_before, api_before = _cpu_seconds(worker_pids), _cpu_seconds([api_pid])
     figures = load(url, image, uploads)
-    cpu_per_job = (_cpu_seconds(worker_pids) - cpu_before) / uploads
+    worker_cpu = _cpu_seconds(worker_pids) - cpu_before
+    cpu_per_job = worker_cpu / uploads
     ideal = worker_cores / cpu_per_job
     return {**figures, "workers": len(worker_pids), "worker_cores": worker_cores,
             "cpu_s_per_job": round(cpu_per_job, 3), "ideal_per_s": round(ideal, 2),
-            "efficiency": round(figures["throughput_per_s"] / ideal, 3)}
+            "efficiency": round(figures["throughput_per_s"] / ideal, 3),
+            "worker_cpu_share": round(worker_cpu / figures["wall_s"] / worker_cores, 3),
+            "api_cpu_s_per_job": round((_cpu_seconds([api_pid]) - api_before) / uploads, 3)}
 
 
 def _describe(round_: dict) -> str:
     return (f"{round_['workers']} worker(s): {round_['throughput_per_s']} jobs/s ({round_['wall_s']} s, "
             f"{round_['failed']} failed), ideal {round_['ideal_per_s']} jobs/s ({round_['worker_cores']} cores / "
-            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal; latency p50 "
+            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal, the workers got "
+            f"{round_['worker_cpu_share']:.0%} of their cores, the API {round_['api_cpu_s_per_job']} CPU s per job; latency p50 "
             f"{round_['latency_p50_s']} s, p95 {round_['latency_p95_s']} s; accept p50 {round_['accept_p50_s']} s, "
             f"p95 {round_['accept_p95_s']} s")
 
@@ -213,7 +223,7 @@ def broker_rounds(args: argparse.Namespace, image: bytes, tmp: Path) -> list[dic
                 workers.append(_start_worker(args, args.model, tmp / "data", broker, tmp / f"worker{len(workers)}.log"))
             _wait_ready(server, url, count, tmp / "server.log")
             rounds.append(measured_round(url, image, args.uploads, [w.pid for w in workers],
-                                         min(cores, count * args.threads)))
+                                         min(cores, count * args.threads), server.pid))
             print(_describe(rounds[-1]), flush=True)
         return rounds
     finally:
@@ -254,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
             server, url = _start_server(args, args.model, tmp / "data", tmp / "server.log")
             try:
                 rounds = [measured_round(url, image, args.uploads, _pool_pids(server),
-                                         min(os.cpu_count() or 1, args.workers * args.threads))]
+                                         min(os.cpu_count() or 1, args.workers * args.threads), server.pid)]
             finally:
                 server.terminate()
                 server.wait(30)

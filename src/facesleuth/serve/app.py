@@ -35,7 +35,6 @@ import datetime as _dt
 import hmac
 import logging
 import math
-import json
 import re
 import shutil
 import time
@@ -45,6 +44,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
@@ -53,8 +53,6 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-import yaml
 
 from facesleuth import __version__
 from facesleuth.scan.formats import html_report
@@ -193,7 +191,12 @@ class Service:
         self.metrics = SQLiteMetrics(self.store, self.pool)
 
     def _start_broker(self) -> None:
-        from facesleuth.serve.broker import BrokerPool, RedisJobs, celery_app, task_sender
+        from facesleuth.serve.broker import (
+            BrokerPool,
+            RedisJobs,
+            celery_app,
+            task_sender,
+        )
 
         # Running jobs belong to workers elsewhere: a restart of the API leaves them alone (the
         # reaper queues again those whose worker is lost).

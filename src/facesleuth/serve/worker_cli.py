@@ -13,7 +13,13 @@ import logging
 import sys
 from pathlib import Path
 
-from facesleuth.serve.cli import EXIT_USAGE, UsageError, _check_model, _threads, add_logging_arguments
+from facesleuth.serve.cli import (
+    EXIT_USAGE,
+    UsageError,
+    _check_model,
+    _threads,
+    add_logging_arguments,
+)
 
 _EPILOG = """\
 examples:
