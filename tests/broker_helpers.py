@@ -93,14 +93,14 @@ class BrokerServer(Server):
 class Worker:
     """``facesleuth worker`` in its own working folder, reading the API's data dir."""
 
-    def __init__(self, run: Path, config: Path, data_dir: Path, broker: str, folder: Path, name: str):
+    def __init__(self, run: Path, config: Path, data_dir: Path, broker: str, folder: Path, name: str, *options: str):
         self.name, self.folder = name, folder
         folder.mkdir(parents=True, exist_ok=True)
         self.log = folder / "worker.log"
         self.command = [sys.executable, "-m", "facesleuth.cli", "worker", "--broker", broker, "--model", str(run),
                         "--data-dir", str(data_dir), "--threads", "1", "--frames", FRAMES, "--config", str(config),
                         "--name", name, "--heartbeat-seconds", HEARTBEAT_SECONDS,
-                        "--visibility-timeout", VISIBILITY_SECONDS, "--log-format", "json"]
+                        "--visibility-timeout", VISIBILITY_SECONDS, "--log-format", "json", *options]
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Worker:

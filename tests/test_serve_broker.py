@@ -334,3 +334,19 @@ def test_worker_killed_mid_scan_job_finished_once_by_the_other(deployment, sampl
         assert worker.process.wait(60) == 0
         assert client.get(f"{api.url}/api/scans/{job_id}").json()["state"] == "done"
     finished_once(jobs, [job_id])
+    # a worker whose job cannot finish within --stop-timeout gives it back, attempt returned, and exits
+    third = Worker(*deployment.run_and_config, deployment.data, deployment.redis.url, deployment.base / "worker-c",
+                   "worker-c", "--stop-timeout", "0.5").start()
+    deployment.workers["worker-c"] = third
+    wait_ready(api.url, 1)
+    with httpx.Client(timeout=60) as client:
+        job_id = post_files(client, api.url, [("given-back.mp4", (samples / VIDEO).read_bytes())]).json()["id"]
+        while not any(e["event"] == "claimed" for e in jobs.events(job_id)):
+            time.sleep(0.05)
+        stopping = time.monotonic()
+        third.signal(signal.SIGTERM)
+        assert third.process.wait(30) == 0 and time.monotonic() - stopping < 10
+        answer = client.get(f"{api.url}/api/scans/{job_id}").json()
+    assert (answer["state"], answer["attempts"]) == ("queued", 0), answer
+    assert [(e["event"], e["worker"], e["detail"]) for e in jobs.events(job_id)][1:] == [
+        ("claimed", "worker-c", False), ("requeued", "worker-c", "worker stopped")]
