@@ -149,6 +149,7 @@ def settings_from_args(args: argparse.Namespace):
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
         frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
+        log_format=args.log_format,
     )
 
 
