@@ -132,6 +132,15 @@ def _cpu_seconds(pids: list[int]) -> float:
     return total
 
 
+def _runqueue_seconds(pids: list[int]) -> float:
+    """Seconds these processes' threads spent runnable but waiting for a core (/proc/PID/task/*/schedstat)."""
+    total = 0
+    for pid in pids:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
+
+
 def _pool_pids(server: subprocess.Popen) -> list[int]:
     """The embedded mode's worker processes: the server's spawned children (any of its threads may
     have started them; multiprocessing's resource tracker is not one)."""
@@ -184,10 +193,15 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
 
     ``worker_cpu_share``: the cores the workers got over the round (their CPU seconds / wall
     seconds / worker cores): below 1 when other processes (the API, other jobs) held them, which
-    costs throughput the queue cannot win back. ``api_cpu_s_per_job``: the API's own CPU per upload.
+    costs throughput the queue cannot win back. ``worker_waiting_share``: the part of the round
+    the workers spent runnable but waiting for a core (the kernel's run-queue time), which tells
+    cores held by others apart from workers idle for want of jobs. ``api_cpu_s_per_job``: the
+    API's own CPU per upload.
     """
     cpu_before, api_before = _cpu_seconds(worker_pids), _cpu_seconds([api_pid])
+    waiting_before = _runqueue_seconds(worker_pids)
     figures = load(url, image, uploads)
+    waiting = _runqueue_seconds(worker_pids) - waiting_before
     worker_cpu = _cpu_seconds(worker_pids) - cpu_before
     cpu_per_job = worker_cpu / uploads
     ideal = worker_cores / cpu_per_job
@@ -195,14 +209,16 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
             "cpu_s_per_job": round(cpu_per_job, 3), "ideal_per_s": round(ideal, 2),
             "efficiency": round(figures["throughput_per_s"] / ideal, 3),
             "worker_cpu_share": round(worker_cpu / figures["wall_s"] / worker_cores, 3),
+            "worker_waiting_share": round(waiting / figures["wall_s"] / len(worker_pids), 3),
             "api_cpu_s_per_job": round((_cpu_seconds([api_pid]) - api_before) / uploads, 3)}
 
 
 def _describe(round_: dict) -> str:
     return (f"{round_['workers']} worker(s): {round_['throughput_per_s']} jobs/s ({round_['wall_s']} s, "
             f"{round_['failed']} failed), ideal {round_['ideal_per_s']} jobs/s ({round_['worker_cores']} cores / "
-            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal, the workers got "
-            f"{round_['worker_cpu_share']:.0%} of their cores, the API {round_['api_cpu_s_per_job']} CPU s per job; latency p50 "
+            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal; the workers got "
+            f"{round_['worker_cpu_share']:.0%} of their cores and waited for one {round_['worker_waiting_share']:.0%} "
+            f"of the time; the API {round_['api_cpu_s_per_job']} CPU s per job; latency p50 "
             f"{round_['latency_p50_s']} s, p95 {round_['latency_p95_s']} s; accept p50 {round_['accept_p50_s']} s, "
             f"p95 {round_['accept_p95_s']} s")
 

@@ -144,6 +144,10 @@ def test_job_record_steps_are_exactly_once(redis_server) -> None:
     assert jobs.counts() == {"queued": 1, "running": 0, "done": 1, "failed": 1}
     assert jobs.input_statuses() == {"ok": 1, "no_face": 1}
     assert jobs.scan_seconds() == ([0, 0, 1] + [0] * 9, 1.5)  # buckets <= 0.5, <= 1, <= 2 s, ...: 1.5 s in the third
+    assert jobs.forget_finished(older_than_days=1) == 0  # all younger
+    assert jobs.forget_finished(older_than_days=-1) == 2  # (a cutoff in the future) the done and the failed one
+    assert jobs.job_ids() == {"unit-4"} and jobs.get("unit-1") is None
+    assert jobs.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0}
 
 
 # ---------------------------------------------------------------------- one deployment, many checks

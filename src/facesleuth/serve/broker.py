@@ -49,6 +49,7 @@ QUEUE = "facesleuth-scans"
 TASK = "facesleuth.scan"
 #: Upper bounds of the scan-seconds histogram (``/metrics``); the last bucket is +Inf.
 SCAN_SECONDS_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+EVENTS_KEPT = 100_000  # the event log keeps the latest claims, requeues and finishes
 UNSENT_GRACE_SECONDS = 30.0  # a queued job whose task was never sent (the API died in between) is sent again
 
 
@@ -62,6 +63,7 @@ class BrokerSettings:
 
     url: str
     max_attempts: int = 3  # claims per job, interruptions and errors together
+    keep_days: float = 0.0  # the API deletes finished jobs older than this (0: keep them all, as SQLite does)
     visibility_timeout: float = 3600.0  # seconds before a message a lost machine held is delivered again
     heartbeat_seconds: float = 5.0  # a worker silent for 3 heartbeats is lost
     stop_timeout: float = 30.0  # SIGTERM: seconds a worker may finish its job before giving it back
@@ -71,6 +73,8 @@ class BrokerSettings:
             raise ValueError(f"--broker must be a Redis URL (redis://HOST:PORT/DB), got {self.url!r}")
         if self.max_attempts < 1:
             raise ValueError(f"--max-attempts must be at least 1, got {self.max_attempts}")
+        if self.keep_days < 0:
+            raise ValueError(f"--keep-days must be 0 (keep all) or positive, got {self.keep_days}")
         for name in ("visibility_timeout", "heartbeat_seconds", "stop_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
@@ -99,6 +103,7 @@ end
 local function event(id, name, worker, detail)
   redis.call('RPUSH', prefix .. ':events', cjson.encode({job = id, event = name, worker = worker or false,
                                                            at = now(), detail = detail or false}))
+  redis.call('LTRIM', prefix .. ':events', -""" + str(EVENTS_KEPT) + """, -1)
 end
 local function move(id, from, to)
   redis.call('SREM', prefix .. ':state:' .. from, id)
@@ -205,6 +210,16 @@ return requeue_or_fail(ARGV[1], holder, tonumber(redis.call('HGET', job, 'attemp
 """
 
 
+# ARGV: id. Deletes a finished (done or failed) job; 1 when deleted.
+_FORGET = _LUA_PRELUDE + """
+local state = redis.call('HGET', job, 'state')
+if state ~= 'done' and state ~= 'failed' then return 0 end
+redis.call('DEL', job)
+redis.call('SREM', prefix .. ':state:' .. state, ARGV[1])
+redis.call('ZREM', prefix .. ':jobs', ARGV[1])
+return 1
+"""
+
 # ARGV: id. Deletes a queued job whose task was never sent (sending failed); 1 when deleted.
 _WITHDRAW = _LUA_PRELUDE + """
 if redis.call('HGET', job, 'state') ~= 'queued' or redis.call('HGET', job, 'sent') ~= '0' then return 0 end
@@ -256,7 +271,8 @@ class RedisJobs:
         self._publish = publish
         self._scripts = {name: self.redis.register_script(text) for name, text in
                          [("submit", _SUBMIT), ("claim", _CLAIM), ("finish", _FINISH), ("release", _RELEASE),
-                          ("reap", _REAP), ("withdraw", _WITHDRAW)]}
+                          ("reap", _REAP), ("withdraw", _WITHDRAW),
+                          ("forget", _FORGET)]}
 
     def _run(self, script: str, job_id: str, *args: Any) -> Any:
         return self._scripts[script](keys=[_key("job", job_id)], args=[job_id, *args])
@@ -345,6 +361,13 @@ class RedisJobs:
                 self.send(job_id)
                 sent.append(job_id)
         return sent
+
+    @_unavailable_on_redis_errors
+    def forget_finished(self, older_than_days: float) -> int:
+        """Delete the done and failed jobs created more than ``older_than_days`` ago (Redis keeps
+        everything in memory); returns how many."""
+        cutoff = self.redis.time()[0] - older_than_days * 86400
+        return sum(int(self._run("forget", job_id)) for job_id in self.redis.zrangebyscore(_key("jobs"), 0, cutoff))
 
     # ------------------------------------------------------------------ workers
 
@@ -479,9 +502,15 @@ class BrokerPool:
         self._thread.start()
 
     def _reap(self) -> None:
+        sweeps = 0
         while not self._stop.wait(1.0):
             try:
                 self.jobs.reap()
+                if self.settings.keep_days and sweeps % 600 == 0:  # every 10 minutes
+                    forgotten = self.jobs.forget_finished(self.settings.keep_days)
+                    if forgotten:
+                        log.info("%d finished job(s) older than %g days deleted", forgotten, self.settings.keep_days)
+                sweeps += 1
             except BrokerUnavailable as err:
                 log.warning("reaper: %s", err)
             except Exception:  # the reaper must outlive any one bad record

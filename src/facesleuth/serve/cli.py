@@ -74,6 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--max-attempts", type=int, default=3, metavar="N",
                         help="broker mode: claims per job (worker lost, or the attempt failed) before it fails "
                              "with a message (default 3)")
+    parser.add_argument("--keep-days", type=float, default=0, metavar="D",
+                        help="broker mode: delete finished jobs (results and all) D days after upload; Redis holds "
+                             "them in memory (default 0: keep every job, as the SQLite mode does)")
     add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -132,7 +135,7 @@ def settings_from_args(args: argparse.Namespace):
         from facesleuth.serve.broker import BrokerSettings
 
         try:
-            broker = BrokerSettings(args.broker, max_attempts=args.max_attempts).check()
+            broker = BrokerSettings(args.broker, max_attempts=args.max_attempts, keep_days=args.keep_days).check()
         except ValueError as err:
             raise UsageError(str(err)) from None
     try:
