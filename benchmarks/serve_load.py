@@ -191,11 +191,11 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
                    api_pid: int) -> dict:
     """One round of ``uploads`` concurrent uploads, with the workers' CPU time and the ideal throughput.
 
-    ``worker_cpu_share``: the cores the workers got over the round (their CPU seconds / wall
-    seconds / worker cores): below 1 when other processes (the API, other jobs) held them, which
-    costs throughput the queue cannot win back. ``worker_waiting_share``: the part of the round
-    the workers spent runnable but waiting for a core (the kernel's run-queue time), which tells
-    cores held by others apart from workers idle for want of jobs. ``api_cpu_s_per_job``: the
+    ``efficiency`` (throughput / ideal) is, by its definition, the share of their cores the
+    workers used over the round (CPU seconds / wall seconds / worker cores). What they did not
+    use splits into ``worker_waiting_share``, runnable but waiting for a core (the kernel's
+    run-queue time: cores held by the API or other jobs), and ``worker_idle_share``, the rest:
+    no job to scan (the queue's own overhead, the upload phase). ``api_cpu_s_per_job``: the
     API's own CPU per upload.
     """
     cpu_before, api_before = _cpu_seconds(worker_pids), _cpu_seconds([api_pid])
@@ -208,17 +208,17 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
     return {**figures, "workers": len(worker_pids), "worker_cores": worker_cores,
             "cpu_s_per_job": round(cpu_per_job, 3), "ideal_per_s": round(ideal, 2),
             "efficiency": round(figures["throughput_per_s"] / ideal, 3),
-            "worker_cpu_share": round(worker_cpu / figures["wall_s"] / worker_cores, 3),
-            "worker_waiting_share": round(waiting / figures["wall_s"] / len(worker_pids), 3),
+            "worker_waiting_share": round(waiting / figures["wall_s"] / worker_cores, 3),
+            "worker_idle_share": round(1 - (worker_cpu + waiting) / figures["wall_s"] / worker_cores, 3),
             "api_cpu_s_per_job": round((_cpu_seconds([api_pid]) - api_before) / uploads, 3)}
 
 
 def _describe(round_: dict) -> str:
     return (f"{round_['workers']} worker(s): {round_['throughput_per_s']} jobs/s ({round_['wall_s']} s, "
             f"{round_['failed']} failed), ideal {round_['ideal_per_s']} jobs/s ({round_['worker_cores']} cores / "
-            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal; the workers got "
-            f"{round_['worker_cpu_share']:.0%} of their cores and waited for one {round_['worker_waiting_share']:.0%} "
-            f"of the time; the API {round_['api_cpu_s_per_job']} CPU s per job; latency p50 "
+            f"{round_['cpu_s_per_job']} CPU s per job) -> {round_['efficiency']:.0%} of ideal (the share of their "
+            f"cores the workers used; waiting for a core {round_['worker_waiting_share']:.0%}, idle "
+            f"{round_['worker_idle_share']:.0%}); the API {round_['api_cpu_s_per_job']} CPU s per job; latency p50 "
             f"{round_['latency_p50_s']} s, p95 {round_['latency_p95_s']} s; accept p50 {round_['accept_p50_s']} s, "
             f"p95 {round_['accept_p95_s']} s")
 
