@@ -141,6 +141,14 @@ def test_job_record_steps_are_exactly_once(redis_server) -> None:
                           ("unit-2", "requeued", "unit-w3"), ("unit-2", "claimed", "unit-w4"),
                           ("unit-2", "failed", "unit-w4"), ("unit-4", "queued", None)]
     assert jobs.withdraw("unit-4") is False  # sent: a worker may hold its message
+    # a live worker that says it scans something else has dropped its job (an error): queued again
+    assert jobs.claim("unit-4", "unit-w5") == ("claimed", 1)
+    jobs.beat("unit-w5", {"ready": True, "job": "unit-4"}, ttl=30)
+    assert jobs.reap(grace=0) == []  # it says it is scanning it
+    jobs.beat("unit-w5", {"ready": True, "job": None}, ttl=30)
+    assert jobs.reap(grace=60) == []  # within the grace its next heartbeat may still name it
+    assert jobs.reap(grace=0) == ["unit-4"] and jobs.events("unit-4")[-1]["detail"].endswith("dropped it)")
+    assert jobs.get("unit-4").attempts == 1
     assert jobs.counts() == {"queued": 1, "running": 0, "done": 1, "failed": 1}
     assert jobs.input_statuses() == {"ok": 1, "no_face": 1}
     assert jobs.scan_seconds() == ([0, 0, 1] + [0] * 9, 1.5)  # buckets <= 0.5, <= 1, <= 2 s, ...: 1.5 s in the third

@@ -200,14 +200,23 @@ if ARGV[4] == '0' then attempts = attempts - 1 end
 return requeue_or_fail(ARGV[1], ARGV[2], attempts, ARGV[5])
 """
 
-# ARGV: id. Queues again (or fails) a running job whose worker's heartbeat expired; '' otherwise.
+# ARGV: id, grace seconds. Queues again (or fails) a running job whose worker's heartbeat expired,
+# or whose worker has said for longer than the grace that it scans something else (it lost the job
+# to an error); '' otherwise.
 _REAP = _LUA_PRELUDE + """
 if redis.call('HGET', job, 'state') ~= 'running' then return '' end
 local holder = redis.call('HGET', job, 'worker')
-if holder and redis.call('EXISTS', prefix .. ':worker:' .. holder) == 1 then return '' end
-return requeue_or_fail(ARGV[1], holder, tonumber(redis.call('HGET', job, 'attempts')),
-                       'interrupted (its worker was lost)')
+local beat = holder and redis.call('GET', prefix .. ':worker:' .. holder)
+local why = 'interrupted (its worker was lost)'
+if beat then
+  local scanning = cjson.decode(beat)['job']
+  local started = tonumber(redis.call('HGET', job, 'started') or 0)
+  if scanning == ARGV[1] or now() - started < tonumber(ARGV[2]) then return '' end
+  why = 'interrupted (its worker dropped it)'
+end
+return requeue_or_fail(ARGV[1], holder, tonumber(redis.call('HGET', job, 'attempts')), why)
 """
+REAP_GRACE_SECONDS = 60.0  # a worker reports the job it claimed in its next heartbeat, seconds later
 
 
 # ARGV: id. Deletes a finished (done or failed) job; 1 when deleted.
@@ -343,13 +352,13 @@ class RedisJobs:
         return [e for e in events if job_id is None or e["job"] == job_id]
 
     @_unavailable_on_redis_errors
-    def reap(self) -> list[str]:
+    def reap(self, grace: float = REAP_GRACE_SECONDS) -> list[str]:
         """Queue again the jobs of lost workers (or fail them) and send their tasks, and send the
         tasks of queued jobs never sent (the API died between recording and sending); returns the
         ids sent."""
         sent = []
         for job_id in sorted(self.redis.smembers(_key("state", RUNNING))):
-            if self._run("reap", job_id) == "requeued":
+            if self._run("reap", job_id, grace) == "requeued":
                 log.warning("job %s: its worker was lost; queued again", job_id, extra={"job": job_id})
                 self.send(job_id)
                 sent.append(job_id)
@@ -592,8 +601,29 @@ class UploadsNotVisible(Exception):
     """The job's upload folder is not in this worker's data dir (not shared, or not yet synced)."""
 
 
+OUTAGE_SECONDS = 120.0  # a worker retries its Redis steps this long before giving the message back
+
+
+def _through_outage(step: Callable[[], Any]) -> Any:
+    """``step()``, tried again every 2 s while Redis is unreachable, for at most OUTAGE_SECONDS."""
+    deadline = time.monotonic() + OUTAGE_SECONDS
+    while True:
+        try:
+            return step()
+        except BrokerUnavailable as err:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s; trying again", err)
+            time.sleep(2)
+
+
 class JobRunner:
-    """Runs one delivered task: claim, scan with the loaded scanner, store the result once."""
+    """Runs one delivered task: claim, scan with the loaded scanner, store the result once.
+
+    Each step on Redis waits out a short outage; after a long one the claim gives the message
+    back unacknowledged (it is delivered again after the visibility timeout) and a result that
+    could not be stored leaves the job to the reaper, which queues it again.
+    """
 
     def __init__(self, jobs: RedisJobs, scanner: Any, settings: BrokerWorkerSettings, heartbeat: Heartbeat):
         self.jobs, self.scanner, self.settings, self.heartbeat = jobs, scanner, settings, heartbeat
@@ -605,14 +635,14 @@ class JobRunner:
         from facesleuth.serve.workers import remove_uploads, scan_job
 
         me = self.settings.name
-        outcome, attempt = self.jobs.claim(job_id, me)
+        outcome, attempt = _through_outage(lambda: self.jobs.claim(job_id, me))
         if outcome != "claimed":
             # a duplicate delivery (the job is running elsewhere or finished) or a job out of attempts
             log.info("job %s: %s; message dropped", job_id, outcome, extra={"job": job_id, "outcome": outcome})
             return {"job": job_id, "outcome": outcome}
         self.current = (job_id, attempt)
         self.heartbeat.update(job=job_id)
-        job = self.jobs.get(job_id)
+        job = _through_outage(lambda: self.jobs.get(job_id))
         started = time.perf_counter()
         try:
             folder = self.uploads / job_id
@@ -628,7 +658,8 @@ class JobRunner:
                 if self.current is None:
                     return {"job": job_id, "outcome": "given back"}
                 self.current = None
-                outcome = self.jobs.release(job_id, me, attempt, counted=True, why=f"attempt {attempt} failed: {error}")
+                outcome = _through_outage(lambda: self.jobs.release(job_id, me, attempt, counted=True,
+                                                                    why=f"attempt {attempt} failed: {error}"))
             if outcome == "failed":
                 log.error("job %s failed after %d attempts: %s", job_id, attempt, error,
                           extra={"event": "job", "job": job_id, "state": FAILED, "attempt": attempt})
@@ -639,7 +670,7 @@ class JobRunner:
             if self.current is None:  # a stop gave it back meanwhile
                 return {"job": job_id, "outcome": "given back"}
             self.current = None
-            stored = self.jobs.finish(job_id, me, attempt, document, None, seconds)
+            stored = _through_outage(lambda: self.jobs.finish(job_id, me, attempt, document, None, seconds))
         self.heartbeat.update(job=None, jobs_done=self.heartbeat.info["jobs_done"] + 1)
         if stored:
             remove_uploads(self.uploads / job_id)
@@ -681,6 +712,7 @@ def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) 
     """Load the run once, then consume the queue until stopped (SIGTERM: finish the job within
     ``stop_timeout`` seconds, else give it back; either way exit)."""
     from celery import signals
+    from celery.exceptions import Reject
 
     os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     app = celery_app(settings.broker, results=True)
@@ -691,7 +723,14 @@ def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) 
 
     @app.task(name=TASK, acks_late=True, reject_on_worker_lost=True)
     def scan(job_id: str) -> dict[str, Any]:
-        return runner(job_id)
+        try:
+            return runner(job_id)
+        except BrokerUnavailable as err:
+            runner.current = None
+            heartbeat.info["job"] = None
+            # back to the queue; or, Redis still down, left unacknowledged: delivered again after
+            # the visibility timeout
+            raise Reject(str(err), requeue=True) from err
 
     def bounded_stop(**_: Any) -> None:
         def give_back_and_exit() -> None:
