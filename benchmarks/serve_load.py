@@ -209,7 +209,8 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
             "cpu_s_per_job": round(cpu_per_job, 3), "ideal_per_s": round(ideal, 2),
             "efficiency": round(figures["throughput_per_s"] / ideal, 3),
             "worker_waiting_share": round(waiting / figures["wall_s"] / worker_cores, 3),
-            "worker_idle_share": round(1 - (worker_cpu + waiting) / figures["wall_s"] / worker_cores, 3),
+            # the two clocks are read a moment apart: a share a hair below 0 is none
+            "worker_idle_share": round(max(0.0, 1 - (worker_cpu + waiting) / figures["wall_s"] / worker_cores), 3),
             "api_cpu_s_per_job": round((_cpu_seconds([api_pid]) - api_before) / uploads, 3)}
 
 
