@@ -3,7 +3,7 @@ processes (each in its own working folder), all on 127.0.0.1.
 
 Checked against something independent: results against ``facesleuth scan --format json`` on the
 same files; the job records' event log in Redis (each accepted job finished exactly once, by
-whom) after a worker is SIGKILLed mid-scan, after the API is killed with jobs queued and after 50
+whom) after a worker is SIGKILLed mid-scan, after the API is stopped with jobs queued and after 50
 concurrent uploads; ``/metrics`` read back with prometheus-client's own parser against the jobs'
 documents; the OpenAPI document with openapi-spec-validator, the README's curl examples and the
 app's routes against it, and live answers against its schemas; the job store's Lua steps on
@@ -268,24 +268,22 @@ def test_fifty_concurrent_uploads_none_lost_or_duplicated(deployment, samples) -
     assert workers == {"worker-a", "worker-b"}  # both took part
 
 
-def test_api_killed_with_jobs_queued_loses_none(deployment, samples) -> None:
+def test_api_stopped_with_jobs_queued_loses_none(deployment, samples) -> None:
     video, image = (samples / VIDEO).read_bytes(), (samples / IMAGE).read_bytes()
     with httpx.Client(timeout=60) as client:
         ids = [post_files(client, deployment.api.url, [("first.mp4", video)]).json()["id"]]
         ids += [post_files(client, deployment.api.url, [(f"q{i}.png", image)]).json()["id"] for i in range(8)]
-    deployment.api.kill()
+    # SIGTERM: the API stops within its bound (uvicorn ends a clean stop by re-raising the signal)
+    stopping = time.monotonic()
+    deployment.api.process.send_signal(signal.SIGTERM)
+    assert deployment.api.process.wait(20) == -signal.SIGTERM and time.monotonic() - stopping < 15
     jobs = deployment.jobs()
-    assert sum(jobs.get(i).state == "queued" for i in ids) >= 1  # still waiting when the API died
+    assert sum(jobs.get(i).state == "queued" for i in ids) >= 1  # still waiting when the API stopped
     deployment.api = deployment.new_api()  # same Redis and data dir, new port
     with httpx.Client(timeout=60) as client:
         done = deployment.api.wait_done(client, ids)
     assert {i: done[i]["state"] for i in ids} == dict.fromkeys(ids, "done")
     finished_once(jobs, ids)
-    # SIGTERM: the API stops within its bound (uvicorn ends a clean stop by re-raising the signal)
-    stopping = time.monotonic()
-    deployment.api.process.send_signal(signal.SIGTERM)
-    assert deployment.api.process.wait(20) == -signal.SIGTERM and time.monotonic() - stopping < 15
-    deployment.api = deployment.new_api()
 
 
 def test_redis_down_uploads_refused_with_503_then_accepted(deployment, samples) -> None:
