@@ -158,6 +158,26 @@ def test_job_record_steps_are_exactly_once(redis_server) -> None:
     assert jobs.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0}
 
 
+def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
+    run, _ = run_and_config
+    (tmp_path / "shared" / "uploads").mkdir(parents=True)
+    cases = [
+        (["serve", "--model", str(run), "--broker", "amqp://127.0.0.1", "--data-dir", str(tmp_path / "d")],
+         "--broker must be a Redis URL"),
+        (["serve", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--max-attempts", "0",
+          "--data-dir", str(tmp_path / "d")], "--max-attempts must be at least 1"),
+        (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path)],
+         "no uploads/ folder in it"),  # not the API's data dir: a mount missing on this machine
+        (["worker", "--model", str(tmp_path / "no-run"), "--broker", "redis://127.0.0.1:1/0",
+          "--data-dir", str(tmp_path / "shared")], "no such file or folder"),
+        (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path / "shared"),
+          "--heartbeat-seconds", "0"], "--heartbeat-seconds must be positive"),
+    ]
+    for argv, message in cases:
+        assert facesleuth_main(argv) == 2, argv
+        assert message in capsys.readouterr().err, argv
+
+
 # ---------------------------------------------------------------------- one deployment, many checks
 
 
