@@ -45,7 +45,8 @@ def run_and_config(samples, tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="module")
 def server(run_and_config, tmp_path_factory):
     data = tmp_path_factory.mktemp("serve") / "data"
-    server = Server(*run_and_config, data, "--max-upload-mb", str(LIMIT_MB), "--max-queue", "100").start()
+    server = Server(*run_and_config, data, "--max-upload-mb", str(LIMIT_MB), "--max-queue", "100",
+                    "--log-format", "json").start()
     yield server
     server.stop()
 
@@ -277,6 +278,33 @@ def test_fifty_concurrent_uploads_against_two_workers(server, samples) -> None:
     assert finished == Counter(dict.fromkeys(ids, 1))
     workers = {e["worker"] for e in store.events() if e["event"] == "claimed" and e["job"] in ids}
     assert len(workers) == 2  # both workers took part
+
+
+def test_metrics_readiness_and_json_logs(server, client, samples) -> None:
+    """The operators' endpoints in the embedded mode, against the job database read directly."""
+    from openapi_spec_validator import validate
+    from prometheus_client.parser import text_string_to_metric_families
+
+    job_id = post_files(client, server, [("metrics.png", (samples / IMAGE).read_bytes())]).json()["id"]
+    server.wait_done(client, [job_id])
+    assert client.get(f"{server.url}/readyz").json() == {"ready": True, "workers_ready": 2}
+    text = client.get(f"{server.url}/metrics").text
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for family in text_string_to_metric_families(text) for s in family.samples}
+    with sqlite3.connect(server.data_dir / "jobs.sqlite3") as db:
+        states = dict(db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        documents = [json.loads(d) for (d,) in db.execute("SELECT document FROM jobs WHERE document IS NOT NULL")]
+    for state in ("queued", "running", "done", "failed"):
+        assert values[("facesleuth_jobs", (("state", state),))] == states.get(state, 0), state
+    statuses = Counter(r["status"] for d in documents for r in d["results"])
+    assert {k[1][0][1]: v for k, v in values.items() if k[0] == "facesleuth_inputs_total"} == statuses
+    assert values[("facesleuth_scan_seconds_count", ())] == len(documents)
+    assert values[("facesleuth_workers_alive", ())] == 2
+    validate(client.get(f"{server.url}/openapi.json").json())
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+    assert [line["state"] for line in lines if line.get("event") == "job" and line["job"] == job_id] == ["done"]
+    assert any(line.get("event") == "request" and line["path"] == "/api/scans" and line["status"] == 202
+               for line in lines)
 
 
 # ---------------------------------------------------------------------- a second server: token, small queue

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
 import sys
+import time
 import zlib
 from pathlib import Path
 
@@ -58,15 +60,46 @@ def chunk_names(chunks: int) -> list[str]:
     return [f"{i:03d}" for i in range(chunks)]
 
 
-def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO) -> logging.Logger:
-    """Send the package's logging (and warnings) to ``log_path`` and stderr.
+LOG_FORMATS = ("text", "json")
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and the record's ``extra`` fields
+    (``log.info("...", extra={"job": id})``), for log collectors that index fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "pid": record.process,
+        }
+        line.update({key: value for key, value in vars(record).items() if key not in _RECORD_FIELDS})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+JsonFormatter.converter = time.gmtime  # the Z above: UTC
+
+
+def setup_logging(log_path: str | Path | None = None, level: int = logging.INFO, fmt: str = "text") -> logging.Logger:
+    """Send the package's logging (and warnings) to ``log_path`` and stderr; ``fmt`` is ``text``
+    or ``json`` (one JSON object per line, see :class:`JsonFormatter`).
 
     Snakemake scripts call this first thing with ``snakemake.log[0]``.
     """
+    if fmt not in LOG_FORMATS:
+        raise ValueError(f"log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_path, mode="w"))
+    if fmt == "json":
+        for handler in handlers:
+            handler.setFormatter(JsonFormatter())
     logging.basicConfig(
         level=level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -12,11 +12,19 @@ Endpoints (JSON unless said otherwise):
   by the client's file name (``?thumbnails=1`` adds the faces' base64 thumbnails).
 - ``GET /api/scans/{id}/report``: the HTML report (``facesleuth scan --format html``).
 - ``GET /healthz``: liveness and how many workers have loaded the model (no token needed).
+- ``GET /readyz``: readiness: 200 when at least one worker has loaded the model, else 503.
+- ``GET /metrics``: Prometheus' text format (:mod:`.metrics`).
+- ``GET /openapi.json``: the OpenAPI document of this API.
 - ``GET /``: the upload page (static; holds no data, so it loads without a token and sends
   the token the user types with each API call).
 
-With a token file every endpoint but ``/healthz`` and the page wants ``Authorization: Bearer
-TOKEN``: 401 without one, 403 with a wrong one.
+With a token file every endpoint but the page and the operators' ones (health, readiness,
+metrics, OpenAPI document: they hold no job data) wants ``Authorization: Bearer TOKEN``: 401
+without one, 403 with a wrong one.
+
+Two modes, one API: jobs in SQLite with a local worker pool (:mod:`.store`, :mod:`.workers`; the
+default), or in Redis with ``facesleuth worker`` processes anywhere (:mod:`.broker`, with
+``--broker URL``). In broker mode an unreachable Redis is answered with 503 and ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ import logging
 import math
 import re
 import shutil
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import yaml
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
@@ -46,6 +56,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from facesleuth import __version__
 from facesleuth.scan.formats import html_report
+from facesleuth.serve.broker import BrokerSettings, BrokerUnavailable
+from facesleuth.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from facesleuth.serve.metrics import SQLiteMetrics, exposition
 from facesleuth.serve.store import DONE, QUEUED, RUNNING, Job, JobStore, Upload, new_id
 from facesleuth.serve.workers import WorkerPool, WorkerSettings, remove_uploads
 from facesleuth.video import sniff_media
@@ -67,13 +80,15 @@ class ServeSettings:
     max_upload_bytes: int = 200 * 2**20
     max_queued: int = 100
     token: str | None = field(default=None, repr=False)
+    broker: BrokerSettings | None = None  # None: the embedded SQLite mode
 
     @classmethod
     def make(cls, data_dir: str | Path, model: str | Path, **options: Any) -> ServeSettings:
         """Settings with the database and upload folder inside ``data_dir``; ``options`` go to the
         fields of this class or of :class:`WorkerSettings`."""
         data_dir = Path(data_dir).resolve()
-        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token") if k in options}
+        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token", "broker")
+               if k in options}
         worker = WorkerSettings(database=str(data_dir / DATABASE_NAME), uploads=str(data_dir / UPLOADS_NAME),
                                 model=str(model), **options)
         return cls(data_dir=data_dir, worker=worker, **own)
@@ -86,7 +101,7 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None, **e
 class BearerAuth:
     """ASGI middleware: every path but the public ones needs ``Authorization: Bearer <token>``."""
 
-    PUBLIC = frozenset({"/healthz", "/"})
+    PUBLIC = frozenset({"/", "/healthz", "/readyz", "/metrics", "/openapi.json"})
 
     def __init__(self, app: ASGIApp, token: str | None):
         self.app, self.token = app, token
@@ -150,18 +165,22 @@ def _client_name(upload: UploadFile, index: int) -> str:
 
 
 class Service:
-    """The state behind the routes: settings, job store, worker pool."""
+    """The state behind the routes: settings, job store (SQLite or Redis), worker pool (local
+    processes, or the broker's workers seen through their heartbeats)."""
 
     def __init__(self, settings: ServeSettings):
         self.settings = settings
         self.uploads = Path(settings.worker.uploads)
-        self.store: JobStore | None = None
-        self.pool: WorkerPool | None = None
+        self.store: Any = None  # JobStore | RedisJobs: the same methods
+        self.pool: Any = None  # WorkerPool | BrokerPool
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
+        if self.settings.broker is not None:
+            self._start_broker()
+            return
         self.store = JobStore(self.settings.worker.database)
         requeued = self.store.recover()  # jobs a killed server left running
         if requeued:
@@ -169,10 +188,36 @@ class Service:
         self._remove_stale_uploads()
         self.pool = WorkerPool(self.settings.worker, self.settings.workers)
         self.pool.start()
+        self.metrics = SQLiteMetrics(self.store, self.pool)
+
+    def _start_broker(self) -> None:
+        from facesleuth.serve.broker import (
+            BrokerPool,
+            RedisJobs,
+            celery_app,
+            task_sender,
+        )
+
+        # Running jobs belong to workers elsewhere: a restart of the API leaves them alone (the
+        # reaper queues again those whose worker is lost).
+        self.store = RedisJobs(self.settings.broker, publish=task_sender(celery_app(self.settings.broker, False)))
+        try:
+            self._remove_stale_uploads()
+        except BrokerUnavailable as err:
+            log.warning("%s; old uploads are removed at the next start", err)
+        self.pool = BrokerPool(self.store, self.settings.broker)
+        self.pool.start()
+        self.metrics = self.store
 
     def stop(self) -> None:
         if self.pool is not None:
             self.pool.stop()
+
+    def workers_expected(self) -> int:
+        """Workers sharing the queue: the pool's size, or the broker's live workers."""
+        if self.settings.broker is None:
+            return self.settings.workers
+        return self.store.worker_counts()[0]
 
     def _remove_stale_uploads(self) -> None:
         """Upload folders of finished jobs, or of uploads the server died before queueing."""
@@ -186,7 +231,7 @@ class Service:
     def retry_after(self) -> str:
         """Seconds until a place in the queue is likely free: the queue's share per worker."""
         queued = self.store.counts()["queued"]
-        seconds = (self.store.mean_seconds() or 5.0) * max(1, queued) / max(1, self.settings.workers)
+        seconds = (self.store.mean_seconds() or 5.0) * max(1, queued) / max(1, self.workers_expected())
         return str(min(600, max(1, math.ceil(seconds))))
 
     def queue_full(self) -> bool:
@@ -242,11 +287,16 @@ class Service:
             remove_uploads(folder)
             return _error(415, "not a video or an image (judged by content, not by name): "
                                f"{', '.join(rejected)}; upload video or image files", rejected=rejected)
-        if not await run_in_threadpool(self.store.submit, job_id, inputs, self.settings.max_queued):
+        try:
+            submitted = await run_in_threadpool(self.store.submit, job_id, inputs, self.settings.max_queued)
+        except BrokerUnavailable:
+            remove_uploads(folder)
+            raise
+        if not submitted:
             remove_uploads(folder)
             return self.busy()
         self.pool.notify()
-        log.info("job %s queued: %d file(s)", job_id, len(inputs))
+        log.info("job %s queued: %d file(s)", job_id, len(inputs), extra={"job": job_id, "inputs": len(inputs)})
         url = f"/api/scans/{job_id}"
         return JSONResponse({"id": job_id, "state": "queued", "url": url, "report": f"{url}/report"},
                             status_code=202, headers={"Location": url})
@@ -285,16 +335,76 @@ class Service:
         return HTMLResponse(html_report(job.document))
 
     def healthz(self, request: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": __version__, "workers": self.settings.workers,
+        """Liveness: the process answers (in broker mode even while Redis is down)."""
+        try:
+            workers = self.workers_expected()
+        except BrokerUnavailable:
+            workers = 0
+        return JSONResponse({"status": "ok", "version": __version__, "mode": self.mode, "workers": workers,
                              "workers_ready": self.pool.ready_count if self.pool else 0})
+
+    @property
+    def mode(self) -> str:
+        return "sqlite" if self.settings.broker is None else "broker"
+
+    def readyz(self, request: Request) -> Response:
+        """Readiness: at least one worker has its model loaded (else 503: send no traffic yet)."""
+        ready = self.pool.ready_count if self.pool else 0
+        return JSONResponse({"ready": ready >= 1, "workers_ready": ready}, status_code=200 if ready >= 1 else 503)
+
+    def metrics_text(self, request: Request) -> Response:
+        return Response(exposition(self.metrics), media_type=METRICS_CONTENT_TYPE)
+
+    def openapi(self, request: Request) -> Response:
+        return JSONResponse(openapi_document())
 
     def page(self, request: Request) -> Response:
         html = resources.files("facesleuth.serve").joinpath("static/index.html").read_text(encoding="utf-8")
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the API (``openapi.yaml`` beside this module), this version's."""
+    text = resources.files("facesleuth.serve").joinpath("openapi.yaml").read_text(encoding="utf-8")
+    document = yaml.safe_load(text)
+    document["info"]["version"] = __version__
+    return document
+
+
+def _unavailable(request: Request, err: Exception) -> Response:
+    log.warning("%s", err)
+    return _error(503, f"{err}; retry later", headers={"Retry-After": "5"})
+
+
+class RequestLog:
+    """ASGI middleware: one log line per request (method, path, status, seconds)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: dict) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            seconds = time.perf_counter() - started
+            log.info("%s %s %d %.3f s", scope["method"], scope["path"], status, seconds,
+                     extra={"event": "request", "method": scope["method"], "path": scope["path"], "status": status,
+                            "seconds": round(seconds, 4)})
+
+
 def create_app(settings: ServeSettings) -> Starlette:
-    """The ASGI application; the worker pool runs while the app's lifespan does."""
+    """The ASGI application; the worker pool (or the broker's reaper) runs while the app's lifespan does."""
     service = Service(settings)
 
     @contextlib.asynccontextmanager
@@ -308,11 +418,15 @@ def create_app(settings: ServeSettings) -> Starlette:
     routes = [
         Route("/", service.page, methods=["GET"]),
         Route("/healthz", service.healthz, methods=["GET"]),
+        Route("/readyz", service.readyz, methods=["GET"]),
+        Route("/metrics", service.metrics_text, methods=["GET"]),
+        Route("/openapi.json", service.openapi, methods=["GET"]),
         Route("/api/scans", service.create_scan, methods=["POST"]),
         Route("/api/scans/{job_id}", service.get_scan, methods=["GET"]),
         Route("/api/scans/{job_id}/report", service.get_report, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={BrokerUnavailable: _unavailable})
     app.state.service = service
     app.add_middleware(BearerAuth, token=settings.token)
+    app.add_middleware(RequestLog)  # outermost: refused requests are logged too
     return app

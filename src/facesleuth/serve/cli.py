@@ -1,6 +1,7 @@
 """``facesleuth serve --model RUN``: run the scanner as an HTTP service (upload page + JSON API).
 
-Exit codes: 0 after a clean stop (Ctrl-C or SIGTERM), 2 for a usage error (unusable --model,
+Exit codes: a clean stop (Ctrl-C or SIGTERM) ends with the signal that asked for it, as uvicorn
+re-raises it once stopped; 2 for a usage error (unusable --model,
 --config or --token-file, bad numbers). The web stack (Starlette, uvicorn) loads only when the
 command runs: it is the ``[serve]`` extra.
 """
@@ -19,10 +20,15 @@ _EPILOG = """\
 The data dir keeps the job database (SQLite) and the uploads waiting to be scanned; restart
 the server on the same --data-dir and queued jobs resume, finished ones stay available.
 
+With --broker redis://HOST:PORT/DB the jobs go to Redis instead and `facesleuth worker`
+processes, on this machine or others, scan them; --workers is then unused (start workers
+instead), and --data-dir must be a folder every worker sees (a shared mount on a cluster).
+
 examples:
   facesleuth serve --model results/models/efb0_ns/default --port 8000
   curl -F file=@upload.mp4 http://127.0.0.1:8000/api/scans        # -> {"id": ...}
   curl http://127.0.0.1:8000/api/scans/ID                          # state, then the results
+  facesleuth serve --model RUN --broker redis://127.0.0.1:6379/0 --data-dir /shared/facesleuth
 """
 
 
@@ -62,9 +68,27 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--config", type=Path, metavar="YAML",
                         help="config whose extraction.detection settings to use (default: the schema's)")
-    parser.add_argument("--verbose", "-v", action="store_true", help="log every request and job")
+    parser.add_argument("--broker", metavar="URL",
+                        help="Redis URL (redis://HOST:PORT/DB): queue jobs there for `facesleuth worker` processes "
+                             "instead of a local pool (default: embedded SQLite mode)")
+    parser.add_argument("--max-attempts", type=int, default=3, metavar="N",
+                        help="broker mode: claims per job (worker lost, or the attempt failed) before it fails "
+                             "with a message (default 3)")
+    parser.add_argument("--keep-days", type=float, default=0, metavar="D",
+                        help="broker mode: delete finished jobs (results and all) D days after upload; Redis holds "
+                             "them in memory (default 0: keep every job, as the SQLite mode does)")
+    add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
+
+
+def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
+    from facesleuth.runtime import LOG_FORMATS
+
+    parser.add_argument("--verbose", "-v", action="store_true", help="log every request and job")
+    parser.add_argument("--log-format", choices=LOG_FORMATS, default="text",
+                        help="text (default), or json: one JSON object per line, one line per request and per "
+                             "job (implies --verbose)")
 
 
 class UsageError(Exception):
@@ -106,6 +130,14 @@ def settings_from_args(args: argparse.Namespace):
         raise UsageError(f"--max-queue must be at least 1, got {args.max_queue}")
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be within 1..65535, got {args.port}")
+    broker = None
+    if args.broker:
+        from facesleuth.serve.broker import BrokerSettings
+
+        try:
+            broker = BrokerSettings(args.broker, max_attempts=args.max_attempts, keep_days=args.keep_days).check()
+        except ValueError as err:
+            raise UsageError(str(err)) from None
     try:
         ScanOptions(frames=args.frames).check()
         detection = _detection_settings(args.config)
@@ -118,7 +150,9 @@ def settings_from_args(args: argparse.Namespace):
     return ServeSettings.make(
         args.data_dir, Path(args.model).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
+        broker=broker,
         frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
+        log_format=args.log_format,
     )
 
 
@@ -142,7 +176,8 @@ def _check_model(model: str, device: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from facesleuth.runtime import setup_logging
 
-    setup_logging(level=logging.INFO if args.verbose else logging.WARNING)
+    verbose = args.verbose or args.log_format == "json"
+    setup_logging(level=logging.INFO if verbose else logging.WARNING, fmt=args.log_format)
     try:
         import uvicorn
 
@@ -158,8 +193,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"facesleuth serve: {err}", file=sys.stderr)
         return EXIT_USAGE
     auth = "with a bearer token" if settings.token else "without a token (anyone who reaches it can upload)"
-    print(f"facesleuth serve: http://{args.host}:{args.port}/ ({args.workers} workers, {auth}; "
+    workers = (f"{args.workers} workers" if settings.broker is None else
+               f"jobs on {settings.broker.url.rpartition('@')[2]} for `facesleuth worker` processes")
+    print(f"facesleuth serve: http://{args.host}:{args.port}/ ({workers}, {auth}; "
           f"data in {settings.data_dir})", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port,
-                log_level="info" if args.verbose else "warning", timeout_graceful_shutdown=10)
+    # SIGTERM: uvicorn stops accepting, lets requests in flight finish (10 s at most), then the
+    # lifespan stops the pool (its running jobs go back to the queue) or the broker's reaper.
+    # Request lines come from RequestLog (one per request, JSON with --log-format json).
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10, log_config=None)
     return EXIT_OK

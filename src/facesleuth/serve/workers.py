@@ -49,6 +49,7 @@ class WorkerSettings:
     detection: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
     thumbnails: int = 12  # face thumbnails per input kept for the page and the report
+    log_format: str = "text"  # or json: one JSON object per line (facesleuth.runtime.JsonFormatter)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -87,7 +88,12 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
 
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
+    if settings.log_format == "json":
+        from facesleuth.runtime import setup_logging
+
+        setup_logging(fmt="json")
+    else:
+        logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
     scanner = Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
                                                   detection=settings.detection, thumbnails=settings.thumbnails))
     store, uploads, me = JobStore(settings.database), Path(settings.uploads), os.getpid()
@@ -108,6 +114,9 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
             document, error = None, f"{type(err).__name__}: {err}"
         if store.finish(job.id, me, document, error):
             remove_uploads(uploads / job.id)
+            log.info("job %s %s", job.id, "done" if error is None else "failed",
+                     extra={"event": "job", "job": job.id, "state": "done" if error is None else "failed",
+                            "attempt": job.attempts, "inputs": len(job.inputs)})
         else:
             log.warning("job %s was taken from this worker meanwhile; result dropped", job.id)
 
