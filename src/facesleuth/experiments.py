@@ -42,6 +42,7 @@ import netrc
 import os
 import time
 import urllib.parse
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -356,7 +357,7 @@ class WandbBackend(Backend):
         import wandb
 
         same_project = state.get("project") == self.settings.experiment
-        run_id = state.get("id") if same_project and state.get("id") else wandb.util.generate_id()
+        run_id = state.get("id") if same_project and state.get("id") else uuid.uuid4().hex[:12]
         where.mkdir(parents=True, exist_ok=True)
         mode = wandb_mode(self.settings.wandb_mode)
         options = dict(
@@ -369,7 +370,7 @@ class WandbBackend(Backend):
         try:
             self.run = wandb.init(mode=mode, settings=settings, **options)
         except Exception as err:
-            if mode == "offline":
+            if mode != "online":
                 raise
             # online but unreachable: keep the records offline for `wandb sync`, not the run waiting
             log.warning("tracking: W&B online init of %s failed (%s); logging offline instead "
