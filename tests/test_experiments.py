@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -26,7 +25,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from wandb_records import read_run
 
 from facesleuth import experiments
-from facesleuth.experiments import ENV_VAR, EPOCH_METRICS, STATE_FILE, TrackingSettings, sync_results
+from facesleuth.experiments import ENV_VAR, EPOCH_METRICS, STATE_FILE, TrackingSettings
 from facesleuth.train import train_run
 
 SETTINGS = {
@@ -342,6 +341,7 @@ def test_wandb_is_offline_unless_an_account_is_configured(tmp_path, monkeypatch)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("NETRC", str(tmp_path / ".netrc"))
+    monkeypatch.setenv("WANDB_BASE_URL", "https://api.wandb.ai")
     assert experiments.wandb_mode("auto") == "offline"
     (tmp_path / ".netrc").write_text("machine api.wandb.ai\n  login user\n  password secret\n")
     (tmp_path / ".netrc").chmod(0o600)
@@ -349,3 +349,21 @@ def test_wandb_is_offline_unless_an_account_is_configured(tmp_path, monkeypatch)
     assert experiments.wandb_mode("offline") == "offline"
     monkeypatch.setenv("WANDB_MODE", "disabled")
     assert experiments.wandb_mode("online") is None  # W&B reads its own variable
+
+
+def test_wandb_online_without_a_network_falls_back_to_offline_files(tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("WANDB_MODE")
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
+    settings = TrackingSettings(backends=("wandb",), experiment="offline-fallback", timeout_s=5)
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="facesleuth.experiments"):
+        with experiments.TrackedRun(settings, tmp_path / STATE_FILE, "m/none", tags={"model": "m"}).open() as run:
+            run.log_epochs([{"epoch": 1, "train_loss": 0.5, "val_loss": 0.25, "seconds": 2.0, "images_per_s": 8.0}], 0.01)
+    assert time.monotonic() - started < 60
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == [
+        "tracking: W&B server http://127.0.0.1:9 unreachable; logging m/none offline instead "
+        "(upload later with wandb sync)"]
+    state = json.loads((tmp_path / STATE_FILE).read_text())
+    logged = read_run(tmp_path, state["backends"]["wandb"]["id"])
+    assert [(r["epoch"], r["val_loss"], r["lr"]) for r in logged["history"] if "val_loss" in r] == [(1, 0.25, 0.01)]

@@ -245,7 +245,9 @@ def test_tracking_turned_on_reruns_nothing_and_the_workflow_end_logs_the_study(d
         shutil.copy(REPO / "config" / "config.yaml", demo_run / "config" / "config.yaml")
     client = MlflowClient(tracking_uri=f"sqlite:///{store}")
     experiment = client.get_experiment_by_name("demo")
-    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id], max_results=1000)}
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    runs = {r.info.run_name: r for r in found}
+    assert len(runs) == len(found), "a run was tracked twice (training, then the workflow's end)"
     folders = sorted((demo_run / "results" / "models").glob("*/*/run.yaml"))
     assert folders
     for folder in (path.parent for path in folders):

@@ -41,7 +41,9 @@ import math
 import netrc
 import os
 import time
+import urllib.error
 import urllib.parse
+import urllib.request
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -216,6 +218,16 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _file_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def _file_stamp(path: Path) -> list[int]:
+    """Size and modification time: a checkpoint is rewritten, never edited in place."""
+    stat = path.stat()
+    return [stat.st_size, stat.st_mtime_ns]
+
+
 def _row_digest(row: Mapping[str, Any]) -> str:
     # repr: NaN and full precision; history.csv reads back the very floats training wrote
     return _digest([repr(float(row[key])) for key in ("epoch", "train_loss", "val_loss", "seconds")])
@@ -328,6 +340,18 @@ class MlflowBackend(Backend):
         self.client.set_terminated(self.run_id, status=status)
 
 
+def wandb_base_url() -> str:
+    """The W&B server this process would talk to: ``WANDB_BASE_URL``, else W&B's own default."""
+    if os.environ.get("WANDB_BASE_URL"):
+        return os.environ["WANDB_BASE_URL"]
+    try:
+        from wandb.sdk.lib.urls import DEFAULT_BASE_URL
+
+        return DEFAULT_BASE_URL
+    except ImportError:
+        return "https://api.wandb.ai"
+
+
 def wandb_mode(setting: str) -> str | None:
     """The W&B mode: ``WANDB_MODE`` if set (None: let W&B read it), else ``offline`` unless an
     account is configured (``WANDB_API_KEY`` or a ``wandb login`` entry in ~/.netrc) or asked for."""
@@ -337,13 +361,24 @@ def wandb_mode(setting: str) -> str | None:
         return setting
     if os.environ.get("WANDB_API_KEY"):
         return "online"
-    host = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    host = urllib.parse.urlparse(wandb_base_url()).hostname
     try:
-        if host and netrc.netrc().authenticators(host):
+        if host and netrc.netrc(os.environ.get("NETRC")).authenticators(host):
             return "online"
     except (OSError, netrc.NetrcParseError):
         pass
     return "offline"
+
+
+def reachable(url: str, timeout: float) -> bool:
+    """Whether a server answers at ``url`` within ``timeout`` seconds (any HTTP status counts)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
 
 
 class WandbBackend(Backend):
@@ -367,15 +402,12 @@ class WandbBackend(Backend):
         )
         settings = wandb.Settings(init_timeout=self.settings.timeout_s, silent=True, console="off",
                                   x_disable_stats=True)
-        try:
-            self.run = wandb.init(mode=mode, settings=settings, **options)
-        except Exception as err:
-            if mode != "online":
-                raise
-            # online but unreachable: keep the records offline for `wandb sync`, not the run waiting
-            log.warning("tracking: W&B online init of %s failed (%s); logging offline instead "
-                        "(upload later with wandb sync)", name, err)
-            self.run = wandb.init(mode="offline", settings=settings, **options)
+        if mode == "online" and not reachable(wandb_base_url(), self.settings.timeout_s):
+            # no network: the records go offline for `wandb sync`, rather than the run waiting
+            log.warning("tracking: W&B server %s unreachable; logging %s offline instead (upload later with "
+                        "wandb sync)", wandb_base_url(), name)
+            mode = "offline"
+        self.run = wandb.init(mode=mode, settings=settings, **options)
         self.run.define_metric("epoch")
         for key in EPOCH_METRICS:
             self.run.define_metric(key, step_metric="epoch")
@@ -462,7 +494,8 @@ class TrackedRun:
     kind: str = "run"
     tags: dict[str, str] = field(default_factory=dict)
     where: Path | None = None
-    backends: dict[str, Backend] = field(default_factory=dict)
+    backends: dict[str, Backend] = field(default_factory=dict)  # started
+    active: list[str] = field(default_factory=list)  # configured and not failed
     state: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -493,23 +526,38 @@ class TrackedRun:
     def _fail(self, backend: str, action: str, err: BaseException) -> None:
         log.warning("tracking: %s could not %s for %s (%s: %s); the run goes on without %s",
                     backend, action, self.name, type(err).__name__, err, backend)
+        if backend in self.active:
+            self.active.remove(backend)
         self.backends.pop(backend, None)
 
-    def _each(self, action: str, call) -> list[str]:
-        done = []
-        for name, backend in list(self.backends.items()):
+    def _started(self, name: str) -> Backend:
+        """The backend's run, started on first use: a sync with nothing new opens no run."""
+        if name not in self.backends:
+            backend = BACKEND_CLASSES[name](self.settings)
+            backend_state = self.state.setdefault("backends", {}).setdefault(name, {})
+            previous = dict(backend_state)
+            backend.start(self.name, self.kind, self.tags, self.where, backend_state)
+            if previous and backend_state != previous:  # the backend opened a new run: nothing logged there yet
+                self.state.get("logged", {}).pop(name, None)
+            self.backends[name] = backend
+        return self.backends[name]
+
+    def _each(self, action: str, pending, call) -> None:
+        """``call(name, backend)`` for every working backend for which ``pending(name)`` is true."""
+        for name in list(self.active):
             try:
-                call(name, backend)
-                done.append(name)
+                if pending(name):
+                    backend = self._started(name)
+                    call(name, backend)
             except Exception as err:  # a tracker never fails the run
                 self._fail(name, action, err)
-        return done
+        self._save_state()
 
     # ---------------------------------------------------------------- life
 
     def open(self, history: Sequence[Mapping[str, Any]] = ()) -> "TrackedRun":
-        """Start or continue the tracked run. ``history``: the epochs the run folder already holds;
-        when they disagree with the epochs logged, the training is another one: new tracked runs."""
+        """Load the tracked run's state. ``history``: the epochs the run folder already holds; when
+        they disagree with the epochs logged, the training is another one: new tracked runs."""
         self.state = self._load_state()
         logged = self.state.get("epoch_digests") or []
         if self.state.get("name") not in (None, self.name) or \
@@ -518,24 +566,17 @@ class TrackedRun:
                 log.info("tracking: %s was trained again from its first epoch; starting new tracked runs", self.name)
             self.state = {}
         self.state.update(name=self.name, kind=self.kind)
-        for name in self.settings.backends:
-            backend = BACKEND_CLASSES[name](self.settings)
-            backend_state = self.state.setdefault("backends", {}).setdefault(name, {})
-            try:
-                previous = dict(backend_state)
-                backend.start(self.name, self.kind, self.tags, self.where, backend_state)
-                if backend_state != previous and previous:  # the backend opened a new run: nothing logged there yet
-                    self.state.get("logged", {}).pop(name, None)
-                self.backends[name] = backend
-            except Exception as err:
-                self._fail(name, "start", err)
-        self._save_state()
+        self.active = list(self.settings.backends)
+        return self
+
+    def start(self) -> "TrackedRun":
+        """Start every backend's run now (a training shows up in the trackers before its first epoch)."""
+        self._each("start", lambda name: True, lambda name, backend: None)
         return self
 
     def close(self, status: str = "FINISHED") -> None:
-        self._each("finish", lambda name, backend: backend.finish(status))
+        self._each("finish", lambda name: name in self.backends, lambda name, backend: backend.finish(status))
         self.backends.clear()
-        self._save_state()
 
     def __enter__(self) -> "TrackedRun":
         return self
@@ -547,18 +588,20 @@ class TrackedRun:
 
     def log_params(self, params: Mapping[str, str]) -> None:
         """Parameters not logged before (a tracked parameter keeps its first value in MLflow)."""
+        def new(name):
+            return {k: v for k, v in params.items() if k not in self._logged(name)["params"]}
+
         def call(name, backend):
             known = self._logged(name)["params"]
-            new = {k: v for k, v in params.items() if k not in known}
             changed = sorted(k for k, v in params.items() if k in known and known[k] != v)
             if changed:
                 log.info("tracking: %s parameters %s changed since they were logged; %s keeps the first values",
                          self.name, changed, name)
-            if new:
-                backend.log_params(new)
-                known.update(new)
-        self._each("log parameters", call)
-        self._save_state()
+            todo = new(name)
+            if todo:
+                backend.log_params(todo)
+                known.update(todo)
+        self._each("log parameters", lambda name: bool(new(name)), call)
 
     def log_epochs(self, history: Sequence[Mapping[str, Any]], lr: float) -> None:
         """Every epoch of ``history`` that a backend has not logged yet, in order."""
@@ -573,33 +616,48 @@ class TrackedRun:
             for index in range(logged["epochs"], len(history)):
                 backend.log_metrics(metrics[index], int(history[index]["epoch"]))
                 logged["epochs"] = index + 1
-        self._each("log epochs", call)
-        self._save_state()
+        self._each("log epochs", lambda name: self._logged(name)["epochs"] < len(history), call)
 
     def log_results(self, key: str, metrics: Mapping[str, float], source: Any = None) -> None:
         """Results of the run as a whole (``key`` names their source); logged again only when they change."""
         digest = _digest(source if source is not None else dict(metrics))
 
         def call(name, backend):
-            results = self._logged(name)["results"]
-            if results.get(key) != digest:
-                backend.log_metrics(metrics, None)
-                results[key] = digest
-        self._each("log results", call)
-        self._save_state()
+            backend.log_metrics(metrics, None)
+            self._logged(name)["results"][key] = digest
+        self._each("log results", lambda name: self._logged(name)["results"].get(key) != digest, call)
+
+    def lacks(self, key: str, source: Any) -> bool:
+        """Whether a backend has not logged the results ``key`` from this ``source`` yet."""
+        digest = _digest(source)
+        return any(self._logged(name)["results"].get(key) != digest for name in self.active)
+
+    def log_best(self, path: str | os.PathLike, epoch: int | None = None, val_loss: float | None = None) -> None:
+        """``best_epoch`` and ``best_val_loss`` of the checkpoint ``path`` (read from it unless given)."""
+        path = Path(path)
+        stamp = _file_stamp(path)
+        if not self.lacks("best.pt", stamp):
+            return
+        if epoch is None:
+            from facesleuth.checkpoint import load_checkpoint
+
+            best = load_checkpoint(path)
+            epoch, val_loss = best["epoch"], best["val_loss"]
+        self.log_results("best.pt", {"best_epoch": float(epoch), "best_val_loss": float(val_loss)}, stamp)
 
     def log_artefacts(self, paths: Iterable[str | os.PathLike]) -> None:
         files = [Path(p) for p in paths if Path(p).is_file()]
+        digests = {path: _file_digest(path) for path in files}
+
+        def todo(name):
+            results = self._logged(name)["results"]
+            return [p for p in files if results.get(f"file:{p.name}") != digests[p]]
 
         def call(name, backend):
-            results = self._logged(name)["results"]
-            todo = [p for p in files if results.get(f"file:{p.name}") != _digest(p.read_bytes().hex())]
-            if todo:
-                backend.log_artefacts(todo)
-                for path in todo:
-                    results[f"file:{path.name}"] = _digest(path.read_bytes().hex())
-        self._each("log artefacts", call)
-        self._save_state()
+            paths = todo(name)
+            backend.log_artefacts(paths)
+            self._logged(name)["results"].update({f"file:{p.name}": digests[p] for p in paths})
+        self._each("log artefacts", lambda name: bool(todo(name)), call)
 
 
 # ---------------------------------------------------------------------------- run folders
@@ -634,7 +692,7 @@ def training_run(run_dir: str | os.PathLike, info: Mapping[str, Any], history: S
         return None
     run_dir = Path(run_dir)
     tracked = TrackedRun(settings, run_dir / STATE_FILE, run_name(run_dir, info), "run", run_tags(info), run_dir)
-    tracked.open(history)
+    tracked.open(history).start()
     tracked.log_params(as_params(info))
     tracked.log_epochs(history, float(info["lr"]))
     return tracked
@@ -662,9 +720,11 @@ def run_metrics_files(run_dir: Path) -> list[Path]:
 def sync_run_folder(run_dir: str | os.PathLike, settings: TrackingSettings) -> bool:
     """Log what a finished (or partly finished) run folder holds and its tracked run lacks."""
     run_dir = Path(run_dir)
+    if not (run_dir / "history.csv").exists():  # training has not finished an epoch (or is being rerun)
+        return False
     try:
         info = yaml.safe_load((run_dir / "run.yaml").read_text()) or {}
-        history = read_history(run_dir / "history.csv") if (run_dir / "history.csv").exists() else []
+        history = read_history(run_dir / "history.csv")
     except (OSError, ValueError, yaml.YAMLError) as err:
         log.warning("tracking: %s cannot be read (%s); left out", run_dir, err)
         return False
@@ -673,10 +733,7 @@ def sync_run_folder(run_dir: str | os.PathLike, settings: TrackingSettings) -> b
         tracked.log_params(as_params(info))
         tracked.log_epochs(history, float(info.get("lr", math.nan)))
         if (run_dir / "best.pt").exists():
-            from facesleuth.checkpoint import load_checkpoint
-
-            best = load_checkpoint(run_dir / "best.pt")
-            tracked.log_results("best.pt", {"best_epoch": float(best["epoch"]), "best_val_loss": float(best["val_loss"])})
+            tracked.log_best(run_dir / "best.pt")
         for name, prefix in (("threshold.json", "validation"), ("calibration.json", "calibration")):
             record = _read_json(run_dir / name) if (run_dir / name).exists() else None
             if record is not None:

@@ -722,7 +722,7 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
                 tracked.close("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
             raise
         if tracked is not None:
-            tracked.log_results("best.pt", {"best_epoch": float(best["epoch"]), "best_val_loss": float(best["val_loss"])})
+            tracked.log_best(paths["best.pt"], best["epoch"], best["val_loss"])
             tracked.log_artefacts([paths["run.yaml"], paths["history.csv"]])
             tracked.close("FINISHED")
         return {
