@@ -149,7 +149,9 @@ def test_a_tracked_run_logs_settings_every_epoch_and_its_end(split, tmp_path, mo
 KILLED_EPOCHS = 6
 TRAIN_IN_SUBPROCESS = """
 import json, sys
+import torch
 from facesleuth.train import train_run
+torch.set_num_threads(1)
 split, run_dir, settings = sys.argv[1:4]
 train_run(split, run_dir, json.loads(settings))
 """
@@ -211,10 +213,12 @@ def test_a_killed_tracked_run_resumes_into_the_same_tracked_run(split, tmp_path,
 def untracked_run(split, tmp_path_factory) -> Path:
     """A run folder trained with tracking off (the study tracked afterwards)."""
     run_dir = tmp_path_factory.mktemp("untracked") / "run"
-    previous = os.environ.pop(ENV_VAR, None)
+    previous, threads = os.environ.pop(ENV_VAR, None), torch.get_num_threads()
+    torch.set_num_threads(1)  # module-scoped: before the one_thread fixture applies
     try:
         train_run(split, run_dir, copy.deepcopy(SETTINGS))
     finally:
+        torch.set_num_threads(threads)
         if previous is not None:
             os.environ[ENV_VAR] = previous
     assert not (run_dir / STATE_FILE).exists()
