@@ -35,6 +35,8 @@ def records(path: str | Path) -> Iterator["wandb_internal_pb2.Record"]:
         if kind == 0 and length == 0:  # zero padding at the end of a flushed block
             offset += left_in_block
             continue
+        if offset + CHUNK_HEADER + length > len(data):  # a write cut short by a kill: the records before it stand
+            break
         chunk = data[offset + CHUNK_HEADER:offset + CHUNK_HEADER + length]
         offset += CHUNK_HEADER + length
         if kind in (FULL, FIRST):

@@ -34,6 +34,7 @@ the Snakefile, so changing them reruns no job.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import json
 import logging
@@ -201,7 +202,7 @@ def numbers(values: Mapping[str, Any], prefix: str = "", skip: Iterable[str] = (
     return found
 
 
-def test_metrics(record: Mapping[str, Any]) -> dict[str, float]:
+def testset_metrics(record: Mapping[str, Any]) -> dict[str, float]:
     """One metrics file's numbers under its test set: log loss, AUC, EER, the confusion counts at
     each threshold, the video counts and the calibrated log loss (``<testset>/...``)."""
     return numbers(record, str(record["testset"]), skip=_NOT_LOGGED)
@@ -236,26 +237,27 @@ def _row_digest(row: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- backends
 
 
-class Backend:
+class Backend(abc.ABC):
     """One tracker's run. Each method may raise; :class:`TrackedRun` turns that into a warning."""
 
     name = ""
 
+    @abc.abstractmethod
     def start(self, name: str, kind: str, tags: Mapping[str, str], where: Path, state: dict[str, Any]) -> None:
-        raise NotImplementedError
+        """Open (or, from ``state``, reopen) the run; record in ``state`` what reopens it."""
 
-    def log_params(self, params: Mapping[str, str]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log_params(self, params: Mapping[str, str]) -> None: ...
 
+    @abc.abstractmethod
     def log_metrics(self, metrics: Mapping[str, float], step: int | None) -> None:
         """``step``: an epoch; None: a result of the run as a whole."""
-        raise NotImplementedError
 
-    def log_artefacts(self, paths: Sequence[Path]) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def log_artefacts(self, paths: Sequence[Path]) -> None: ...
 
-    def finish(self, status: str) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def finish(self, status: str) -> None: ...
 
 
 class MlflowBackend(Backend):
@@ -741,7 +743,7 @@ def sync_run_folder(run_dir: str | os.PathLike, settings: TrackingSettings) -> b
         for path in run_metrics_files(run_dir):
             record = _read_json(path)
             if record is not None and "testset" in record:
-                tracked.log_results(f"metrics:{record['testset']}", test_metrics(record), record)
+                tracked.log_results(f"metrics:{record['testset']}", testset_metrics(record), record)
         tracked.log_artefacts(run_dir / name for name in RUN_ARTEFACTS)
     return True
 
@@ -769,7 +771,7 @@ def sync_ensembles(results: Path, settings: TrackingSettings) -> int:
                 record = _read_json(path)
                 if record is not None:
                     record.setdefault("testset", path.stem)
-                    run.log_results(f"metrics:{path.stem}", test_metrics(record), record)
+                    run.log_results(f"metrics:{path.stem}", testset_metrics(record), record)
             run.log_artefacts([spec_path, folder / "threshold.json", folder / "calibration.json"])
         count += 1
     return count
