@@ -371,3 +371,21 @@ def test_wandb_online_without_a_network_falls_back_to_offline_files(tmp_path, mo
     state = json.loads((tmp_path / STATE_FILE).read_text())
     logged = read_run(tmp_path, state["backends"]["wandb"]["id"])
     assert [(r["epoch"], r["val_loss"], r["lr"]) for r in logged["history"] if "val_loss" in r] == [(1, 0.25, 0.01)]
+
+
+def test_a_run_trained_again_from_scratch_gets_a_new_tracked_run(split, tmp_path, monkeypatch, mlflow_store):
+    monkeypatch.setenv(ENV_VAR, tracking(mlflow_store, "retrained", "mlflow").to_json())
+    run_dir = tmp_path / "models" / SETTINGS["model"] / "none"
+    first = copy.deepcopy(SETTINGS) | {"training": {**SETTINGS["training"], "epochs": 1}}
+    train_run(split, run_dir, first)
+    first_id = json.loads((run_dir / STATE_FILE).read_text())["backends"]["mlflow"]["run_id"]
+    second = copy.deepcopy(first)
+    second["training"]["seed"] = 8  # other settings: last.pt is ignored, training starts over
+    train_run(split, run_dir, second)
+    second_id = json.loads((run_dir / STATE_FILE).read_text())["backends"]["mlflow"]["run_id"]
+
+    client = MlflowClient(tracking_uri=mlflow_store)
+    assert second_id != first_id
+    assert {r.info.run_id for r in runs_named(client, "retrained", f"{SETTINGS['model']}/none")} == {first_id, second_id}
+    check_mlflow_epochs(client, second_id, pd.read_csv(run_dir / "history.csv"), 0.001)
+    assert client.get_run(second_id).data.params["seed"] == "8" and client.get_run(first_id).data.params["seed"] == "7"
