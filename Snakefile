@@ -26,6 +26,7 @@ include: "workflow/rules/report_inputs.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/generalisation.smk"
+include: "workflow/rules/tracking.smk"
 
 
 rule all:

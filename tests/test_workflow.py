@@ -229,6 +229,44 @@ def test_changed_test_flow_setting_does_not_rerun_train_extraction(demo_run: Pat
     assert "train" not in planned and "splits" not in planned
 
 
+def test_tracking_turned_on_reruns_nothing_and_the_workflow_end_logs_the_study(demo_run: Path, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    config = demo_config()
+    store = tmp_path / "mlflow.db"
+    config["tracking"] = {"backends": ["mlflow", "tensorboard"], "experiment": "demo", "mlflow_uri": str(store)}
+    (demo_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        planned = planned_jobs(snakemake(demo_run, "-n", "--cores", "2").stdout)
+        assert planned == {}, f"turning tracking on plans jobs: {planned}"
+        # one job, so that the workflow ends and its onsuccess logs what results/ holds
+        snakemake(demo_run, "--cores", "2", "--forcerun", "table_params")
+    finally:
+        shutil.copy(REPO / "config" / "config.yaml", demo_run / "config" / "config.yaml")
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("demo")
+    found = client.search_runs([experiment.experiment_id], max_results=1000)
+    runs = {r.info.run_name: r for r in found}
+    assert len(runs) == len(found), "a run was tracked twice (training, then the workflow's end)"
+    folders = sorted((demo_run / "results" / "models").glob("*/*/run.yaml"))
+    assert folders
+    for folder in (path.parent for path in folders):
+        run = runs[f"{folder.parent.name}/{folder.name}"]
+        history = pd.read_csv(folder / "history.csv")
+        assert [m.value for m in client.get_metric_history(run.info.run_id, "val_loss")] == history["val_loss"].tolist()
+        for metrics_file in (demo_run / "results" / "metrics").glob(f"*/{folder.parent.name}/{folder.name}.json"):
+            record = json.loads(metrics_file.read_text())
+            for key in ("auc", "log_loss", "eer"):
+                assert run.data.metrics[f"{record['testset']}/{key}"] == record[key]
+            assert run.data.metrics[f"{record['testset']}/at_threshold/validation/tp"] == \
+                record["at_threshold"]["validation"]["tp"]
+    for name in config.get("ensembles") or {}:
+        assert f"ensemble/{name}" in runs
+    robustness = pd.read_csv(demo_run / "results" / "tables" / "robustness_auc.csv")
+    assert sum(name.startswith("robustness/") for name in runs) == len(robustness)
+    assert "tracking:" in (demo_run / "logs" / "tracking" / "results.log").read_text()
+
+
 def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> None:
     config = demo_config()
     config["training"]["precision"] = "fp8"

@@ -33,7 +33,15 @@ REGISTRY_ENUMS = {
     "perturbations": lambda: registry.PERTURBATION_FAMILIES,
     "aggregations": lambda: registry.AGGREGATIONS,
     "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
+    "tracking_backends": lambda: _experiments().BACKENDS,
+    "wandb_modes": lambda: _experiments().WANDB_MODES,
 }
+
+
+def _experiments():
+    from facesleuth import experiments  # on use: the schema needs only its names
+
+    return experiments
 
 
 class ConfigError(ValueError):

@@ -12,7 +12,9 @@ A run folder (``results/models/{model}/{aug}/``, see docs/architecture.md "Run f
   outputs before a job reruns but not ``last.pt``, so a killed run resumes from it, rewrites
   ``best.pt`` and ``history.csv`` and ends in the same state as an uninterrupted run. A
   ``last.pt`` written for other settings (or another split) is ignored, and the log says so;
-- ``history.csv``: ``epoch, train_loss, val_loss, seconds, images_per_s``.
+- ``history.csv``: ``epoch, train_loss, val_loss, seconds, images_per_s``;
+- ``tracking.json`` (with config ``tracking`` on): the experiment trackers' run ids and what they
+  were sent, so a resumed run continues its tracked run (:mod:`facesleuth.experiments`).
 
 Precision: ``fp16`` is autocast + GradScaler (the thesis), ``bf16`` autocast without a scaler,
 ``fp32`` none. A NaN or infinite *training* loss stops the run with an error naming the epoch
@@ -71,7 +73,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from facesleuth import __version__, registry
+from facesleuth import __version__, experiments, registry
 from facesleuth.augment import build_augmentation
 from facesleuth.checkpoint import load_checkpoint, save_checkpoint
 from facesleuth.data import EpochBatchSampler, FaceDataset, ShardSampler, make_loader
@@ -665,52 +667,64 @@ def train_run(split_path: str | os.PathLike, run_dir: str | os.PathLike, setting
         log.info("%s: %d train / %d val faces, %d steps per epoch of %d, %s on %s x%d, epochs %d..%d",
                  name, len(train_set), len(val_set), len(train_sampler), batch_size, training["precision"],
                  device, dist_ctx.world_size, start_epoch + 1, epochs)
-
-        for epoch in range(start_epoch + 1, epochs + 1):
-            # Everything random in this epoch follows from (seed, epoch): resumable and reproducible.
-            torch.manual_seed(_seed_of(seed, epoch))
-            train_loader.generator.manual_seed(_seed_of(seed, epoch, 1))
-            train_sampler.set_epoch(epoch)
-            train_set.set_epoch(epoch)
-            note = (f"The last good checkpoint {paths['last.pt']} (epoch {epoch - 1}) is kept."
-                    if epoch > 1 else "No epoch had finished, so no checkpoint was written.")
-            started = time.perf_counter()
-            row: dict[str, Any] = {"epoch": epoch}
-            row.update(trainer.train_epoch(train_loader, epoch, max_steps, note, desc=f"{name} epoch {epoch}/{epochs}"))
-            row.update(trainer.evaluate(val_loader, epoch, note, stop_on_nonfinite=stop_on_nan_validation))
-            row["seconds"] = time.perf_counter() - started
-            history.append(row)
-            improved, fallback = _best_update(best, row["val_loss"])
-            if not math.isfinite(row["val_loss"]):
-                log.warning("%s epoch %d: validation loss is %s; recorded, never chosen as best, training goes on "
-                            "(training.stop_on_nan_validation: true stops instead)", name, epoch, row["val_loss"])
-            if fallback:
-                log.warning("%s: no epoch so far has a finite validation loss; best.pt holds epoch %d, the last one "
-                            "(chosen_by: %s)", name, epoch, CHOSEN_BY_LAST_EPOCH)
-            state = trainer.state()
-            if improved or fallback:
-                best = {"epoch": epoch, "val_loss": row["val_loss"],
-                        "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()},
-                        "chosen_by": CHOSEN_BY_LAST_EPOCH if fallback else CHOSEN_BY_VAL_LOSS}
-            log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, %.1f s, %.1f images/s%s", name, epoch, epochs,
-                     row["train_loss"], row["val_loss"], row["seconds"], row["images_per_s"], " (best)" if improved else "")
-            if dist_ctx.is_main:
+        # the experiment tracker (config tracking; None when off) continues its run when this one resumes
+        tracked = experiments.training_run(run_dir, info, history) if dist_ctx.is_main else None
+        try:
+            for epoch in range(start_epoch + 1, epochs + 1):
+                # Everything random in this epoch follows from (seed, epoch): resumable and reproducible.
+                torch.manual_seed(_seed_of(seed, epoch))
+                train_loader.generator.manual_seed(_seed_of(seed, epoch, 1))
+                train_sampler.set_epoch(epoch)
+                train_set.set_epoch(epoch)
+                note = (f"The last good checkpoint {paths['last.pt']} (epoch {epoch - 1}) is kept."
+                        if epoch > 1 else "No epoch had finished, so no checkpoint was written.")
+                started = time.perf_counter()
+                row: dict[str, Any] = {"epoch": epoch}
+                row.update(trainer.train_epoch(train_loader, epoch, max_steps, note, desc=f"{name} epoch {epoch}/{epochs}"))
+                row.update(trainer.evaluate(val_loader, epoch, note, stop_on_nonfinite=stop_on_nan_validation))
+                row["seconds"] = time.perf_counter() - started
+                history.append(row)
+                improved, fallback = _best_update(best, row["val_loss"])
+                if not math.isfinite(row["val_loss"]):
+                    log.warning("%s epoch %d: validation loss is %s; recorded, never chosen as best, training goes on "
+                                "(training.stop_on_nan_validation: true stops instead)", name, epoch, row["val_loss"])
+                if fallback:
+                    log.warning("%s: no epoch so far has a finite validation loss; best.pt holds epoch %d, the last one "
+                                "(chosen_by: %s)", name, epoch, CHOSEN_BY_LAST_EPOCH)
+                state = trainer.state()
                 if improved or fallback:
-                    save_checkpoint(_best_payload(best, info), paths["best.pt"])
-                save_checkpoint({
-                    **state,
-                    "epoch": epoch,
-                    "val_loss": row["val_loss"],
-                    "history": history,
-                    "best": {**best, "model_state": None if best["epoch"] == epoch else best["model_state"]},
-                    "rng": _rng_state(),
-                    "fingerprint": fingerprint,
-                    "settings": described,
-                    "run": info,
-                }, paths["last.pt"])
-                write_history(history, paths["history.csv"])
-            if dist_ctx.enabled:
-                dist.barrier()
+                    best = {"epoch": epoch, "val_loss": row["val_loss"],
+                            "model_state": {k: v.detach().to("cpu", copy=True) for k, v in state["model_state"].items()},
+                            "chosen_by": CHOSEN_BY_LAST_EPOCH if fallback else CHOSEN_BY_VAL_LOSS}
+                log.info("%s epoch %d/%d: train loss %.4f, val loss %.4f, %.1f s, %.1f images/s%s", name, epoch, epochs,
+                         row["train_loss"], row["val_loss"], row["seconds"], row["images_per_s"], " (best)" if improved else "")
+                if dist_ctx.is_main:
+                    if improved or fallback:
+                        save_checkpoint(_best_payload(best, info), paths["best.pt"])
+                    save_checkpoint({
+                        **state,
+                        "epoch": epoch,
+                        "val_loss": row["val_loss"],
+                        "history": history,
+                        "best": {**best, "model_state": None if best["epoch"] == epoch else best["model_state"]},
+                        "rng": _rng_state(),
+                        "fingerprint": fingerprint,
+                        "settings": described,
+                        "run": info,
+                    }, paths["last.pt"])
+                    write_history(history, paths["history.csv"])
+                    if tracked is not None:  # after the checkpoint: a killed run logs this epoch on resuming
+                        tracked.log_epochs(history, trainer.optimizer.param_groups[0]["lr"])
+                if dist_ctx.enabled:
+                    dist.barrier()
+        except BaseException as err:
+            if tracked is not None:
+                tracked.close("KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            raise
+        if tracked is not None:
+            tracked.log_best(paths["best.pt"], best["epoch"], best["val_loss"])
+            tracked.log_artefacts([paths["run.yaml"], paths["history.csv"]])
+            tracked.close("FINISHED")
         return {
             "run_dir": str(run_dir),
             "epochs": len(history),
