@@ -10,8 +10,8 @@ import pytest
 
 from facesleuth.video import (
     EMPTY,
-    DecodeReport,
     UNREADABLE,
+    DecodeReport,
     VideoError,
     evenly_spaced_indices,
     every_kth_indices,

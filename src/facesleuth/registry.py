@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 Builder = Callable[..., Any]
 

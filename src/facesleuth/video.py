@@ -51,7 +51,14 @@ from PIL import Image, ImageOps
 
 # Statuses a VideoError carries (registry.VIDEO_ERRORS). Extraction reports unreadable and
 # empty both as "unreadable" rows, with the message saying which.
-from facesleuth.registry import EMPTY, TIMED_OUT, TOO_LARGE, TOO_LONG, UNREADABLE
+from facesleuth.registry import (
+    EMPTY,
+    LIMIT_STATUSES,
+    TIMED_OUT,
+    TOO_LARGE,
+    TOO_LONG,
+    UNREADABLE,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -103,23 +110,23 @@ class MediaLimits:
     def check_pixels(self, width: int, height: int, path: str | Path | None = None, what: str = "frame") -> None:
         if self.max_pixels is not None and int(width) * int(height) > self.max_pixels:
             raise VideoError(TOO_LARGE, f"{what} of {width}x{height} = {int(width) * int(height):,} pixels is over "
-                                        f"the limit of {self.max_pixels:,} pixels (max_pixels)", path)
+                                        f"the limit of {self.max_pixels:,} pixels (--max-pixels)", path)
 
     def check_seconds(self, seconds: float, path: str | Path | None = None) -> None:
         if self.max_seconds is not None and seconds > self.max_seconds:
             raise VideoError(TOO_LONG, f"video of {seconds:.1f} s is over the limit of {self.max_seconds:g} s "
-                                       "(max_seconds)", path)
+                                       "(--max-seconds)", path)
 
     def check_frames(self, decoded: int, path: str | Path | None = None) -> None:
         if self.max_frames is not None and decoded > self.max_frames:
             raise VideoError(TOO_LONG, f"reaching the sampled frames would decode more than {self.max_frames:,} "
-                                       "frames, the limit (max_frames)", path)
+                                       "frames, the limit (--max-frames)", path)
 
     def check_clock(self, path: str | Path | None = None) -> None:
         if self.deadline is not None and time.monotonic() > self.deadline:
             budget = f"{self.wall_seconds:g} s" if self.wall_seconds is not None else "its time"
             raise VideoError(TIMED_OUT, f"scanning took longer than the limit of {budget} per input "
-                                        "(input_seconds)", path)
+                                        "(--input-seconds)", path)
 
     def started(self) -> MediaLimits:
         """These limits with the deadline of an input that starts now."""
@@ -357,7 +364,7 @@ def _decoded_frames(container, stream, report: DecodeReport) -> Iterator:
 
 
 def _rotation(frame) -> int:
-    return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    return round(getattr(frame, "rotation", 0) or 0) % 360
 
 
 def probe(path: str | Path, limits: MediaLimits = UNLIMITED) -> VideoInfo:
@@ -410,6 +417,12 @@ def every_kth_indices(total: int, k: int, max_frames: int | None = None) -> list
     if max_frames is not None:
         indices = indices[:max_frames]
     return indices
+
+
+def _av_error() -> type[Exception]:
+    import av
+
+    return av.FFmpegError
 
 
 class _SeekMismatch(Exception):
@@ -548,14 +561,17 @@ def iter_frame_batches(
         frames = _av_frames(path, wanted, index, limits, report, seek=False)
     batch_indices: list[int] = []
     batch: list[np.ndarray] = []
-    for target, frame in frames:
-        if resize_to is not None and (frame.shape[1], frame.shape[0]) != tuple(resize_to):
-            frame = cv2.resize(frame, tuple(resize_to), interpolation=cv2.INTER_AREA)
-        batch.append(frame)
-        batch_indices.append(target)
-        if len(batch) == batch_size:
-            yield batch_indices, np.stack(batch)
-            batch_indices, batch = [], []
+    try:
+        for target, frame in frames:
+            if resize_to is not None and (frame.shape[1], frame.shape[0]) != tuple(resize_to):
+                frame = cv2.resize(frame, tuple(resize_to), interpolation=cv2.INTER_AREA)
+            batch.append(frame)
+            batch_indices.append(target)
+            if len(batch) == batch_size:
+                yield batch_indices, np.stack(batch)
+                batch_indices, batch = [], []
+    except (_av_error(), MemoryError) as err:  # what the decoder raises past a packet: the file is damaged
+        raise VideoError(UNREADABLE, f"decoding stopped ({_short(err)})", path) from None
     if batch:
         yield batch_indices, np.stack(batch)
 
@@ -713,7 +729,7 @@ def _looks_like_text(head: bytes) -> bool:
     return printable >= 0.95 * max(1, len(text))
 
 
-def sniff_media(path: str | Path) -> Literal["video", "image"] | None:
+def sniff_media(path: str | Path, limits: MediaLimits = UNLIMITED) -> Literal["video", "image"] | None:
     """``"video"``, ``"image"`` or None, judged by content, never by the file name.
 
     Magic bytes first (cheap, and a truncated mp4 still says "video" so it is reported as an
@@ -734,15 +750,16 @@ def sniff_media(path: str | Path) -> Literal["video", "image"] | None:
         # ffmpeg would play a .txt file as ANSI art; text is never media here.
         return None
     try:
-        read_image(path)
+        read_image(path, limits)
         return "image"
-    except VideoError:
-        pass
+    except VideoError as err:
+        if err.status in LIMIT_STATUSES:  # an image, too large to decode: the scan reports it so
+            return "image"
     try:
-        probe(path)
+        probe(path, limits)
         return "video"
-    except VideoError:
-        return None
+    except VideoError as err:
+        return "video" if err.status in LIMIT_STATUSES else None
 
 
 def read_image(path: str | Path, limits: MediaLimits = UNLIMITED) -> np.ndarray:

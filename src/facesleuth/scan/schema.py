@@ -40,7 +40,8 @@ RESULT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": [
         "path", "status", "message", "kind", "score", "verdict", "threshold", "aggregation", "model", "faces",
-        "faces_found", "tracks", "tracks_scored", "frames_total", "frames_read", "width", "height", "seconds",
+        "faces_found", "tracks", "tracks_scored", "frames_total", "frames_read", "frames_failed", "frames_skipped",
+        "width", "height", "seconds",
         "timings", "calibrated", "raw_score",
     ],
     "properties": {
@@ -59,6 +60,10 @@ RESULT_SCHEMA: dict[str, Any] = {
         "tracks_scored": {"type": "integer", "minimum": 0},
         "frames_total": _INT_OR_NULL,
         "frames_read": {"type": "integer", "minimum": 0},
+        "frames_failed": {"type": "integer", "minimum": 0,
+                          "description": "video frames the decoder rejected or decoded with errors concealed"},
+        "frames_skipped": {"type": "integer", "minimum": 0,
+                           "description": "sampled video frames that did not decode and were left out"},
         "width": _INT_OR_NULL,
         "height": _INT_OR_NULL,
         "seconds": {"type": "number", "minimum": 0},

@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--config", type=Path, metavar="YAML",
                         help="config whose extraction.detection settings to use (default: the schema's)")
+    from facesleuth.scan.cli import add_limit_arguments
+
+    add_limit_arguments(parser)  # a worker past --input-seconds is replaced; the input answers timed_out
     parser.add_argument("--verbose", "-v", action="store_true", help="log every request and job")
     parser.set_defaults(run=run)
     return parser
@@ -94,7 +97,7 @@ def _token(path: Path | None) -> str | None:
 def settings_from_args(args: argparse.Namespace):
     """The service's settings, every option checked (UsageError says which is wrong)."""
     from facesleuth.scan.cli import UsageError as ScanUsageError
-    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.scan.cli import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.serve.app import ServeSettings
 
@@ -107,7 +110,8 @@ def settings_from_args(args: argparse.Namespace):
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be within 1..65535, got {args.port}")
     try:
-        ScanOptions(frames=args.frames).check()
+        limits = limit_settings(args, args.config)
+        ScanOptions(frames=args.frames, **limits).check()
         detection = _detection_settings(args.config)
     except (ValueError, ScanUsageError) as err:
         raise UsageError(str(err)) from None
@@ -119,6 +123,7 @@ def settings_from_args(args: argparse.Namespace):
         args.data_dir, Path(args.model).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
+        limits=limits,
     )
 
 
