@@ -38,6 +38,7 @@ import logging
 import math
 import os
 import queue
+import re
 import threading
 import time
 import warnings
@@ -780,7 +781,11 @@ def read_image(path: str | Path, limits: MediaLimits = UNLIMITED) -> np.ndarray:
                 return np.asarray(image.convert("RGB"))
     except VideoError:
         raise
-    except Image.DecompressionBombError as err:
-        raise VideoError(TOO_LARGE, f"image too large to decode safely ({_short(err)})", path) from None
+    except Image.DecompressionBombError as err:  # Pillow refuses in open(), before the size is ours to check
+        claimed = re.search(r"\((\d+) pixels\)", str(err))
+        pixels = f"{int(claimed.group(1)):,} pixels" if claimed else "more pixels than Pillow decodes safely"
+        limit = f"over the limit of {limits.max_pixels:,} pixels (--max-pixels)" if limits.max_pixels else (
+            "more than Pillow decodes safely")
+        raise VideoError(TOO_LARGE, f"image whose header claims {pixels}, {limit}", path) from None
     except Exception as err:  # noqa: BLE001 (a damaged file makes Pillow raise almost anything)
         raise VideoError(UNREADABLE, f"cannot decode as an image ({_short(err)})", path) from None

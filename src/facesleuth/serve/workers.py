@@ -84,15 +84,23 @@ def timed_out_marker(upload: Path) -> Path:
 
 
 def scan_job(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> dict[str, Any]:
-    """The ``--format json`` document of a job, with thumbnails; inputs named by the client's names.
+    """The ``--format json`` document of a job, with thumbnails; inputs named by the client's names."""
+    from facesleuth.scan.formats import build_document, now_iso
+
+    created, started = now_iso(), time.perf_counter()
+    results = scan_inputs(scanner, job, uploads, on_input)
+    return build_document(results, scanner.run, scanner.options, [], time.perf_counter() - started, created,
+                          thumbnails=True)
+
+
+def scan_inputs(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> list[Any]:
+    """One ScanResult per input of ``job``, in order.
 
     ``on_input(upload or None)`` is told which input is being scanned (None once all are); an
     input a replaced worker ran out of time on answers ``timed_out`` without being scanned again.
     """
     from facesleuth.registry import TIMED_OUT
-    from facesleuth.scan.formats import build_document, now_iso
 
-    created, started = now_iso(), time.perf_counter()
     results = []
     for upload in job.inputs:
         path = uploads / job.id / upload.stored
@@ -109,8 +117,7 @@ def scan_job(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> dic
         results.append(result)
     if on_input is not None:
         on_input(None)
-    return build_document(results, scanner.run, scanner.options, [], time.perf_counter() - started, created,
-                          thumbnails=True)
+    return results
 
 
 def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int, busy_since: Any = None,
