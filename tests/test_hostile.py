@@ -126,7 +126,7 @@ def test_serve_answers_every_damaged_upload_and_stays_healthy(run_and_config, co
                 jobs[reply.json()["id"]] = name
             for job_id, answer in server.wait_done(client, list(jobs), timeout=400).items():
                 assert answer["state"] == "done", answer
-                (result,) = answer["results"]["results"]  # exactly one entry for the one upload
+                (result,) = answer["document"]["results"]  # exactly one entry for the one upload
                 answers[jobs[job_id]] = result
             health = client.get(f"{server.url}/healthz").raise_for_status().json()
         assert health["workers_ready"] == 1

@@ -131,6 +131,16 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "detection": {"type": "object"},
                 "aggregation": {"type": ["string", "null"]},
                 "calibrate": {"type": "boolean"},
+                "limits": {
+                    "type": "object",
+                    "description": "what one input may cost (null: no limit); past one, its status",
+                    "properties": {
+                        "max_pixels": _INT_OR_NULL,
+                        "max_seconds": _NUMBER_OR_NULL,
+                        "max_frames": _INT_OR_NULL,
+                        "input_seconds": _NUMBER_OR_NULL,
+                    },
+                },
             },
         },
         "summary": {
