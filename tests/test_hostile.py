@@ -18,7 +18,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hostile_media import CLAIMED_FRAMES, MAX_PIXELS, MAX_SECONDS, MEGAMIND, build_corpus
+from hostile_media import (
+    CLAIMED_FRAMES,
+    MAX_PIXELS,
+    MAX_SECONDS,
+    MEGAMIND,
+    build_corpus,
+)
 from serve_helpers import FRAMES, Server, shared_run
 
 from facesleuth.registry import ERROR, SCAN_STATUSES
@@ -30,7 +36,7 @@ LIMITS = ["--max-pixels", str(MAX_PIXELS), "--max-seconds", str(MAX_SECONDS), "-
 KNOWN = set(SCAN_STATUSES) - {ERROR}  # statuses of the input; error would be a fault of facesleuth
 # What FFmpeg and OpenCV print when left alone: "[h264 @ 0x55...] error while decoding MB",
 # "[ WARN:0@1.2] global cap_ffmpeg_impl.hpp ...", "moov atom not found".
-DECODER_NOISE = re.compile(r"\[\w+ @ 0x[0-9a-f]+\]|\[ ?WARN:|\[ERROR:|moov atom|Invalid data found", re.I)
+DECODER_NOISE = re.compile(r"\[\w+ @ 0x[0-9a-f]+\]|\[ ?WARN:|\[ERROR:|moov atom|Invalid data found", re.IGNORECASE)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +216,31 @@ def test_a_worker_past_the_input_limit_is_replaced_and_the_input_answers_timed_o
     assert fake.scanned == [inputs[1].stored]  # the timed-out input was not scanned again
     message = next(r.message for r in results if r.path == "slow.mp4")
     assert "5 s" in message and "--input-seconds" in message
+
+
+def test_html_card_says_a_video_was_scanned_from_damaged_frames():
+    from facesleuth.scan.html import _card
+    from facesleuth.scan.scanner import ScanResult
+
+    result = ScanResult(path="upload.mp4", status="no_face", message="no face", kind="video", frames_total=300,
+                        frames_read=32, frames_failed=3, frames_skipped=1, width=640, height=480).to_dict()
+    card = _card(0, result, 0.5)
+    assert "damaged: 3 frames failed to decode, 1 sampled frame skipped" in card
+    intact = _card(0, {**result, "frames_failed": 0, "frames_skipped": 0}, 0.5)
+    assert "damaged" not in intact
+
+
+def test_an_internal_error_is_one_short_line_and_its_traceback_waits_for_verbose(caplog):
+    import logging
+
+    from facesleuth.scan.scanner import _internal_error
+
+    try:
+        raise ValueError("a bug in facesleuth\nwith a second line")
+    except ValueError as err:
+        with caplog.at_level(logging.INFO, logger="facesleuth.scan.scanner"):
+            message = _internal_error(Path("upload.mp4"), err)
+    assert message == "internal error: ValueError: a bug in facesleuth (please report this)"
+    warning, info = caplog.records
+    assert warning.levelno == logging.WARNING and warning.exc_info is None  # shown by default: one line
+    assert info.levelno == logging.INFO and info.exc_info is not None  # the traceback: --verbose only

@@ -204,9 +204,9 @@ def test_truncated_avi_counts_the_frames_it_holds_not_the_header(tmp_path, sampl
         read_frames(truncated, [260])
 
 
-@pytest.mark.parametrize("name", [FFPP_519_FAKE, DFDC_PORTRAIT, MEGAMIND])
+@pytest.mark.parametrize("name", [FFPP_519_FAKE, MEGAMIND])
 def test_sampled_frames_equal_sequential_decoding_with_or_without_seeking(samples, name):
-    """Frames on, just past and well past each keyframe (250, 500, 750 in FF++ and DFDC) equal
+    """Frames on, just past and well past each keyframe (250, 500, 750 in FF++) equal
     decord's sequential read; in MP4 the decoder seeks to the keyframes, so it decodes far fewer
     frames than the last index asked for."""
     path = samples / name
@@ -221,7 +221,7 @@ def test_sampled_frames_equal_sequential_decoding_with_or_without_seeking(sample
     # worked by hand from the keyframes: decode 0..121, seek to 250 and decode to 299, (FF++) seek to
     # 500 and decode to 520, then on to 749 (a seek back to 500 would decode more); the AVI is decoded
     # from the start
-    expected = {FFPP_519_FAKE: 122 + 50 + 21 + 229, DFDC_PORTRAIT: 122 + 50, MEGAMIND: 253}[name]
+    expected = {FFPP_519_FAKE: 122 + 50 + 21 + 229, MEGAMIND: 253}[name]
     assert report.frames_decoded == expected, report
 
 
@@ -285,3 +285,46 @@ def test_read_image_rgb_and_exif_rotation(tmp_path, samples):
     with pytest.raises(VideoError) as err:
         read_image(samples / "README.md")
     assert err.value.status == UNREADABLE
+
+
+def test_a_broken_png_chunk_is_unreadable_not_a_syntax_error(tmp_path, samples):
+    """Pillow raises SyntaxError("broken PNG file ...") for a damaged chunk: a file's fault, a status."""
+    import struct
+
+    data = bytearray((samples / "images/ex_original.png").read_bytes())
+    offset = 8 + 12 + struct.unpack(">I", data[8:12])[0]  # past the signature and IHDR: the first IDAT
+    offset += 12 + struct.unpack(">I", data[offset:offset + 4])[0]  # the second IDAT
+    data[offset + 4:offset + 8] = b"\x01\x02\x03\x04"  # its chunk type
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(SyntaxError):  # what Pillow itself does with it
+        from PIL import Image
+
+        Image.open(broken).convert("RGB")
+    with pytest.raises(VideoError) as err:
+        read_image(broken)
+    assert err.value.status == UNREADABLE and "broken PNG file" in err.value.message
+
+
+def test_image_pixel_limit_is_inclusive_and_checked_on_the_header(tmp_path, samples):
+    from PIL import Image
+
+    from facesleuth.video import TOO_LARGE, MediaLimits
+
+    source = samples / "images/ex_original.png"
+    with Image.open(source) as image:
+        width, height = image.size
+    assert read_image(source, MediaLimits(max_pixels=width * height)).shape == (height, width, 3)
+    with pytest.raises(VideoError) as err:
+        read_image(source, MediaLimits(max_pixels=width * height - 1))
+    assert err.value.status == TOO_LARGE and "--max-pixels" in err.value.message
+    with pytest.raises(VideoError) as err:
+        probe(samples / FFPP_519, MediaLimits(max_pixels=640 * 480 - 1))
+    assert err.value.status == TOO_LARGE
+    with pytest.raises(VideoError) as err:
+        probe(samples / FFPP_519, MediaLimits(max_seconds=29.0))  # 751 frames at 25 fps: 30 s
+    assert err.value.status == "too_long" and "30.0 s" in err.value.message
+    with pytest.raises(VideoError) as err:
+        read_frames(samples / MEGAMIND, [200], limits=MediaLimits(max_frames=100))  # an AVI decodes from 0
+    assert err.value.status == "too_long" and "--max-frames" in err.value.message
+    assert probe(samples / FFPP_519, MediaLimits(max_pixels=640 * 480, max_seconds=30.1)).frames == 751

@@ -442,6 +442,9 @@ def _av_frames(path: Path, wanted: list[int], index: _StreamIndex, limits: Media
     keyframes = index.keyframes if seek else (0,)
     with _open_container(path) as container:
         stream = container.streams.video[0]
+        # frame threads as well as slice threads: x264's single-slice 1080p decodes about 30%
+        # faster, as fast as OpenCV's reader; the frames are the same
+        stream.thread_type = "AUTO"
         frames: Iterator | None = None
         last, counter, expected, i = -1, 0, None, 0
         while i < len(wanted):

@@ -204,7 +204,8 @@ class ScanResult:
     faces_found: int = 0  # faces kept by the detector's filters, before track sampling
     tracks: int = 0
     tracks_scored: int = 0
-    frames_total: int | None = None
+    frames_total: int | None = None  # frames the file holds (counted from its packets)
+    frames_claimed: int | None = None  # frames its header claims, when it says
     frames_read: int = 0
     frames_failed: int = 0  # packets the decoder rejected or decoded with errors concealed
     frames_skipped: int = 0  # sampled frames that did not decode and were left out
@@ -356,6 +357,7 @@ class Scanner:
         clock = time.perf_counter()
         info = probe(path, limits)
         result.frames_total, result.width, result.height = info.frames, info.width, info.height
+        result.frames_claimed = info.frames_claimed
         step = max(1, math.ceil(info.frames / int(self.options.frames)))
         sampled = len(every_kth_indices(info.frames, step, int(self.options.frames)))
         flow = {
@@ -380,7 +382,7 @@ class Scanner:
         limits.check_clock(path)
         if not len(faces):
             result.status = NO_FACE
-            result.message = f"{row['message']}{self._no_face_hint(video=True)}"  # damage is in the row's message
+            result.message = f"{row['message']}{self._no_face_hint(video=True)}{_damage_note(result)}"
             return
         faces = faces.sort_values(["frame", "face"], ignore_index=True)
         tracks = [group.index.tolist() for _, group in faces.groupby("track", sort=True)]
@@ -493,7 +495,12 @@ def _internal_error(path: Path, err: Exception) -> str:
 
 def _damage_note(result: ScanResult) -> str:
     damage = DecodeReport(frames_failed=result.frames_failed, frames_skipped=result.frames_skipped)
-    return f"; damaged video: {damage.describe()}" if damage.damaged else ""
+    note = f"; damaged video: {damage.describe()}" if damage.damaged else ""
+    claimed, held = result.frames_claimed, result.frames_total
+    if claimed and held is not None and claimed > held + max(2, held // 50):  # a few frames either way are normal
+        note += (f"; its header claims {claimed} frames, the file holds {held} (cut short, damaged or forged): "
+                 "the frames it holds were scanned")
+    return note
 
 
 def scan_paths(paths: Iterable[str | os.PathLike], run: ScanRun | str | os.PathLike | list[str | os.PathLike],

@@ -59,6 +59,7 @@ RESULT_SCHEMA: dict[str, Any] = {
         "tracks": {"type": "integer", "minimum": 0},
         "tracks_scored": {"type": "integer", "minimum": 0},
         "frames_total": _INT_OR_NULL,
+        "frames_claimed": {**_INT_OR_NULL, "description": "video frames its header claims (frames_total: it holds)"},
         "frames_read": {"type": "integer", "minimum": 0},
         "frames_failed": {"type": "integer", "minimum": 0,
                           "description": "video frames the decoder rejected or decoded with errors concealed"},
