@@ -120,3 +120,24 @@ def test_usage_errors_exit_2(tmp_path, capsys):
     if not torch.cuda.is_available():
         assert run_faces([str(video), "--flow", "train", "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
         assert "no CUDA GPU" in capsys.readouterr().err
+
+
+def test_damaged_video_is_counted_and_quiet(tmp_path, samples, config_file, capfd):
+    """Bytes flipped all through the AVI sample: the status row counts the frames that failed and
+    says so; FFmpeg prints nothing (the package switches its log off)."""
+    import numpy as np
+
+    data = bytearray((samples / "nonhuman/Megamind.avi").read_bytes())
+    rng = np.random.default_rng(7)
+    for offset in rng.integers(len(data) // 5, len(data), 3000):
+        data[offset] ^= 0xFF
+    video = tmp_path / "damaged.avi"
+    video.write_bytes(bytes(data))
+    out = tmp_path / "out"
+    run_faces([str(video), "--flow", "train", "--out", str(out), "--config", str(config_file)])
+    row = pd.read_parquet(out / "status.parquet").iloc[0]
+    assert row["status"] in ("ok", "no_face"), row["message"]
+    assert row["frames_failed"] + row["frames_skipped"] > 0
+    assert "damaged video" in row["message"]
+    err = capfd.readouterr().err
+    assert "@ 0x" not in err and "Traceback" not in err, err[-2000:]

@@ -10,6 +10,7 @@ node instead of the job, and a web process that held a CUDA context for nothing.
 from __future__ import annotations
 
 import copy
+import os
 
 import numpy as np
 import pandas as pd
@@ -256,7 +257,8 @@ def test_gpu_paths_rehearses_every_step_on_the_cpu(samples, tmp_path, repo_root)
 
     out = tmp_path / "paths.json"
     done = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gpu_paths.py"), "--device", "cpu",
-                           "--quick", "--json", str(out)], capture_output=True, text=True, timeout=900, check=False)
+                           "--quick", "--json", str(out)], capture_output=True, text=True, timeout=900, check=False,
+                          env={**os.environ, "FACESLEUTH_SAMPLES": str(samples)})
     report = json.loads(out.read_text())
     assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:], report)
     steps = report["steps"]
@@ -272,6 +274,7 @@ def test_gpu_paths_under_the_fake_cuda_runtime(samples, tmp_path, monkeypatch, r
     import sys
 
     monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    monkeypatch.setenv("FACESLEUTH_SAMPLES", str(samples))  # where the fixture found them
     import gpu_paths
 
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0}, raising=False)  # no DataLoader workers

@@ -139,12 +139,13 @@ def test_train_flow_faces_split_like_the_thesis(tmp_path, study, crops, size):
     assert sorted(meta.column("face_id").to_pylist()) == sorted(faces["face_id"])
 
 
-def test_benchmark_runs_layout_manifests_and_dry_run(tmp_path):
+def test_benchmark_runs_layout_manifests_and_dry_run(tmp_path, samples):
     out = tmp_path / "scale.json"
+    # the benchmark looks for the samples as the tests do; hand it the folder the fixture found
     done = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "scale.py"), "--work", str(tmp_path / "work"), "--fraction", "0.005",
          "--steps", "layout", "manifests", "dry-run", "--json", str(out)],
-        check=False, capture_output=True, text=True, timeout=600,
+        check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "FACESLEUTH_SAMPLES": str(samples)},
     )
     assert done.returncode == 0, done.stdout + done.stderr
     figures = json.loads(out.read_text())

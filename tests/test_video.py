@@ -11,6 +11,7 @@ import pytest
 from facesleuth.video import (
     EMPTY,
     UNREADABLE,
+    DecodeReport,
     VideoError,
     evenly_spaced_indices,
     every_kth_indices,
@@ -179,15 +180,65 @@ def test_broken_files_raise_video_error(broken, name, status):
         read_frames(broken[name], [0])
 
 
-def test_truncated_avi_is_unreadable_where_it_stops(tmp_path, samples):
+def opencv_frame_count(path) -> int:
+    """Frames OpenCV's sequential read gives before it stops (an independent count)."""
+    import cv2
+
+    capture, count = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG), 0
+    while capture.grab():
+        count += 1
+    capture.release()
+    return count
+
+
+def test_truncated_avi_counts_the_frames_it_holds_not_the_header(tmp_path, samples):
     data = (samples / MEGAMIND).read_bytes()
     truncated = tmp_path / "half.avi"
     truncated.write_bytes(data[: len(data) // 2])
-    info = probe(truncated)  # the header still promises every frame
-    assert info.frames == 270
+    info = probe(truncated)
+    assert info.frames_claimed == 270  # the header still promises every frame
+    assert abs(info.frames - opencv_frame_count(truncated)) <= 1  # the last, cut packet may or may not decode
+    assert info.frames < 200
     assert read_frames(truncated, [10]).shape[0] == 1
     with pytest.raises(VideoError, match="stream ends"):
         read_frames(truncated, [260])
+
+
+@pytest.mark.parametrize("name", [FFPP_519_FAKE, MEGAMIND])
+def test_sampled_frames_equal_sequential_decoding_with_or_without_seeking(samples, name):
+    """Frames on, just past and well past each keyframe (250, 500, 750 in FF++) equal
+    decord's sequential read; in MP4 the decoder seeks to the keyframes, so it decodes far fewer
+    frames than the last index asked for."""
+    path = samples / name
+    total = probe(path).frames
+    wanted = [i for i in (3, 121, 250, 252, 299, 500, 520, 700, 749) if i < total]
+    report = DecodeReport()
+    frames = read_frames(path, wanted, report=report)
+    reference = decord_sequential(path, wanted[-1])
+    for frame, index in zip(frames, wanted, strict=True):
+        assert np.array_equal(frame, reference[index]), f"{name}: frame {index} differs from sequential decoding"
+    assert not report.damaged
+    # worked by hand from the keyframes: decode 0..121, seek to 250 and decode to 299, (FF++) seek to
+    # 500 and decode to 520, then on to 749 (a seek back to 500 would decode more); the AVI is decoded
+    # from the start
+    expected = {FFPP_519_FAKE: 122 + 50 + 21 + 229, MEGAMIND: 253}[name]
+    assert report.frames_decoded == expected, report
+
+
+def test_damaged_frames_are_counted_and_skipped(tmp_path, samples):
+    """Bytes flipped inside the stream: decoding goes on, and the report says what was lost."""
+    data = bytearray((samples / MEGAMIND).read_bytes())
+    rng = np.random.default_rng(7)
+    for offset in rng.integers(len(data) // 5, len(data), 1000):
+        data[offset] ^= 0xFF
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    total = probe(damaged).frames
+    report = DecodeReport()
+    frames = read_frames(damaged, range(0, total, 5), report=report)
+    assert report.damaged, report
+    assert len(frames) + report.frames_skipped == len(range(0, total, 5))
+    assert "failed to decode" in report.describe()
 
 
 # ---------------------------------------------------------------- sniffing and images
@@ -234,3 +285,46 @@ def test_read_image_rgb_and_exif_rotation(tmp_path, samples):
     with pytest.raises(VideoError) as err:
         read_image(samples / "README.md")
     assert err.value.status == UNREADABLE
+
+
+def test_a_broken_png_chunk_is_unreadable_not_a_syntax_error(tmp_path, samples):
+    """Pillow raises SyntaxError("broken PNG file ...") for a damaged chunk: a file's fault, a status."""
+    import struct
+
+    data = bytearray((samples / "images/ex_original.png").read_bytes())
+    offset = 8 + 12 + struct.unpack(">I", data[8:12])[0]  # past the signature and IHDR: the first IDAT
+    offset += 12 + struct.unpack(">I", data[offset:offset + 4])[0]  # the second IDAT
+    data[offset + 4:offset + 8] = b"\x01\x02\x03\x04"  # its chunk type
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(bytes(data))
+    with pytest.raises(SyntaxError):  # what Pillow itself does with it
+        from PIL import Image
+
+        Image.open(broken).convert("RGB")
+    with pytest.raises(VideoError) as err:
+        read_image(broken)
+    assert err.value.status == UNREADABLE and "broken PNG file" in err.value.message
+
+
+def test_image_pixel_limit_is_inclusive_and_checked_on_the_header(tmp_path, samples):
+    from PIL import Image
+
+    from facesleuth.video import TOO_LARGE, MediaLimits
+
+    source = samples / "images/ex_original.png"
+    with Image.open(source) as image:
+        width, height = image.size
+    assert read_image(source, MediaLimits(max_pixels=width * height)).shape == (height, width, 3)
+    with pytest.raises(VideoError) as err:
+        read_image(source, MediaLimits(max_pixels=width * height - 1))
+    assert err.value.status == TOO_LARGE and "--max-pixels" in err.value.message
+    with pytest.raises(VideoError) as err:
+        probe(samples / FFPP_519, MediaLimits(max_pixels=640 * 480 - 1))
+    assert err.value.status == TOO_LARGE
+    with pytest.raises(VideoError) as err:
+        probe(samples / FFPP_519, MediaLimits(max_seconds=29.0))  # 751 frames at 25 fps: 30 s
+    assert err.value.status == "too_long" and "30.0 s" in err.value.message
+    with pytest.raises(VideoError) as err:
+        read_frames(samples / MEGAMIND, [200], limits=MediaLimits(max_frames=100))  # an AVI decodes from 0
+    assert err.value.status == "too_long" and "--max-frames" in err.value.message
+    assert probe(samples / FFPP_519, MediaLimits(max_pixels=640 * 480, max_seconds=30.1)).frames == 751

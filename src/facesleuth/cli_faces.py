@@ -45,27 +45,32 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def extraction_settings(config_path: Path | None) -> dict[str, Any]:
-    """The ``extraction`` section of ``config_path``, validated and with the schema's defaults.
+    """The ``extraction`` section of ``config_path``, validated and with the schema's defaults."""
+    return config_section(config_path, "extraction")
+
+
+def config_section(config_path: Path | None, section: str) -> dict[str, Any]:
+    """One top-level section of ``config_path`` (None: no config), validated and with the schema's defaults.
 
     Only that section is read: it is validated inside a minimal otherwise-valid config, so a
     config written for another machine (dataset roots absent) still works here.
     """
-    extraction: dict[str, Any] = {}
+    written: dict[str, Any] = {}
     if config_path is not None:
         with open(config_path) as fh:
             loaded = yaml.safe_load(fh) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{config_path}: expected a YAML mapping at the top level")
-        extraction = loaded.get("extraction") or {}
+        written = loaded.get(section) or {}
     minimal = {
         "datasets": {"video": {"format": "csv", "root": ".", "labels": "labels.csv", "flow": "train"}},
         "models": ["resnet50"],
         "augmentation_setups": ["none"],
         "splits": {"train_datasets": ["video"]},
         "evaluation": {"testsets": []},
-        "extraction": extraction,
+        section: written,
     }
-    return validate_config(minimal)["extraction"]
+    return validate_config(minimal)[section]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ import functools
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +34,22 @@ from tqdm.auto import tqdm
 from facesleuth.config import section_defaults
 from facesleuth.detect import FaceDetector, FrameFaces
 from facesleuth.io import FACES_SCHEMA, LABEL_FAKE, STATUS_SCHEMA
-from facesleuth.registry import EMPTY, ERROR, MISSING, NO_FACE, NO_TRACK, OK, UNREADABLE
+from facesleuth.registry import (
+    EMPTY,
+    ERROR,
+    LIMIT_STATUSES,
+    MISSING,
+    NO_FACE,
+    NO_TRACK,
+    OK,
+    UNREADABLE,
+)
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import link_tracks, sample_track_faces
 from facesleuth.video import (
+    UNLIMITED,
+    DecodeReport,
+    MediaLimits,
     VideoError,
     VideoInfo,
     evenly_spaced_indices,
@@ -45,7 +57,6 @@ from facesleuth.video import (
     iter_frame_batches,
     prefetch,
     probe,
-    read_frames,
 )
 
 log = logging.getLogger(__name__)
@@ -109,14 +120,21 @@ class Decoded:
     indices: list[int]
     frames: np.ndarray
     seconds: float
+    report: DecodeReport = field(default_factory=DecodeReport)
 
 
-def decode_train_frames(path: str | Path, frames_per_video: int, batch_size: int = 16) -> Decoded:
+def decode_train_frames(path: str | Path, frames_per_video: int, batch_size: int = 16,
+                        limits: MediaLimits = UNLIMITED) -> Decoded:
     started = time.perf_counter()
-    info = probe(path)
+    info = probe(path, limits)
     indices = evenly_spaced_indices(info.frames, int(frames_per_video))
-    frames = read_frames(path, indices, batch_size=batch_size)
-    return Decoded(info, indices, frames, time.perf_counter() - started)
+    report = DecodeReport()
+    decoded: dict[int, np.ndarray] = {}
+    for batch, frames in iter_frame_batches(path, indices, batch_size, limits=limits, report=report):
+        decoded.update(zip(batch, frames))
+    kept = [i for i in indices if i in decoded]  # frames that failed to decode are left out, counted
+    frames = np.stack([decoded[i] for i in kept]) if kept else np.zeros((0, info.height, info.width, 3), np.uint8)
+    return Decoded(info, kept, frames, time.perf_counter() - started, report)
 
 
 @dataclass
@@ -142,9 +160,19 @@ def _status_row(dataset: str, video_id: str, path: str, label: int, status: str,
         "faces_kept": 0,
         "box_source": None,
         "seconds": 0.0,
+        "frames_failed": 0,
+        "frames_skipped": 0,
     }
     row.update(counts)
     return row
+
+
+def _damage(counts: dict[str, Any], report: DecodeReport) -> dict[str, Any]:
+    """``counts`` with the frames that failed to decode, said in the message too."""
+    counts.update(frames_failed=report.frames_failed, frames_skipped=report.frames_skipped)
+    if report.damaged:
+        counts["message"] = f"{counts['message']}; damaged video: {report.describe()}"
+    return counts
 
 
 class _Crops:
@@ -211,6 +239,8 @@ def _train_flow(
     faces: list[FrameFaces] | None = None
     if original_boxes is not None and settings["reuse_original_boxes"]:
         problem = _reuse_problem(original_boxes, info)
+        if problem is None and list(original_boxes.frames) != list(indices):
+            problem = f"frames of original {original_boxes.video_id} or of this video failed to decode"
         if problem is None:
             faces, crops.box_source = original_boxes.faces, SOURCE_ORIGINAL
             notes.append(f"boxes from original {original_boxes.video_id}")
@@ -239,11 +269,19 @@ def _train_flow(
         "faces_kept": kept,
         "box_source": crops.box_source,
     }
-    return counts, VideoBoxes(crops.video_id, info, indices, faces)
+    return _damage(counts, decoded.report), VideoBoxes(crops.video_id, info, indices, faces)
 
 
-def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops) -> dict[str, Any]:
-    info = probe(path)
+def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
+               limits: MediaLimits = UNLIMITED) -> dict[str, Any]:
+    report = DecodeReport()
+    counts = _test_flow_counts(path, detector, settings, crops, limits, report)
+    return _damage(counts, report)
+
+
+def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
+                      limits: MediaLimits, report: DecodeReport) -> dict[str, Any]:
+    info = probe(path, limits)
     indices = every_kth_indices(info.frames, int(settings["frame_step"]), settings.get("max_frames"))
     # One decoding pass: detect on each batch and crop every kept face from the full-size
     # frames while they are at hand, so only crops (not frames) outlive the batch. Past the
@@ -251,7 +289,10 @@ def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], c
     detections: list[FrameFaces] = []
     held: dict[tuple[int, int], tuple[np.ndarray, tuple[int, int, int, int]]] = {}
     held_bytes, holding = 0, True
-    for _, frames in prefetch(iter_frame_batches(path, indices, detector.batch_size)):
+    processed: list[int] = []  # the frame index of each detection (damaged frames are skipped)
+    for batch, frames in prefetch(iter_frame_batches(path, indices, detector.batch_size, limits=limits,
+                                                     report=report)):
+        processed.extend(batch)
         for frame, found in zip(frames, detector.detect(frames)):
             position = len(detections)
             detections.append(found)
@@ -267,6 +308,7 @@ def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], c
                 held.clear()
                 holding = False
         del frames
+    indices = processed
     counts: dict[str, Any] = {
         "frames_total": info.frames,
         "frames_read": len(detections),
@@ -335,6 +377,7 @@ def _extract(
     original_boxes: VideoBoxes | None = None,
     note: str = "",
     decoded: Decoded | Exception | None = None,
+    limits: MediaLimits = UNLIMITED,
 ) -> Extraction:
     """One video through ``flow``; any failure becomes the status row, never an exception.
 
@@ -352,23 +395,30 @@ def _extract(
             counts = {"status": MISSING, "message": f"file not found: {path}"}
         elif flow == "train":
             if decoded is None:
-                decoded = decode_train_frames(path, settings["frames_per_video"], detector.batch_size)
+                decoded = decode_train_frames(path, settings["frames_per_video"], detector.batch_size, limits)
             else:  # decoded in another thread: count its time, not the wait for it
                 started -= decoded.seconds
             counts, boxes = _train_flow(decoded, detector, settings, crops, original_boxes, note)
         else:
-            counts = _test_flow(path, detector, settings, crops)
-    except VideoError as err:
+            counts = _test_flow(path, detector, settings, crops, limits)
+    except VideoError as err:  # the file's fault: its status, never "error"
         kind = "empty: " if err.status == EMPTY else ""
-        counts = {"status": UNREADABLE, "message": kind + err.message}
+        status = err.status if err.status in LIMIT_STATUSES else UNREADABLE
+        counts = {"status": status, "message": kind + err.message}
         crops.rows, boxes = [], None
     except Exception as err:  # a bug or a detector failure: report it, go on with the chunk
-        log.exception("%s: extraction failed", video_id)
-        counts = {"status": ERROR, "message": f"{type(err).__name__}: {err}"}
+        log.error("%s: extraction failed: %s: %s", video_id, type(err).__name__, err)
+        log.info("%s: traceback", video_id, exc_info=True)  # shown with --verbose
+        counts = {"status": ERROR, "message": f"{type(err).__name__}: {_first_line(err)}"}
         crops.rows, boxes = [], None
     status = _status_row(dataset, video_id, path, label, counts.pop("status"), counts.pop("message"), **counts)
     status["seconds"] = round(time.perf_counter() - started, 3)
     return Extraction(crops.rows, status, boxes)
+
+
+def _first_line(err: Exception, limit: int = 300) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else "")[:limit]
 
 
 def faces_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
@@ -389,6 +439,7 @@ def extract_video(
     original_boxes: VideoBoxes | None = None,
     *,
     dataset: str = "",
+    limits: MediaLimits = UNLIMITED,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Faces (FACES_SCHEMA columns) and a one-row status (STATUS_SCHEMA) of one video.
 
@@ -399,7 +450,7 @@ def extract_video(
     settings = flow_settings_for(flow, flow_settings)
     result = _extract(
         path, flow, make_detector(detection), settings,
-        label=label, video_id=video_id, dataset=dataset, original_boxes=original_boxes,
+        label=label, video_id=video_id, dataset=dataset, original_boxes=original_boxes, limits=limits,
     )
     return faces_frame(result.faces), status_frame([result.status])
 

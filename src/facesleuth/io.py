@@ -74,6 +74,8 @@ STATUS_SCHEMA = pa.schema(
         ("faces_kept", pa.int32()),
         ("box_source", pa.string()),
         ("seconds", pa.float32()),
+        ("frames_failed", pa.int32()),  # packets the decoder rejected or decoded with errors concealed
+        ("frames_skipped", pa.int32()),  # sampled frames that never came out of the decoder
     ]
 )
 

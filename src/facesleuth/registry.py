@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 Builder = Callable[..., Any]
 
@@ -175,6 +176,9 @@ UNREADABLE = "unreadable"
 EMPTY = "empty"
 UNSUPPORTED = "unsupported"
 MISSING = "missing"
+TOO_LARGE = "too_large"
+TOO_LONG = "too_long"
+TIMED_OUT = "timed_out"
 ERROR = "error"
 
 #: What each status means, for the documentation and error messages.
@@ -186,16 +190,24 @@ STATUS_MEANINGS: dict[str, str] = {
     EMPTY: "the file holds no decodable frame (a kind of unreadable file)",
     UNSUPPORTED: "not something the scanner reads (a device, pipe, or a file of another type)",
     MISSING: "the file does not exist",
-    ERROR: "an unexpected error; the message says which",
+    TOO_LARGE: "a frame or image has more pixels than the limit (max_pixels); nothing was decoded",
+    TOO_LONG: "the video lasts longer (max_seconds) or needs more frames decoded (max_frames) than the limits",
+    TIMED_OUT: "scanning the input took longer than the wall-clock limit per input (input_seconds)",
+    ERROR: "a fault of facesleuth itself; the message says which (the traceback with --verbose)",
 }
 #: Status of one video in results/faces/<dataset>/*.status.parquet.
-EXTRACTION_STATUSES: tuple[str, ...] = (OK, NO_FACE, NO_TRACK, UNREADABLE, MISSING, ERROR)
+EXTRACTION_STATUSES: tuple[str, ...] = (OK, NO_FACE, NO_TRACK, UNREADABLE, MISSING, TOO_LARGE, TOO_LONG, TIMED_OUT,
+                                        ERROR)
 #: Status of one input of ``facesleuth scan``.
-SCAN_STATUSES: tuple[str, ...] = (OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, ERROR)
+SCAN_STATUSES: tuple[str, ...] = (OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING, TOO_LARGE, TOO_LONG, TIMED_OUT,
+                                  ERROR)
 #: Scan statuses of inputs that could not be scanned (exit code 1).
-FAILED_SCAN_STATUSES: frozenset[str] = frozenset({UNREADABLE, UNSUPPORTED, MISSING, ERROR})
+FAILED_SCAN_STATUSES: frozenset[str] = frozenset({UNREADABLE, UNSUPPORTED, MISSING, TOO_LARGE, TOO_LONG, TIMED_OUT,
+                                                  ERROR})
+#: Statuses of inputs past one of the limits on what one input may cost (facesleuth.video.MediaLimits).
+LIMIT_STATUSES: tuple[str, ...] = (TOO_LARGE, TOO_LONG, TIMED_OUT)
 #: Kinds of :class:`facesleuth.video.VideoError`.
-VIDEO_ERRORS: tuple[str, ...] = (UNREADABLE, EMPTY)
+VIDEO_ERRORS: tuple[str, ...] = (UNREADABLE, EMPTY, TOO_LARGE, TOO_LONG, TIMED_OUT)
 
 # ---------------------------------------------------------------- tables and figures
 

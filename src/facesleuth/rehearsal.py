@@ -368,6 +368,8 @@ def train_flow_tables(manifest: Any, faces_per_video: int) -> tuple[pa.Table, pa
             "faces_kept": pa.array(np.full(n_videos, faces_per_video, np.int32)),
             "box_source": pa.array(np.where(labels == LABEL_FAKE, "original", "self")),
             "seconds": pa.array(np.full(n_videos, 1.0, np.float32)),
+            "frames_failed": pa.array(np.zeros(n_videos, np.int32)),
+            "frames_skipped": pa.array(np.zeros(n_videos, np.int32)),
         },
         schema=STATUS_SCHEMA,
     )

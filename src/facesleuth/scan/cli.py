@@ -21,13 +21,14 @@ import yaml
 from tqdm.auto import tqdm
 
 from facesleuth import registry
-from facesleuth.cli_faces import extraction_settings
-from facesleuth.config import ConfigError
+from facesleuth.cli_faces import config_section, extraction_settings
+from facesleuth.config import ConfigError, section_defaults
 from facesleuth.io import write_text_atomic
 from facesleuth.runtime import resolve_device, setup_logging
 from facesleuth.scan.formats import make_writer, summary_line
 from facesleuth.scan.runfolder import RUN_FOLDER_HELP, RunFolderError
 from facesleuth.scan.scanner import Scanner, ScanOptions
+from facesleuth.video import quiet_decoder_logs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -93,6 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "at least 1")
     parser.add_argument("--html-faces", type=int, default=12, metavar="N",
                         help="face thumbnails per input in the HTML report, most suspicious first (default 12)")
+    add_limit_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--verbose", "-v", action="store_true", help="log what happens to stderr")
     parser.set_defaults(run=run)
@@ -101,6 +103,47 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 class UsageError(Exception):
     """A bad option: the message says which and what to do (exit 2)."""
+
+
+#: The limits on one input: flag, config key under scan.limits, type, what it bounds.
+LIMIT_FLAGS = (
+    ("--max-pixels", "max_pixels", int, "largest frame or image in pixels, checked before decoding (too_large)"),
+    ("--max-seconds", "max_seconds", float, "longest video in seconds (too_long)"),
+    ("--max-frames", "max_frames", int, "most frames decoded for one video, skipped ones included (too_long)"),
+    ("--input-seconds", "input_seconds", float, "wall-clock seconds one input may take (timed_out)"),
+)
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of :data:`LIMIT_FLAGS`; each overrides the config's scan.limits and takes ``none``."""
+    defaults = section_defaults("scan", "limits")
+    for flag, key, _, what in LIMIT_FLAGS:
+        parser.add_argument(flag, dest=key, metavar="N", default=None,
+                            help=f"{what}; default {defaults[key]} (config scan.limits.{key}), none for no limit")
+
+
+def limit_settings(args: argparse.Namespace, config: Path | None) -> dict[str, Any]:
+    """The limits in force: flags over the config's scan.limits over the schema's defaults."""
+    try:
+        limits = dict(config_section(config, "scan")["limits"]) if config is not None else section_defaults(
+            "scan", "limits")
+    except (OSError, ValueError, ConfigError, yaml.YAMLError) as err:
+        raise UsageError(f"--config {config}: {err}") from None
+    for flag, key, kind, _ in LIMIT_FLAGS:
+        value = getattr(args, key, None)
+        if value is None:
+            continue
+        if str(value).lower() == "none":
+            limits[key] = None
+            continue
+        try:
+            number = kind(value)
+        except ValueError:
+            number = 0
+        if not number > 0:
+            raise UsageError(f"{flag} must be a positive {'whole ' if kind is int else ''}number or none, got {value!r}")
+        limits[key] = number
+    return limits
 
 
 def _threads(value: str) -> int:
@@ -190,6 +233,7 @@ def _scan(args: argparse.Namespace) -> int:
         iou_threshold=args.iou, min_track_fraction=args.min_track, faces_per_video=args.faces,
         batch_size=args.batch_size, thumbnails=args.html_faces if fmt == "html" else 0,
         aggregation=args.aggregation, calibrate=not args.no_calibration, ensemble_method=args.ensemble_method,
+        **limit_settings(args, args.config),
     )
     try:
         options.check()
@@ -250,9 +294,9 @@ def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO
 
 
 def run(args: argparse.Namespace) -> int:
-    # OpenCV's own warnings (e.g. on every truncated file) would drown the report; its
-    # failures still reach the results as unreadable inputs with a message.
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    # FFmpeg's and OpenCV's own lines (thousands on a damaged file) would drown the report; the
+    # damage reaches the results instead (frames_failed, unreadable inputs with a message).
+    quiet_decoder_logs()
     setup_logging(level=logging.INFO if args.verbose else logging.WARNING)
     try:
         return _scan(args)

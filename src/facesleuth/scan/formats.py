@@ -161,7 +161,7 @@ class TableWriter(OutputWriter):
             f"{result.status:<11} {(result.verdict or '-').upper():<7} {score:>6} {len(result.faces):>5} "
             f"{tracks:>6} {result.seconds:>7.1f}  {result.path}"
         )
-        if result.status != OK:
+        if result.status != OK or result.frames_failed or result.frames_skipped:  # damage is news even when ok
             self.emit(f"{'':<11} -> {result.message}")
 
     def finish(self, skipped: list[str], seconds: float) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from facesleuth.video import DecodeReport
+
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1d1d1f;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.05rem;margin:0 0 .3rem;word-break:break-all}
@@ -22,6 +24,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 .fake{background:#c62828}.real{background:#2e7d32}.none{background:#757575}.failed{background:#ef6c00}
 .card{background:#fff;border:1px solid #ddd;border-radius:.4rem;padding:.8rem;margin:.8rem 0}
 .msg{color:#444;font-size:.9rem;margin:.3rem 0}
+.damaged{color:#b00020;font-weight:600}
 .faces{display:flex;flex-wrap:wrap;gap:.5rem;margin-top:.5rem}
 figure{margin:0;text-align:center;font-size:.75rem;width:116px}
 figure img{max-width:112px;max-height:112px;border:3px solid #2e7d32;border-radius:.2rem}
@@ -64,6 +67,9 @@ def _card(index: int, result: dict[str, Any], threshold: float) -> str:
     size = f"{result['width']}x{result['height']}" if result["width"] else "&ndash;"
     frames = (f", {result['frames_read']} of {result['frames_total']} frames sampled"
               if result["kind"] == "video" and result["frames_total"] else "")
+    damage = DecodeReport(frames_failed=result.get("frames_failed", 0), frames_skipped=result.get("frames_skipped", 0))
+    if damage.damaged:
+        frames += f" <span class='damaged'>(damaged: {escape(damage.describe())})</span>"
     count = len(result["faces"])
     facts = (f"{escape(result['kind'] or 'unknown kind')}, {size}{frames}; score {_score(result)} "
              f"({escape(result['aggregation'] or '')} of {count} face{'' if count == 1 else 's'}); "

@@ -28,8 +28,20 @@ import torch
 from torch import nn
 
 from facesleuth.calibration import apply_temperature
-from facesleuth.ensembles import EnsembleError, check_method, combine_videos, is_ensemble_folder, read_spec
-from facesleuth.predict import AGGREGATIONS, is_aggregation, load_run, validation_threshold, validation_videos
+from facesleuth.ensembles import (
+    EnsembleError,
+    check_method,
+    combine_videos,
+    is_ensemble_folder,
+    read_spec,
+)
+from facesleuth.predict import (
+    AGGREGATIONS,
+    is_aggregation,
+    load_run,
+    validation_threshold,
+    validation_videos,
+)
 from facesleuth.preprocess import PREPROCESSING
 from facesleuth.studies import fit_calibration
 
@@ -68,7 +80,7 @@ class ScanRun:
     #: temperature of calibration.json; scores and ``threshold`` are then calibrated probabilities
     temperature: float | None = None
     raw_threshold: float | None = None  # the threshold on uncalibrated scores (``threshold`` when not calibrated)
-    members: list["ScanRun"] = field(default_factory=list)  # an ensemble's runs (empty for one run)
+    members: list[ScanRun] = field(default_factory=list)  # an ensemble's runs (empty for one run)
     ensemble_method: str | None = None
 
     @property
@@ -82,7 +94,7 @@ class ScanRun:
         return float(apply_temperature([score], self.temperature)[0])
 
     @property
-    def scorers(self) -> list["ScanRun"]:
+    def scorers(self) -> list[ScanRun]:
         """The runs whose models score faces: the members of an ensemble, else the run itself."""
         return self.members or [self]
 

@@ -47,11 +47,17 @@ from tqdm.auto import tqdm
 from facesleuth.detect import encode_jpeg
 from facesleuth.ensembles import METHODS, combine_scores
 from facesleuth.extract import extract_video, make_detector
-from facesleuth.predict import AGGREGATIONS, get_aggregation, is_aggregation, predict_crops
+from facesleuth.predict import (
+    AGGREGATIONS,
+    get_aggregation,
+    is_aggregation,
+    predict_crops,
+)
 from facesleuth.preprocess import decode_jpeg
 from facesleuth.registry import (
     ERROR,
     FAILED_SCAN_STATUSES,
+    LIMIT_STATUSES,
     MISSING,
     NO_FACE,
     OK,
@@ -63,7 +69,18 @@ from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 from facesleuth.tracking import sample_track_faces
-from facesleuth.video import VideoError, every_kth_indices, probe, read_image, sniff_media
+from facesleuth.video import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_SECONDS,
+    DecodeReport,
+    MediaLimits,
+    VideoError,
+    every_kth_indices,
+    probe,
+    read_image,
+    sniff_media,
+)
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +114,15 @@ class ScanOptions:
     aggregation: str | None = None  # face scores -> input score; None: the run's (its threshold's)
     calibrate: bool = True  # report calibrated probabilities where the run has calibration.json
     ensemble_method: str = "mean_probability"  # how several runs given together join their scores
+    # What one input may cost (facesleuth.video.MediaLimits); None: no limit.
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_seconds: float | None = DEFAULT_MAX_SECONDS
+    max_frames: int | None = DEFAULT_MAX_FRAMES
+    input_seconds: float | None = None  # wall clock per input
+
+    @property
+    def limits(self) -> MediaLimits:
+        return MediaLimits(self.max_pixels, self.max_seconds, self.max_frames, wall_seconds=self.input_seconds)
 
     def check(self) -> ScanOptions:
         """Raise ValueError naming the option when a value is out of range."""
@@ -116,6 +142,10 @@ class ScanOptions:
         if self.aggregation is not None and not is_aggregation(self.aggregation):
             problems.append(f"--aggregation must be one of {', '.join(AGGREGATIONS)} or top<k>_mean, "
                             f"got {self.aggregation!r}")
+        for name, value in (("--max-pixels", self.max_pixels), ("--max-seconds", self.max_seconds),
+                            ("--max-frames", self.max_frames), ("--input-seconds", self.input_seconds)):
+            if value is not None and not float(value) > 0:
+                problems.append(f"{name} must be positive (or none for no limit), got {value}")
         if self.ensemble_method not in METHODS:
             problems.append(f"--ensemble-method must be one of {', '.join(METHODS)}, got {self.ensemble_method!r}")
         if problems:
@@ -131,6 +161,8 @@ class ScanOptions:
             "detection": dict(self.detection),
             "aggregation": self.aggregation,
             "calibrate": bool(self.calibrate),
+            "limits": {"max_pixels": self.max_pixels, "max_seconds": self.max_seconds, "max_frames": self.max_frames,
+                       "input_seconds": self.input_seconds},
         }
 
 
@@ -172,8 +204,11 @@ class ScanResult:
     faces_found: int = 0  # faces kept by the detector's filters, before track sampling
     tracks: int = 0
     tracks_scored: int = 0
-    frames_total: int | None = None
+    frames_total: int | None = None  # frames the file holds (counted from its packets)
+    frames_claimed: int | None = None  # frames its header claims, when it says
     frames_read: int = 0
+    frames_failed: int = 0  # packets the decoder rejected or decoded with errors concealed
+    frames_skipped: int = 0  # sampled frames that did not decode and were left out
     width: int | None = None
     height: int | None = None
     seconds: float = 0.0
@@ -250,25 +285,34 @@ class Scanner:
     def scan_candidate(self, candidate: Candidate) -> ScanResult | None:
         """Scan one candidate; None when it is a non-media file met inside a folder (skipped)."""
         started = time.perf_counter()
-        result = self._classify_file(candidate)
-        if result is None or result.status != _PENDING:
-            if result is not None:
-                result.seconds = round(time.perf_counter() - started, 3)
+        limits = self.options.limits.started()  # the wall clock runs from here
+        try:
+            result = self._classify_file(candidate, limits)
+            if result is None or result.status != _PENDING:
+                if result is not None:
+                    result.seconds = round(time.perf_counter() - started, 3)
+                return result
+        except Exception as err:  # noqa: BLE001 (an input is never an exception to the caller)
+            result = self._new(candidate.path, ERROR, _internal_error(candidate.path, err))
+            result.seconds = round(time.perf_counter() - started, 3)
             return result
         try:
             if result.kind == "video":
-                self._scan_video(candidate.path, result)
+                self._scan_video(candidate.path, result, limits)
             else:
-                self._scan_image(candidate.path, result)
+                self._scan_image(candidate.path, result, limits)
         except Exception as err:  # one bad input never stops a scan of thousands
             if isinstance(err, VideoError):
-                result.status, result.message = UNREADABLE, f"{err.message}{_REPAIR_HINT}"
+                result.status, result.message = _file_status(err.status, err.message)
             else:
-                log.exception("%s: scan failed", candidate.path)
-                result.status, result.message = ERROR, f"{type(err).__name__}: {err} (please report this)"
+                result.status, result.message = ERROR, _internal_error(candidate.path, err)
             result.faces, result.score, result.verdict = [], None, None
         result.seconds = round(time.perf_counter() - started, 3)
         return result
+
+    def limit_result(self, path: str | os.PathLike, status: str, message: str) -> ScanResult:
+        """The result of an input stopped from outside the scanner (a worker replaced past its time)."""
+        return self._new(Path(path), status, message)
 
     def scan_file(self, path: str | os.PathLike) -> ScanResult:
         """Scan one file as if named on the command line (always a result)."""
@@ -283,7 +327,7 @@ class Scanner:
                           threshold=self.run.threshold, aggregation=self.run.aggregation, model=self.run.name,
                           calibrated=self.run.calibrated)
 
-    def _classify_file(self, candidate: Candidate) -> ScanResult | None:
+    def _classify_file(self, candidate: Candidate, limits: MediaLimits) -> ScanResult | None:
         """A finished result (missing, unsupported...), a ``pending`` one with its kind, or None (skip)."""
         path, reported = candidate.path, candidate.explicit or named_like_media(candidate.path)
         if not path.exists():
@@ -297,7 +341,7 @@ class Scanner:
             if not reported:
                 return None
             return self._new(path, UNREADABLE, "file is empty (0 bytes): re-download or re-upload it")
-        kind = sniff_media(path)
+        kind = sniff_media(path, limits)
         if kind is None:
             if not reported:
                 return None
@@ -309,10 +353,11 @@ class Scanner:
             )
         return self._new(path, _PENDING, kind=kind)
 
-    def _scan_video(self, path: Path, result: ScanResult) -> None:
+    def _scan_video(self, path: Path, result: ScanResult, limits: MediaLimits) -> None:
         clock = time.perf_counter()
-        info = probe(path)
+        info = probe(path, limits)
         result.frames_total, result.width, result.height = info.frames, info.width, info.height
+        result.frames_claimed = info.frames_claimed
         step = max(1, math.ceil(info.frames / int(self.options.frames)))
         sampled = len(every_kth_indices(info.frames, step, int(self.options.frames)))
         flow = {
@@ -322,20 +367,22 @@ class Scanner:
             "min_track_length": 0,
             "faces_per_video": _EVERY_FACE,
         }
-        faces, status = extract_video(path, "test", self.detector, flow)
+        faces, status = extract_video(path, "test", self.detector, flow, limits=limits)
         row = status.iloc[0]
         result.timings["extract"] = round(time.perf_counter() - clock, 3)
         result.frames_read = int(row["frames_read"] or 0)
+        result.frames_failed, result.frames_skipped = int(row["frames_failed"] or 0), int(row["frames_skipped"] or 0)
         result.faces_found = len(faces)
-        if row["status"] in (UNREADABLE, MISSING):
-            result.status, result.message = UNREADABLE, f"{row['message']}{_REPAIR_HINT}"
+        if row["status"] in (UNREADABLE, MISSING, *LIMIT_STATUSES):
+            result.status, result.message = _file_status(row["status"], row["message"])
             return
         if row["status"] == ERROR:
-            result.status, result.message = ERROR, f"{row['message']} (please report this)"
+            result.status, result.message = ERROR, f"internal error: {row['message']} (please report this)"
             return
+        limits.check_clock(path)
         if not len(faces):
             result.status = NO_FACE
-            result.message = f"{row['message']}{self._no_face_hint(video=True)}"
+            result.message = f"{row['message']}{self._no_face_hint(video=True)}{_damage_note(result)}"
             return
         faces = faces.sort_values(["frame", "face"], ignore_index=True)
         tracks = [group.index.tolist() for _, group in faces.groupby("track", sort=True)]
@@ -359,11 +406,11 @@ class Scanner:
             probs=rows["prob"].tolist(),
         )
         result.message = (f"{len(rows)} faces from {len(chosen)} of {len(tracks)} tracks in "
-                          f"{result.frames_read} sampled frames{note}")
+                          f"{result.frames_read} sampled frames{note}{_damage_note(result)}")
 
-    def _scan_image(self, path: Path, result: ScanResult) -> None:
+    def _scan_image(self, path: Path, result: ScanResult, limits: MediaLimits) -> None:
         clock = time.perf_counter()
-        image = read_image(path)
+        image = read_image(path, limits)
         result.height, result.width = image.shape[:2]
         result.frames_total = result.frames_read = 1
         found = self.detector.detect([image])[0]
@@ -427,6 +474,33 @@ class Scanner:
 
 _REPAIR_HINT = ("; the file is truncated or corrupt: re-download or re-encode it "
                 "(e.g. ffmpeg -i in -c:v libx264 out.mp4)")
+_LIMIT_HINT = "; raise or lift the limit (a number, or none) if this input should be scanned"
+
+
+def _file_status(status: str, message: str) -> tuple[str, str]:
+    """(status, message) of an input the decoders refused: past a limit, or unreadable."""
+    if status in LIMIT_STATUSES:
+        return status, f"{message}{_LIMIT_HINT}"
+    return UNREADABLE, f"{message}{_REPAIR_HINT}"
+
+
+def _internal_error(path: Path, err: Exception) -> str:
+    """A fault of facesleuth itself: a short message; the traceback is logged for --verbose only."""
+    text = str(err).strip()
+    short = f"{type(err).__name__}: {text.splitlines()[0][:300]}" if text else type(err).__name__
+    log.warning("%s: internal error: %s", path, short)
+    log.info("%s: traceback of the internal error", path, exc_info=err)
+    return f"internal error: {short} (please report this)"
+
+
+def _damage_note(result: ScanResult) -> str:
+    damage = DecodeReport(frames_failed=result.frames_failed, frames_skipped=result.frames_skipped)
+    note = f"; damaged video: {damage.describe()}" if damage.damaged else ""
+    claimed, held = result.frames_claimed, result.frames_total
+    if claimed and held is not None and claimed > held + max(2, held // 50):  # a few frames either way are normal
+        note += (f"; its header claims {claimed} frames, the file holds {held} (cut short, damaged or forged): "
+                 "the frames it holds were scanned")
+    return note
 
 
 def scan_paths(paths: Iterable[str | os.PathLike], run: ScanRun | str | os.PathLike | list[str | os.PathLike],

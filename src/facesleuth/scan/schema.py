@@ -40,7 +40,8 @@ RESULT_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": [
         "path", "status", "message", "kind", "score", "verdict", "threshold", "aggregation", "model", "faces",
-        "faces_found", "tracks", "tracks_scored", "frames_total", "frames_read", "width", "height", "seconds",
+        "faces_found", "tracks", "tracks_scored", "frames_total", "frames_read", "frames_failed", "frames_skipped",
+        "width", "height", "seconds",
         "timings", "calibrated", "raw_score",
     ],
     "properties": {
@@ -58,7 +59,12 @@ RESULT_SCHEMA: dict[str, Any] = {
         "tracks": {"type": "integer", "minimum": 0},
         "tracks_scored": {"type": "integer", "minimum": 0},
         "frames_total": _INT_OR_NULL,
+        "frames_claimed": {**_INT_OR_NULL, "description": "video frames its header claims (frames_total: it holds)"},
         "frames_read": {"type": "integer", "minimum": 0},
+        "frames_failed": {"type": "integer", "minimum": 0,
+                          "description": "video frames the decoder rejected or decoded with errors concealed"},
+        "frames_skipped": {"type": "integer", "minimum": 0,
+                           "description": "sampled video frames that did not decode and were left out"},
         "width": _INT_OR_NULL,
         "height": _INT_OR_NULL,
         "seconds": {"type": "number", "minimum": 0},
@@ -126,6 +132,16 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "detection": {"type": "object"},
                 "aggregation": {"type": ["string", "null"]},
                 "calibrate": {"type": "boolean"},
+                "limits": {
+                    "type": "object",
+                    "description": "what one input may cost (null: no limit); past one, its status",
+                    "properties": {
+                        "max_pixels": _INT_OR_NULL,
+                        "max_seconds": _NUMBER_OR_NULL,
+                        "max_frames": _INT_OR_NULL,
+                        "input_seconds": _NUMBER_OR_NULL,
+                    },
+                },
             },
         },
         "summary": {

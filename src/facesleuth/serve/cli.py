@@ -77,6 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--keep-days", type=float, default=0, metavar="D",
                         help="broker mode: delete finished jobs (results and all) D days after upload; Redis holds "
                              "them in memory (default 0: keep every job, as the SQLite mode does)")
+    from facesleuth.scan.cli import add_limit_arguments
+
+    add_limit_arguments(parser)  # a worker past --input-seconds is replaced; the input answers timed_out
     add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -118,7 +121,7 @@ def _token(path: Path | None) -> str | None:
 def settings_from_args(args: argparse.Namespace):
     """The service's settings, every option checked (UsageError says which is wrong)."""
     from facesleuth.scan.cli import UsageError as ScanUsageError
-    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.scan.cli import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.serve.app import ServeSettings
 
@@ -139,7 +142,8 @@ def settings_from_args(args: argparse.Namespace):
         except ValueError as err:
             raise UsageError(str(err)) from None
     try:
-        ScanOptions(frames=args.frames).check()
+        limits = limit_settings(args, args.config)
+        ScanOptions(frames=args.frames, **limits).check()
         detection = _detection_settings(args.config)
     except (ValueError, ScanUsageError) as err:
         raise UsageError(str(err)) from None
@@ -152,7 +156,7 @@ def settings_from_args(args: argparse.Namespace):
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
         frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
-        log_format=args.log_format,
+        log_format=args.log_format, limits=limits,
     )
 
 

@@ -7,6 +7,12 @@ segfault) costs one worker, which the pool restarts, not the service. They are s
 ``threads`` threads: on a small machine two workers with one thread each scan faster than
 two workers whose OpenMP threads fight over the same cores (benchmarks/README.md, scan latency).
 
+Each input has a wall-clock limit (``input_seconds`` of the scanner's limits). The scanner keeps
+to it by itself between frames; a worker stuck past it anyway (inside a decoder or a network)
+is killed and replaced by the pool, which marks the input timed out beside its upload and puts
+the job back in the queue without using an attempt: the next worker answers that input with
+``timed_out`` and scans the others.
+
 Workers take jobs from the database (:meth:`JobStore.claim`), not from a pipe, so nothing is
 lost with a process: a wake-up queue only saves them the polling delay. A worker dies with
 the web process (Linux ``PR_SET_PDEATHSIG``, and a parent check as a fallback), so a server
@@ -34,6 +40,10 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # a worker looks at the queue at least this often, woken or not
 RESPAWN_SECONDS = 10.0  # at most one restart of a worker slot in this time
+# A worker is killed this long after its input's limit: the scanner's own check comes first.
+KILL_GRACE_SECONDS = 2.0
+TIMED_OUT_SUFFIX = ".timed_out"  # beside an upload: the input ran past its time in a replaced worker
+_NAME_BYTES = 80  # "<job id>/<stored name>", both 32 hex digits
 _PR_SET_PDEATHSIG = 1
 
 
@@ -50,6 +60,13 @@ class WorkerSettings:
     threads: int = 1
     thumbnails: int = 12  # face thumbnails per input kept for the page and the report
     log_format: str = "text"  # or json: one JSON object per line (facesleuth.runtime.JsonFormatter)
+    limits: dict[str, Any] = field(default_factory=dict)  # ScanOptions' max_pixels, ..., input_seconds
+
+    @property
+    def input_seconds(self) -> float | None:
+        from facesleuth.scan.scanner import ScanOptions
+
+        return self.limits.get("input_seconds", ScanOptions.input_seconds)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -63,29 +80,61 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
-def scan_job(scanner: Any, job: Any, uploads: Path) -> dict[str, Any]:
+def timed_out_marker(upload: Path) -> Path:
+    return upload.with_name(upload.name + TIMED_OUT_SUFFIX)
+
+
+def scan_job(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> dict[str, Any]:
     """The ``--format json`` document of a job, with thumbnails; inputs named by the client's names."""
     from facesleuth.scan.formats import build_document, now_iso
 
     created, started = now_iso(), time.perf_counter()
-    results = []
-    for upload in job.inputs:
-        result = scanner.scan_file(uploads / job.id / upload.stored)
-        result.path = upload.name  # the stored name means nothing to the client
-        results.append(result)
+    results = scan_inputs(scanner, job, uploads, on_input)
     return build_document(results, scanner.run, scanner.options, [], time.perf_counter() - started, created,
                           thumbnails=True)
 
 
-def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int) -> None:
-    """Entry point of a worker process: load once, then claim and scan until the parent goes."""
+def scan_inputs(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> list[Any]:
+    """One ScanResult per input of ``job``, in order.
+
+    ``on_input(upload or None)`` is told which input is being scanned (None once all are); an
+    input a replaced worker ran out of time on answers ``timed_out`` without being scanned again.
+    """
+    from facesleuth.registry import TIMED_OUT
+
+    results = []
+    for upload in job.inputs:
+        path = uploads / job.id / upload.stored
+        marker = timed_out_marker(path)
+        if marker.is_file():
+            limit = marker.read_text().strip()
+            result = scanner.limit_result(path, TIMED_OUT, f"scanning took longer than the limit of {limit} s per "
+                                                           "input (--input-seconds); its worker was replaced")
+        else:
+            if on_input is not None:
+                on_input(upload)
+            result = scanner.scan_file(path)
+        result.path = upload.name  # the stored name means nothing to the client
+        results.append(result)
+    if on_input is not None:
+        on_input(None)
+    return results
+
+
+def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int, busy_since: Any = None,
+                busy_input: Any = None) -> None:
+    """Entry point of a worker process: load once, then claim and scan until the parent goes.
+
+    ``busy_since[slot]`` / ``busy_input``: when this worker started its current input and which
+    (``job/stored``), for the pool's wall-clock watch."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     import torch
 
     from facesleuth.scan import Scanner, ScanOptions
+    from facesleuth.video import quiet_decoder_logs
 
+    quiet_decoder_logs()
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
     if settings.log_format == "json":
@@ -95,7 +144,8 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
     else:
         logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
     scanner = Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                                  detection=settings.detection, thumbnails=settings.thumbnails))
+                                                  detection=settings.detection, thumbnails=settings.thumbnails,
+                                                  **settings.limits))
     store, uploads, me = JobStore(settings.database), Path(settings.uploads), os.getpid()
     ready[slot] = 1
     while os.getppid() == parent:
@@ -107,8 +157,16 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
                 pass
             continue
         log.info("job %s: %d input(s), attempt %d", job.id, len(job.inputs), job.attempts)
+
+        def on_input(upload: Any, job_id: str = job.id) -> None:
+            if busy_since is None:
+                return
+            if upload is not None:
+                busy_input.value = f"{job_id}/{upload.stored}".encode()[:_NAME_BYTES]
+            busy_since[slot] = time.time() if upload is not None else 0.0
+
         try:
-            document, error = scan_job(scanner, job, uploads), None
+            document, error = scan_job(scanner, job, uploads, on_input), None
         except Exception as err:  # the job fails with the reason, the worker goes on
             log.exception("job %s failed", job.id)
             document, error = None, f"{type(err).__name__}: {err}"
@@ -137,6 +195,8 @@ class WorkerPool:
         self.context = mp.get_context("spawn")
         self.wake = self.context.Queue()
         self.ready = self.context.Array("b", size)  # 1 for each worker slot whose model is loaded
+        self.busy_since = self.context.Array("d", size)  # time.time() its current input began; 0 idle
+        self.busy_input = [self.context.Array("c", _NAME_BYTES) for _ in range(size)]
         self.processes: list[mp.process.BaseProcess | None] = []
         self.store = JobStore(settings.database)
         self._stop = threading.Event()
@@ -144,7 +204,8 @@ class WorkerPool:
 
     def _spawn(self, slot: int) -> mp.process.BaseProcess:
         process = self.context.Process(target=worker_main, name="facesleuth-worker", daemon=True,
-                                       args=(self.settings, os.getpid(), self.wake, self.ready, slot))
+                                       args=(self.settings, os.getpid(), self.wake, self.ready, slot,
+                                             self.busy_since, self.busy_input[slot]))
         process.start()
         return process
 
@@ -158,6 +219,7 @@ class WorkerPool:
         self.processes = [self._spawn(slot) for slot in range(self.size)]
         spawned = [time.monotonic()] * self.size
         while not self._stop.wait(POLL_SECONDS):
+            self.replace_overdue()
             for slot, process in enumerate(self.processes):
                 if self._stop.is_set():
                     break
@@ -171,6 +233,33 @@ class WorkerPool:
                 # A worker that cannot even load the run would otherwise restart in a tight loop.
                 if time.monotonic() - spawned[slot] >= RESPAWN_SECONDS:
                     self.processes[slot], spawned[slot] = self._spawn(slot), time.monotonic()
+
+    def replace_overdue(self, now: float | None = None) -> list[int]:
+        """Kill the workers whose current input ran past its wall-clock limit (the monitor then
+        starts others); mark the input timed out and queue its job again, the attempt given back.
+        Returns the slots killed."""
+        limit = self.settings.input_seconds
+        if limit is None:
+            return []
+        now = time.time() if now is None else now
+        killed = []
+        for slot, process in enumerate(self.processes):
+            since = self.busy_since[slot]
+            if process is None or since <= 0 or now - since <= limit + KILL_GRACE_SECONDS or not process.is_alive():
+                continue
+            name = self.busy_input[slot].value.decode(errors="replace")
+            process.kill()
+            process.join(10)
+            self.busy_since[slot] = 0.0
+            job_id, _, stored = name.partition("/")
+            upload = Path(self.settings.uploads) / job_id / stored
+            if job_id and stored and upload.parent.is_dir():
+                timed_out_marker(upload).write_text(f"{limit:g}\n")
+            self.store.recover(workers={process.pid}, counted=False)
+            log.error("worker %s ran past the limit of %g s per input on job %s; replaced, the input answers "
+                      "timed_out", process.pid, limit, job_id)
+            killed.append(slot)
+        return killed
 
     def notify(self) -> None:
         """Wake an idle worker (a job was queued)."""
