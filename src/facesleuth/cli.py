@@ -27,6 +27,7 @@ SUBCOMMANDS = {
     "samples": Subcommand("facesleuth.cli_samples", "download (fetch) or check (verify) the sample media the tests read"),
     "scan": Subcommand("facesleuth.scan.cli", "check videos and images for manipulated faces with a trained run"),
     "serve": Subcommand("facesleuth.serve.cli", "run the upload-checking web service (HTTP API and upload page) with a trained run"),
+    "weights": Subcommand("facesleuth.published.cli", "import (or fetch) published detectors' weights as run folders"),
 }
 
 

@@ -394,7 +394,8 @@ class Scanner:
         track_ids = None if all(t is None for t in tracks) else np.array([-1 if t is None else t for t in tracks])
         member_faces, member_videos = [], []
         for member in self.run.scorers:  # one run, or each member of an ensemble
-            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size))
+            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size),
+                                        margin=self.detector.margin)
             member_faces.append(face_scores)
             member_videos.append(get_aggregation(self.run.aggregation)(face_scores, track_ids))
         if self.run.members:
