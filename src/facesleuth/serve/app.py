@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+from html import escape
 import hmac
 import logging
 import math
@@ -57,6 +58,7 @@ UPLOADS_NAME = "uploads"
 MAX_FILES_PER_JOB = 100
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _COPY_CHUNK = 1 << 20
+LIMITS_PLACEHOLDER = "<!-- model limits -->"
 
 
 @dataclass
@@ -67,13 +69,16 @@ class ServeSettings:
     max_upload_bytes: int = 200 * 2**20
     max_queued: int = 100
     token: str | None = field(default=None, repr=False)
+    #: the model's limits (ScanRun.limits), shown on the upload page before anything is uploaded
+    limits: tuple[str, ...] = ()
 
     @classmethod
     def make(cls, data_dir: str | Path, model: str | Path, **options: Any) -> ServeSettings:
         """Settings with the database and upload folder inside ``data_dir``; ``options`` go to the
         fields of this class or of :class:`WorkerSettings`."""
         data_dir = Path(data_dir).resolve()
-        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token") if k in options}
+        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token", "limits")
+               if k in options}
         worker = WorkerSettings(database=str(data_dir / DATABASE_NAME), uploads=str(data_dir / UPLOADS_NAME),
                                 model=str(model), **options)
         return cls(data_dir=data_dir, worker=worker, **own)
@@ -290,6 +295,9 @@ class Service:
 
     def page(self, request: Request) -> Response:
         html = resources.files("facesleuth.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+        limits = "".join(f'<p class="limits"><strong>Limits of this model:</strong> {escape(limit)}</p>'
+                         for limit in self.settings.limits)
+        html = html.replace(LIMITS_PLACEHOLDER, limits)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 
