@@ -3,7 +3,8 @@
 Each format module of this package (one per publishing project: :mod:`.mesonet`, ...) reads its
 authors' checkpoint files and registers itself with :func:`register_format` where it is defined,
 as timm's ``@register_model`` does; every module of the package is imported on first use of the
-registry, so a new format is one new file. A format exposes ``VARIANTS`` (one entry per published
+registry, so a new format is one new file (a module with ``VARIANTS`` and ``load`` but no
+decorator is registered under its module name). A format exposes ``VARIANTS`` (one entry per published
 checkpoint: architecture, file name, URL, sha256, licence, training data, the publishing
 repository's file that established its layout) and ``load(variant, checkpoint) -> (network,
 preprocessing)``: the network in eval mode on the CPU, and how its inputs are prepared
@@ -66,8 +67,15 @@ def _discover() -> None:
         return
     _discovered = True
     for module in pkgutil.iter_modules(__path__):
-        if not module.name.startswith("_"):
-            importlib.import_module(f"{__name__}.{module.name}")
+        if module.name.startswith("_"):
+            continue
+        imported = importlib.import_module(f"{__name__}.{module.name}")
+        # a module that follows the format contract (VARIANTS and load) without the decorator
+        # is registered under its own name
+        load, variants = getattr(imported, "load", None), getattr(imported, "VARIANTS", None)
+        if callable(load) and isinstance(variants, dict) and not any(
+                f.module == imported.__name__ for f in _FORMATS.values()):
+            register_format(module.name, variants)(load)
 
 
 def formats() -> dict[str, Format]:
