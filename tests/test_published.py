@@ -12,6 +12,7 @@ from pathlib import Path
 
 import cv2
 import h5py
+import jsonschema
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,7 @@ from facesleuth.published import get_format, mesonet
 from facesleuth.published.builtin import BUILTIN_RUNS, DEFAULT_MEMBERS, DEFAULT_RUN
 from facesleuth.published.catalogue import FetchError, fetch
 from facesleuth.published.runfolder import PublishedDetector, import_detector
+from facesleuth.scan.schema import DOCUMENT_SCHEMA
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -204,9 +206,11 @@ def test_scan_without_model_uses_the_builtin_ensemble_and_states_its_limits(samp
     image = samples / "images" / "ex_original.png"
     assert facesleuth_main(["scan", str(image), "--format", "json", *FAST]) == 0
     document = json.loads(capsys.readouterr().out)
+    jsonschema.validate(document, DOCUMENT_SCHEMA)
     model = document["model"]
     assert model["members"] == ["mesonet/Meso4_DF", "mesonet/Meso4_F2F"] and model["threshold"] == 0.5
     assert model["threshold_source"] == "published"
+    assert "mesonet/Meso4_DF: threshold 0.5 is the network's own decision boundary" in " ".join(model["notes"])
     assert any("2018" in limit and "--model" in limit for limit in model["limits"])
     (result,) = document["results"]
     assert result["status"] == "ok" and result["verdict"] == "real", result  # a real FF++ frame

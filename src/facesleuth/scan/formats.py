@@ -109,7 +109,8 @@ def html_report(document: dict[str, Any]) -> str:
 def run_header(run: ScanRun) -> list[str]:
     trained_on = ", ".join(dict.fromkeys(t for m in run.scorers for t in m.info.get("trained_on") or [])) or "unknown data"
     source = threshold_source_text(run.threshold_source)
-    what = f"{len(run.members)} runs" if run.members else run.info.get("timm_name", "?")
+    what = (f"{len(run.members)} runs" if run.members
+            else run.info.get("timm_name") or run.info.get("architecture") or "?")
     lines = [
         f"model    {run.name} ({what}, input {run.input_size} px, trained on {trained_on})",
         f"run      {run.folder}",

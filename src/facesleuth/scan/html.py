@@ -95,7 +95,8 @@ def render_html(document: dict[str, Any], headline: str) -> str:
     threshold = float(model["threshold"])
     source = threshold_source_text(model["threshold_source"])
     meta = [
-        ("Model", f"{model['name']} ({model.get('timm_name') or '?'}, input {model['input_size']} px)"),
+        ("Model", f"{model['name']} ({model.get('timm_name') or model.get('architecture') or '?'}, "
+                  f"input {model['input_size']} px)"),
         ("Trained on", ", ".join(model["trained_on"]) or "unknown"),
         ("Run", model["run"]),
         ("Verdict", f"fake when the {model['aggregation']} face score is at least {threshold:.4f} ({source})"),

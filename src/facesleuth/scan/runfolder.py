@@ -108,6 +108,7 @@ class ScanRun:
             "name": self.name,
             "model": self.info.get("model"),
             "timm_name": self.info.get("timm_name"),
+            "architecture": self.info.get("architecture"),
             "setup": self.info.get("setup"),
             "input_size": self.input_size,
             "trained_on": list(self.info.get("trained_on") or []),

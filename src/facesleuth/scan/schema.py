@@ -97,6 +97,7 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "name": {"type": "string"},
                 "model": {"type": ["string", "null"]},
                 "timm_name": {"type": ["string", "null"]},
+                "architecture": {"type": ["string", "null"], "description": "an imported detector's architecture"},
                 "setup": {"type": ["string", "null"]},
                 "input_size": {"type": "integer", "minimum": 1},
                 "trained_on": {"type": "array", "items": {"type": "string"}},
