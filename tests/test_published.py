@@ -252,3 +252,32 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
     from facesleuth.train import run_info
 
     assert "limits" not in run_info(plain, ["x"], "cpu", 1, {})
+
+
+def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_path):
+    """The pipeline's validation (the path of rule validate and of calibration) scores a split's
+    faces with an imported run as its authors prepare them: checked against the network run by
+    hand on the same JPEGs (OpenCV decode, stretch to 256, /255, 1 - P(real))."""
+    from face_crops import write_split
+
+    from facesleuth.data import read_split
+    from facesleuth.predict import score_validation_faces, validate_run
+
+    split = write_split(tmp_path / "split.parquet", samples)
+    run = BUILTIN_RUNS["Meso4_DF"]
+    faces = score_validation_faces(run, split, {"batch_size": 5}, device="cpu")
+    table = read_split(split, "val")
+    assert len(faces) == table.num_rows > 0
+    network, _ = mesonet.load("Meso4_DF", packaged("Meso4_DF"))
+    by_hand = []
+    for jpeg in table.column("jpeg").to_pylist():
+        rgb = cv2.cvtColor(cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        size_before = min(rgb.shape[:2])
+        interpolation = cv2.INTER_AREA if 256 < 0.5 * size_before else cv2.INTER_LINEAR
+        x = torch.from_numpy(cv2.resize(rgb, (256, 256), interpolation=interpolation)).permute(2, 0, 1)[None] / 255.0
+        with torch.no_grad():
+            by_hand.append(1 - float(network(x.float())[0]))
+    np.testing.assert_allclose(faces["score"].to_numpy(), by_hand, atol=1e-5)
+    videos, threshold = validate_run(run, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
+    assert threshold["source"] == "validation" and 0.0 <= threshold["eer_threshold"] <= 1.0
+    assert set(videos["label"]) == {0, 1}
