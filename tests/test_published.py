@@ -43,49 +43,80 @@ def read_rgb(path: Path) -> np.ndarray:
 # ---------------------------------------------------------------------------- an independent Meso-4
 
 
-def _numpy_meso4(path: Path, image: np.ndarray) -> float:
-    """Meso-4 written straight from Keras's definitions, in numpy, channels-last as Keras computes:
-    'same' convolution, ReLU, batch norm (eps 1e-3), max pooling, flatten, dense 16 (no
-    activation: the files list no LeakyReLU layer), dense 1, sigmoid. Layers are taken in the
-    file's own ``layer_names`` order."""
+def _keras_layers(path: Path) -> tuple[list[str], dict[str, dict[str, np.ndarray]]]:
     with h5py.File(path, "r") as f:
         names = [n.decode() for n in f.attrs["layer_names"]]
         weights = {n: {k.split(":")[0]: f[n][n][k][()].astype(np.float64) for k in f[n][n]} for n in names
                    if n in f and len(f[n]) and n in f[n]}
+    return names, weights
+
+
+def _conv_relu(x: np.ndarray, w: dict[str, np.ndarray], dilation: int = 1) -> np.ndarray:
+    """Keras Conv2D(padding='same', activation='relu') at stride 1 on an (H, W, C) array."""
+    kernel = w["kernel"]
+    k = kernel.shape[0]
+    reach = dilation * (k - 1)
+    padded = np.pad(x, ((reach // 2, reach // 2), (reach // 2, reach // 2), (0, 0)))
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (reach + 1, reach + 1), axis=(0, 1))
+    windows = windows[..., ::dilation, ::dilation]  # H, W, C, k, k
+    return np.maximum(np.einsum("hwcij,ijco->hwo", windows, kernel) + w["bias"], 0)
+
+
+def _norm_pool(x: np.ndarray, w: dict[str, np.ndarray], pool: int) -> np.ndarray:
+    x = w["gamma"] * (x - w["moving_mean"]) / np.sqrt(w["moving_variance"] + 1e-3) + w["beta"]
+    h, wd, c = x.shape
+    return x.reshape(h // pool, pool, wd // pool, pool, c).max(axis=(1, 3))
+
+
+def _numpy_mesonet(path: Path, image: np.ndarray, inception: bool) -> float:
+    """MesoNet written straight from Keras's definitions in ``classifiers.py``, in numpy,
+    channels-last as Keras computes: 'same' convolutions with ReLU, batch norm (eps 1e-3), max
+    pooling, flatten, dense 16, its LeakyReLU(0.1) only where the file lists that layer, dense 1,
+    sigmoid. Layers are taken by their Keras names (creation order)."""
+    names, weights = _keras_layers(path)
+    convs = sorted((n for n in names if n.startswith("conv2d")), key=lambda n: int(n.rsplit("_", 1)[1]))
+    norms = sorted((n for n in names if n.startswith("batch_normalization")), key=lambda n: int(n.rsplit("_", 1)[1]))
+    dense = sorted((n for n in names if n.startswith("dense")), key=lambda n: int(n.rsplit("_", 1)[1]))
     x = image.astype(np.float64)
-    convs = [n for n in names if n.startswith("conv2d")]
-    norms = [n for n in names if n.startswith("batch_normalization")]
-    dense = [n for n in names if n.startswith("dense")]
-    for conv, norm, pool in zip(convs, norms, (2, 2, 2, 4)):
-        kernel, bias = weights[conv]["kernel"], weights[conv]["bias"]
-        k = kernel.shape[0]
-        padded = np.pad(x, ((k // 2, k // 2), (k // 2, k // 2), (0, 0)))
-        windows = np.lib.stride_tricks.sliding_window_view(padded, (k, k), axis=(0, 1))  # H, W, C, k, k
-        x = np.maximum(np.einsum("hwcij,ijco->hwo", windows, kernel) + bias, 0)
-        w = weights[norm]
-        x = w["gamma"] * (x - w["moving_mean"]) / np.sqrt(w["moving_variance"] + 1e-3) + w["beta"]
-        h, wd, c = x.shape
-        x = x.reshape(h // pool, pool, wd // pool, pool, c).max(axis=(1, 3))
-    x = x.reshape(-1)
-    x = x @ weights[dense[0]]["kernel"] + weights[dense[0]]["bias"]
-    x = x @ weights[dense[1]]["kernel"] + weights[dense[1]]["bias"]
-    return float(1 / (1 + np.exp(-x[0])))
+    if inception:
+        for block in range(2):  # InceptionLayer: 1x1 | 1x1, 3x3 | 1x1, 3x3 dilated 2 | 1x1, 3x3 dilated 3
+            c = [weights[n] for n in convs[7 * block : 7 * block + 7]]
+            branches = [_conv_relu(x, c[0]),
+                        _conv_relu(_conv_relu(x, c[1]), c[2]),
+                        _conv_relu(_conv_relu(x, c[3]), c[4], dilation=2),
+                        _conv_relu(_conv_relu(x, c[5]), c[6], dilation=3)]
+            x = _norm_pool(np.concatenate(branches, axis=-1), weights[norms[block]], 2)
+        rest = [(convs[14], norms[2], 2), (convs[15], norms[3], 4)]
+    else:
+        rest = list(zip(convs, norms, (2, 2, 2, 4)))
+    for conv, norm, pool in rest:
+        x = _norm_pool(_conv_relu(x, weights[conv]), weights[norm], pool)
+    x = x.reshape(-1) @ weights[dense[0]]["kernel"] + weights[dense[0]]["bias"]
+    if any(n.startswith("leaky_re_lu") for n in names):
+        x = np.where(x > 0, x, 0.1 * x)
+    return float((x @ weights[dense[1]]["kernel"] + weights[dense[1]]["bias"])[0])  # the logit
 
 
-@pytest.mark.parametrize("variant", ["Meso4_DF", "Meso4_F2F"])
-def test_meso4_forward_matches_an_independent_numpy_network(variant):
+@pytest.mark.parametrize("variant", ["Meso4_DF", "Meso4_F2F", "MesoInception_DF"])
+def test_mesonet_forward_matches_an_independent_numpy_network(variant):
+    """The torch network against the numpy one on the same pixels: P(real) within 1e-5, and the
+    logit before the sigmoid (which saturates) within 1e-4."""
     rng = np.random.default_rng(5)
-    # a smooth random image: large areas of similar values, as faces have, and every pixel used
+    # a smooth random image (large areas of similar values, as faces have) and pixel noise
     small = rng.uniform(0, 1, (16, 16, 3)).astype(np.float32)
     images = [cv2.resize(small, (256, 256), interpolation=cv2.INTER_CUBIC).clip(0, 1),
-              rng.uniform(0, 1, (256, 256, 3)).astype(np.float32)]
+              rng.uniform(0.3, 0.7, (256, 256, 3)).astype(np.float32)]
     network, preprocessing = mesonet.load(variant, packaged(variant))
     assert preprocessing["output"] == "real_probability" and preprocessing["input_size"] == 256
+    logits = []
+    network.out.register_forward_hook(lambda module, inputs, output: logits.append(output[:, 0]))
     batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     with torch.no_grad():
         ours = network(batch).numpy()
-    expected = [_numpy_meso4(packaged(variant), image) for image in images]
-    np.testing.assert_allclose(ours, expected, atol=1e-5)
+    expected = np.array([_numpy_mesonet(packaged(variant), image, variant.startswith("MesoInception"))
+                         for image in images])
+    np.testing.assert_allclose(logits[0].numpy(), expected, atol=1e-4)
+    np.testing.assert_allclose(ours, 1 / (1 + np.exp(-expected)), atol=1e-5)
 
 
 def test_wrong_architecture_is_refused_with_the_layout():
