@@ -312,3 +312,16 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
     videos, threshold = validate_run(run, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
     assert threshold["source"] == "validation" and 0.0 <= threshold["eer_threshold"] <= 1.0
     assert set(videos["label"]) == {0, 1}
+
+
+def test_serve_without_model_uses_the_builtin_ensemble_and_its_page_states_the_limits(tmp_path):
+    from facesleuth.cli import build_parser
+    from facesleuth.serve.app import Service
+    from facesleuth.serve.cli import _check_model, settings_from_args
+
+    args = build_parser("serve").parse_args(["serve", "--data-dir", str(tmp_path / "data")])
+    settings = settings_from_args(args)
+    assert Path(settings.worker.model) == DEFAULT_RUN
+    settings.limits = _check_model(settings.worker.model, "cpu")
+    page = Service(settings).page(None).body.decode()
+    assert "Limits of this model" in page and "MesoNet is a 2018 model" in page
