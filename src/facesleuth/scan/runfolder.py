@@ -44,7 +44,8 @@ RUN_FOLDER_HELP = (
     "settings), run.yaml (the same settings, readable) and threshold.json (the validation EER "
     "threshold). Make one with `snakemake results/models/<model>/<setup>/best.pt`, or "
     "`snakemake results/models/<model>/<setup>/threshold.json` for the weights and the threshold, "
-    "then pass the folder (or its best.pt) to --model."
+    "then pass the folder (or its best.pt) to --model. A published detector's run folder (run.yaml "
+    "and its authors' checkpoint) is made by `facesleuth weights import FORMAT FILE OUT`."
 )
 
 
