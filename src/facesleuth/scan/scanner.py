@@ -19,7 +19,8 @@ except for two settings a scanner must change:
   message says so, without decoding the video twice.
 
 Faces are classified from the same JPEG crops the pipeline stores, letterboxed as in training
-(:func:`facesleuth.predict.predict_crops`); the input's score is the run's aggregation (the mean
+(:func:`facesleuth.predict.predict_crops`; an imported published detector's are prepared as its
+authors prepared theirs, docs/weights.md); the input's score is the run's aggregation (the mean
 by default; ``aggregation`` chooses another), calibrated by the run's validation temperature where
 it has one (``calibrated`` says so), and the verdict is ``fake`` when the score reaches the run's
 validation EER threshold (on the same scale). An ensemble's members each score and aggregate the
