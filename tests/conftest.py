@@ -47,3 +47,25 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+WEIGHTS_VARIABLE = "FACESLEUTH_WEIGHTS"
+
+
+@pytest.fixture(scope="session")
+def published_weights() -> Path:
+    """The folder of published detector weights (``mesonet/`` with the authors' ``test_images/``):
+    from FACESLEUTH_WEIGHTS, else ../shared/data/weights beside the checkout; the tests that need
+    more than the package's own copies skip without it (fail when the variable names no folder)."""
+    named = os.environ.get(WEIGHTS_VARIABLE)
+    if named:
+        folder = Path(named).resolve()
+        if not folder.is_dir():
+            pytest.fail(f"{WEIGHTS_VARIABLE}={named}: no such folder", pytrace=False)
+        return folder
+    folder = REPO_ROOT.parent / "shared" / "data" / "weights"
+    if not folder.is_dir():
+        pytest.skip(f"published weights not found ({WEIGHTS_VARIABLE} unset, no ../shared/data/weights): "
+                    f"run `facesleuth weights fetch mesonet DIR` for the weights; test_images/ come from "
+                    "github.com/DariusAf/MesoNet")
+    return folder

@@ -323,7 +323,6 @@ def test_usage_errors_exit_2_and_say_what_to_do(scan_run, samples, tmp_path, cap
         err = capsys.readouterr().err
         assert expect in err, err
 
-    usage(expect="--model RUN is required")
     usage("--model", tmp_path / "absent", expect="snakemake results/models/<model>/<setup>/best.pt")
     usage("--model", not_a_run, expect="it has no best.pt")
     usage("--model", broken, expect="cannot load")

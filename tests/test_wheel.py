@@ -76,6 +76,26 @@ def test_installed_wheel_is_self_contained(installed, tmp_path):
     assert console.is_file(), "the wheel's console script is missing"
 
 
+def test_installed_wheel_ships_the_builtin_detectors(installed, tmp_path):
+    """MesoNet's four weight files, their licence and notice, and the default ensemble load from the wheel."""
+    builtin = installed / "facesleuth" / "published" / "builtin"
+    for name in ("Meso4_DF", "Meso4_F2F", "MesoInception_DF", "MesoInception_F2F"):
+        for file in (f"{name}.h5", "run.yaml", "LICENSE", "NOTICE"):
+            assert (builtin / name / file).is_file(), f"{name}/{file} is not in the wheel"
+        assert (builtin / name / f"{name}.h5").read_bytes() == (REPO / "src" / "facesleuth" / "published" / "builtin"
+                                                                / name / f"{name}.h5").read_bytes()
+    assert "Apache License" in (builtin / "Meso4_DF" / "LICENSE").read_text()
+    probe = run_installed(installed, tmp_path, "-c", (
+        "import json; from facesleuth.published.builtin import DEFAULT_RUN; "
+        "from facesleuth.scan import load_scan_run; run = load_scan_run(DEFAULT_RUN); "
+        "print(json.dumps({'folder': str(run.folder), 'members': [m.name for m in run.members], 'limits': run.limits}))"
+    ))
+    found = json.loads(probe.stdout)
+    assert Path(found["folder"]).is_relative_to(installed)
+    assert found["members"] == ["mesonet/Meso4_DF", "mesonet/Meso4_F2F"]
+    assert any("2018" in limit for limit in found["limits"])
+
+
 def test_installed_wheel_scans_an_image(installed, samples, tmp_path):
     run = make_trained_run(samples, tmp_path / "runs" / "mobilenetv3_small_050-none")
     config = tmp_path / "fast.yaml"

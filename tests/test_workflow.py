@@ -98,6 +98,16 @@ def test_demo_produces_every_table_and_figure(demo_run: Path) -> None:
         assert png.stat().st_size > 5_000, f"{png.name} looks empty"
 
 
+def test_demo_runs_are_marked_as_trained_on_synthetic_faces(demo_run: Path) -> None:
+    runs = sorted((demo_run / "results" / "models").glob("*/*/run.yaml"))
+    assert runs
+    for path in runs:
+        info = yaml.safe_load(path.read_text())
+        assert info["trained_on_demo"] is True, path
+        assert any("synthetic faces" in limit and "not validated on real media" in limit
+                   for limit in info["limits"]), path
+
+
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
     config = demo_config()
     table = pd.read_csv(demo_run / "results" / "tables" / "dfdc_logloss.csv")

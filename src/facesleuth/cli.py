@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "serve": Subcommand("facesleuth.serve.cli", "run the upload-checking web service (HTTP API and upload page) with a trained run"),
     "worker": Subcommand("facesleuth.serve.worker_cli", "scan the jobs of `facesleuth serve --broker` (any number, on any machine)"),
     "track": Subcommand("facesleuth.cli_track", "log a study's run folders and results to MLflow, W&B or TensorBoard (backfill)"),
+    "weights": Subcommand("facesleuth.published.cli", "import (or fetch) published detectors' weights as run folders"),
 }
 
 

@@ -32,7 +32,7 @@ from facesleuth.data import FaceDataset, make_loader, read_split
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, read_parquets
 from facesleuth.metrics import equal_error_rate, roc_auc
 from facesleuth.models import build_model
-from facesleuth.preprocess import letterbox, normalize_batch
+from facesleuth.preprocess import decode_jpeg, is_published_preprocessing, normalize_batch, prepare_faces
 from facesleuth.runtime import available_cpus, resolve_device
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -168,9 +168,15 @@ def load_run(
     """Rebuild a run's model from its ``best.pt`` (a run folder or the file), in eval mode on ``device``.
 
     The architecture comes from the settings embedded in the checkpoint (the same as run.yaml),
-    built without pretrained weights, then the trained weights are loaded strictly.
+    built without pretrained weights, then the trained weights are loaded strictly. The run folder
+    of an imported published detector (run.yaml ``kind: published``) gives its network instead,
+    answering with the same two logits (real, fake) (:mod:`facesleuth.published.runfolder`).
     """
     path = Path(run_dir_or_checkpoint)
+    from facesleuth.published.runfolder import is_published_run, load_published_run
+
+    if is_published_run(path) or (path.is_file() and path.suffix != ".pt" and is_published_run(path.parent)):
+        return load_published_run(path if path.is_dir() else path.parent, device)
     checkpoint_path = path / "best.pt" if path.is_dir() else path
     if not checkpoint_path.exists():
         raise FileNotFoundError(f"no trained model at {checkpoint_path} (train the run first, or name its best.pt)")
@@ -213,6 +219,8 @@ def predict_faces(
     if num_workers is None:
         # decoding workers beside a GPU, from the job's own CPUs (not the node's)
         num_workers = min(8, max(0, available_cpus() - 1)) if device.type == "cuda" else 0
+    if is_published_preprocessing(run_info.get("preprocessing")):
+        return _predict_published_faces(model, run_info, faces_df, device, batch_size)
     dataset = FaceDataset.from_faces(faces_df, int(run_info["input_size"]))
     loader = make_loader(dataset, batch_size, num_workers=num_workers, device=device)
     scores = []
@@ -224,21 +232,34 @@ def predict_faces(
     return torch.cat(scores).cpu().numpy().astype(np.float32)
 
 
+def _predict_published_faces(model: "nn.Module", run_info: dict[str, Any], faces_df: "pd.DataFrame | pa.Table",
+                             device: torch.device, batch_size: int) -> np.ndarray:
+    """predict_faces for an imported detector: its own preprocessing, decoding one batch at a time."""
+    from facesleuth.data import JpegColumn
+
+    jpegs = JpegColumn(faces_df.column("jpeg")) if hasattr(faces_df, "column") else faces_df["jpeg"].tolist()
+    scores = []
+    for start in tqdm(range(0, len(jpegs), batch_size), desc="faces", unit="batch", disable=None, leave=False):
+        crops = [decode_jpeg(jpegs[i]) for i in range(start, min(start + batch_size, len(jpegs)))]
+        scores.append(predict_crops(model, run_info, crops, device, batch_size))
+    return np.concatenate(scores).astype(np.float32)
+
+
 def predict_crops(
     model: "nn.Module",
     run_info: dict[str, Any],
     crops: "list[np.ndarray]",
     device: "str | torch.device" = "cpu",
     batch_size: int = 64,
+    margin: int | None = None,
 ) -> np.ndarray:
-    """Fake probability of RGB uint8 face crops held in memory (the scanner), prepared as in training."""
+    """Fake probability of RGB uint8 face crops held in memory (the scanner), prepared as in training
+    (an imported detector's: as its authors did; ``margin``, the crops' margin, for its re-crop)."""
     device = torch.device(device)
-    size = int(run_info["input_size"])
     scores = []
     with torch.inference_mode():
         for start in range(0, len(crops), batch_size):
-            batch = np.stack([letterbox(crop, size) for crop in crops[start : start + batch_size]])
-            inputs = normalize_batch(torch.from_numpy(batch).to(device), channels_last=True)
+            inputs = prepare_faces(crops[start : start + batch_size], run_info, device, margin)
             scores.append(torch.softmax(model(inputs).float(), dim=1)[:, 1].cpu())
     return torch.cat(scores).numpy().astype(np.float32) if scores else np.zeros(0, dtype=np.float32)
 

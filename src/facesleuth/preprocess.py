@@ -122,3 +122,93 @@ def decode_jpeg(data: bytes | np.ndarray) -> np.ndarray:
 def prepare(image: np.ndarray, size: int) -> "torch.Tensor":
     """RGB uint8 image of any size -> model input (3, size, size): letterbox then normalise."""
     return to_tensor(letterbox(image, size))
+
+
+# ---------------------------------------------------------------------------- published detectors
+# An imported detector (facesleuth.published) takes its inputs as its authors prepared them,
+# described by its run's ``preprocessing`` dict (docs/weights.md); a trained run's dict is the
+# descriptive PREPROCESSING above and means letterbox + ImageNet normalisation.
+
+
+def is_published_preprocessing(preprocessing: object) -> bool:
+    """Whether a run's ``preprocessing`` is a published detector's (it names its ``output``)."""
+    return isinstance(preprocessing, dict) and "output" in preprocessing and "input_size" in preprocessing
+
+
+def recrop(crop: np.ndarray, face_scale: float, margin: int) -> np.ndarray:
+    """The square of side ``face_scale`` x the face box's longer side, centred on the box, from a
+    pipeline crop (the box grown by ``margin`` px on every side, clipped to the frame).
+
+    The box is the crop less the margin; what the square needs beyond the crop (a face near the
+    frame's edge, or a scale above the margin's) is zero-padded.
+    """
+    height, width = crop.shape[:2]
+    box_w, box_h = max(1, width - 2 * margin), max(1, height - 2 * margin)
+    side = max(1, round(face_scale * max(box_w, box_h)))
+    cx, cy = width / 2, height / 2
+    x0, y0 = round(cx - side / 2), round(cy - side / 2)
+    out = np.zeros((side, side, 3), dtype=crop.dtype)
+    sx0, sy0, sx1, sy1 = max(0, x0), max(0, y0), min(width, x0 + side), min(height, y0 + side)
+    out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = crop[sy0:sy1, sx0:sx1]
+    return out
+
+
+def stretch(image: np.ndarray, size: int) -> np.ndarray:
+    """``image`` resized to (size, size), aspect ratio ignored (area interpolation when shrinking by more than half)."""
+    height, width = image.shape[:2]
+    if (height, width) == (size, size):
+        return np.ascontiguousarray(image)
+    interpolation = cv2.INTER_AREA if size < 0.5 * min(height, width) else cv2.INTER_LINEAR
+    return cv2.resize(image, (size, size), interpolation=interpolation)
+
+
+def published_geometry(crop: np.ndarray, preprocessing: dict, margin: int) -> np.ndarray:
+    """A face crop (RGB uint8) cut and resized as a published detector's authors did: uint8 (S, S, 3)."""
+    size = int(preprocessing["input_size"])
+    if preprocessing.get("face_scale") is not None:
+        crop = recrop(crop, float(preprocessing["face_scale"]), margin)
+    if preprocessing["resize"] == "stretch":
+        return stretch(crop, size)
+    if preprocessing["resize"] == "isotropic_pad":
+        return letterbox(crop, size)
+    raise ValueError(f"unknown resize {preprocessing['resize']!r} (stretch or isotropic_pad)")
+
+
+def published_tensor(batch: "torch.Tensor", preprocessing: dict) -> "torch.Tensor":
+    """uint8 (N, S, S, 3) RGB -> the float (N, 3, S, S) a published network takes: colour order,
+    value scale, then mean and std."""
+    import torch  # imported on use: see the module docstring
+
+    images = batch.permute(0, 3, 1, 2).to(torch.float32)
+    if preprocessing["colour_order"] == "BGR":
+        images = images.flip(1)
+    images = images * float(preprocessing["value_scale"])
+    if preprocessing.get("mean") is not None:
+        images = images - torch.tensor(preprocessing["mean"], dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    if preprocessing.get("std") is not None:
+        images = images / torch.tensor(preprocessing["std"], dtype=torch.float32, device=images.device).view(1, 3, 1, 1)
+    return images.contiguous()
+
+
+def prepare_faces(crops: "list[np.ndarray]", run_info: dict, device: "torch.device | str" = "cpu",
+                  margin: int | None = None) -> "torch.Tensor":
+    """RGB uint8 face crops -> the model input of the run ``run_info`` (its run.yaml settings).
+
+    A trained run: letterbox to its input size and ImageNet normalisation (channels_last). An
+    imported detector: its authors' preprocessing. ``margin``: the pixels the crops were grown
+    by around the detector's box (the extraction's ``detection.margin``, its default when None),
+    for ``face_scale``.
+    """
+    import torch  # imported on use: see the module docstring
+
+    preprocessing = run_info.get("preprocessing")
+    if is_published_preprocessing(preprocessing):
+        if margin is None:
+            from facesleuth.detect import DETECTION_DEFAULTS
+
+            margin = int(DETECTION_DEFAULTS["margin"])
+        batch = np.stack([published_geometry(crop, preprocessing, margin) for crop in crops])
+        return published_tensor(torch.from_numpy(batch).to(device), preprocessing)
+    size = int(run_info["input_size"])
+    batch = np.stack([letterbox(crop, size) for crop in crops])
+    return normalize_batch(torch.from_numpy(batch).to(device), channels_last=True)

@@ -543,7 +543,21 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "device": device,
         "processes": world_size,
         "facesleuth_version": __version__,
+        **demo_marks(bool(settings.get("trained_on_demo"))),
     }
+
+
+#: what every scan of a run trained on the embedded demo says (run.yaml ``limits``)
+DEMO_LIMITS = (
+    "trained on the embedded demo's synthetic faces: its verdicts and its threshold (chosen on synthetic "
+    "validation faces) are not validated on real media; train on a real dataset (config/thesis.yaml) or "
+    "scan without --model for a published detector",
+)
+
+
+def demo_marks(trained_on_demo: bool) -> dict[str, Any]:
+    """run.yaml's ``trained_on_demo`` and, for a demo run, its ``limits``."""
+    return {"trained_on_demo": True, "limits": list(DEMO_LIMITS)} if trained_on_demo else {"trained_on_demo": False}
 
 
 def write_run_yaml(info: dict[str, Any], path: Path) -> None:

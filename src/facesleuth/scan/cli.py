@@ -26,7 +26,7 @@ from facesleuth.config import ConfigError, section_defaults
 from facesleuth.io import write_text_atomic
 from facesleuth.runtime import resolve_device, setup_logging
 from facesleuth.scan.formats import make_writer, summary_line
-from facesleuth.scan.runfolder import RUN_FOLDER_HELP, RunFolderError
+from facesleuth.scan.runfolder import RunFolderError
 from facesleuth.scan.scanner import Scanner, ScanOptions
 from facesleuth.video import quiet_decoder_logs
 
@@ -40,7 +40,11 @@ calibrated probability. Make one with `snakemake results/models/<model>/<setup>/
 (or .../threshold.json and .../calibration.json). An ensemble folder of the pipeline,
 results/ensembles/<name>/, or several --model runs scan as an ensemble.
 
+Without --model the built-in detector scans: MesoNet's published Meso-4 DF and F2F models
+(2018), their probabilities averaged; every output states its limits.
+
 examples:
+  facesleuth scan upload.mp4
   facesleuth scan upload.mp4 --model results/models/efb0_ns/default
   facesleuth scan uploads/ --model results/models/efb0_ns/default --jsonl --output scan.jsonl
   facesleuth scan uploads/ --model results/models/efb0_ns/default --format html --output report.html
@@ -63,8 +67,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="video or image files, or folders")
     parser.add_argument("--model", "-m", metavar="RUN", action="append",
-                        help="training run folder (or its best.pt), or an ensemble folder; required. Give it "
-                             "several times to scan with an ensemble of the runs")
+                        help="training run folder (or its best.pt), an ensemble folder, or an imported published "
+                             "detector (facesleuth weights import). Give it several times to scan with an ensemble "
+                             "of the runs. Default: the built-in MesoNet ensemble (Meso-4 DF + F2F), a 2018 model "
+                             "reliable only on FaceForensics++-like fakes")
     parser.add_argument("--ensemble-method", choices=list(registry.ENSEMBLE_METHODS), default="mean_probability",
                         help="how several --model runs join their scores (default mean_probability)")
     parser.add_argument("--aggregation", metavar="NAME",
@@ -224,7 +230,9 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
 def _scan(args: argparse.Namespace) -> int:
     fmt = _output_format(args)
     if not args.model:
-        raise UsageError(f"--model RUN is required. {RUN_FOLDER_HELP}")
+        from facesleuth.published.builtin import DEFAULT_RUN
+
+        args.model = [str(DEFAULT_RUN)]
     threads = _threads(args.threads)
     if args.html_faces < 0:
         raise UsageError(f"--html-faces must be 0 or more, got {args.html_faces}")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from facesleuth import __version__
-from facesleuth.scan.html import render_html
+from facesleuth.scan.html import render_html, threshold_source_text
 from facesleuth.scan.runfolder import ScanRun
 from facesleuth.scan.scanner import (
     FAILED_STATUSES,
@@ -107,10 +107,10 @@ def html_report(document: dict[str, Any]) -> str:
 
 
 def run_header(run: ScanRun) -> list[str]:
-    trained_on = ", ".join(run.info.get("trained_on") or []) or "unknown data"
-    source = ("validation EER threshold" if run.threshold_source == "validation"
-              else f"{run.threshold_source} threshold: the run has no threshold.json")
-    what = f"{len(run.members)} runs" if run.members else run.info.get("timm_name", "?")
+    trained_on = ", ".join(dict.fromkeys(t for m in run.scorers for t in m.info.get("trained_on") or [])) or "unknown data"
+    source = threshold_source_text(run.threshold_source)
+    what = (f"{len(run.members)} runs" if run.members
+            else run.info.get("timm_name") or run.info.get("architecture") or "?")
     lines = [
         f"model    {run.name} ({what}, input {run.input_size} px, trained on {trained_on})",
         f"run      {run.folder}",
@@ -121,7 +121,8 @@ def run_header(run: ScanRun) -> list[str]:
     if run.calibrated:
         lines.append(f"score    calibrated probability (temperature {run.temperature:.3g} fitted on the validation "
                      f"videos; uncalibrated threshold {run.raw_threshold:.4f})")
-    return lines + [f"note     {note}" for note in run.notes]
+    return ([f"LIMITS   {limit}" for limit in run.limits] + lines
+            + [f"note     {note}" for note in run.notes])
 
 
 class OutputWriter:

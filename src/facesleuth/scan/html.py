@@ -13,7 +13,18 @@ from typing import Any
 
 from facesleuth.video import DecodeReport
 
+
+def threshold_source_text(source: str) -> str:
+    """How the reports name where a run's threshold comes from."""
+    if source == "validation":
+        return "validation EER threshold"
+    if source == "published":
+        return "the published detector's decision boundary, chosen on no data"
+    return f"{source} threshold: the run has no threshold.json"
+
+
 _CSS = """
+.limits{background:#fff4e5;border-left:4px solid #e67e00;padding:.5rem .8rem;margin:.5rem 0}
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#1d1d1f;background:#fafafa}
 h1{font-size:1.4rem;margin:0 0 .5rem}h2{font-size:1.05rem;margin:0 0 .3rem;word-break:break-all}
 table{border-collapse:collapse;margin:.8rem 0;background:#fff}
@@ -89,10 +100,10 @@ def render_html(document: dict[str, Any], headline: str) -> str:
     """
     model, settings, results = document["model"], document["settings"], document["results"]
     threshold = float(model["threshold"])
-    source = ("validation EER threshold" if model["threshold_source"] == "validation"
-              else "default threshold: the run has no threshold.json")
+    source = threshold_source_text(model["threshold_source"])
     meta = [
-        ("Model", f"{model['name']} ({model.get('timm_name') or '?'}, input {model['input_size']} px)"),
+        ("Model", f"{model['name']} ({model.get('timm_name') or model.get('architecture') or '?'}, "
+                  f"input {model['input_size']} px)"),
         ("Trained on", ", ".join(model["trained_on"]) or "unknown"),
         ("Run", model["run"]),
         ("Verdict", f"fake when the {model['aggregation']} face score is at least {threshold:.4f} ({source})"),
@@ -104,6 +115,8 @@ def render_html(document: dict[str, Any], headline: str) -> str:
         ("Scanned", f"{document['created']} with facesleuth {document['facesleuth_version']}, on {model['device']}"),
         ("Summary", headline),
     ] + [("Note", note) for note in model["notes"]]
+    limits = "".join(f'<p class="limits"><strong>Limits:</strong> {escape(limit)}</p>'
+                     for limit in model.get("limits") or [])
     meta_rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(str(v))}</td></tr>" for k, v in meta)
     rows = "".join(
         f'<tr><td>{_badge(r)}</td><td class="num">{_score(r)}</td><td class="num">{len(r["faces"])}</td>'
@@ -119,6 +132,6 @@ def render_html(document: dict[str, Any], headline: str) -> str:
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>facesleuth scan: {escape(headline)}</title><style>{_CSS}</style></head>"
-        f'<body><h1>facesleuth scan report</h1><table class="meta">{meta_rows}</table>'
+        f'<body><h1>facesleuth scan report</h1>{limits}<table class="meta">{meta_rows}</table>'
         f"{overview}{cards}</body></html>\n"
     )

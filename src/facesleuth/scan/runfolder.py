@@ -42,7 +42,8 @@ from facesleuth.predict import (
     validation_threshold,
     validation_videos,
 )
-from facesleuth.preprocess import PREPROCESSING
+from facesleuth.preprocess import PREPROCESSING, is_published_preprocessing
+from facesleuth.published.runfolder import is_published_run, read_run_yaml
 from facesleuth.studies import fit_calibration
 
 log = logging.getLogger(__name__)
@@ -55,7 +56,8 @@ RUN_FOLDER_HELP = (
     "settings), run.yaml (the same settings, readable) and threshold.json (the validation EER "
     "threshold). Make one with `snakemake results/models/<model>/<setup>/best.pt`, or "
     "`snakemake results/models/<model>/<setup>/threshold.json` for the weights and the threshold, "
-    "then pass the folder (or its best.pt) to --model."
+    "then pass the folder (or its best.pt) to --model. A published detector's run folder (run.yaml "
+    "and its authors' checkpoint) is made by `facesleuth weights import FORMAT FILE OUT`."
 )
 
 
@@ -82,6 +84,8 @@ class ScanRun:
     raw_threshold: float | None = None  # the threshold on uncalibrated scores (``threshold`` when not calibrated)
     members: list[ScanRun] = field(default_factory=list)  # an ensemble's runs (empty for one run)
     ensemble_method: str | None = None
+    #: what the run's verdicts cannot be trusted for (run.yaml ``limits``), stated in every output
+    limits: list[str] = field(default_factory=list)
 
     @property
     def calibrated(self) -> bool:
@@ -117,6 +121,7 @@ class ScanRun:
             "name": self.name,
             "model": self.info.get("model"),
             "timm_name": self.info.get("timm_name"),
+            "architecture": self.info.get("architecture"),
             "setup": self.info.get("setup"),
             "input_size": self.input_size,
             "trained_on": list(self.info.get("trained_on") or []),
@@ -133,6 +138,8 @@ class ScanRun:
             "raw_threshold": self.threshold if self.raw_threshold is None else self.raw_threshold,
             "ensemble_method": self.ensemble_method,
             "members": [member.name for member in self.members],
+            "limits": list(self.limits),
+            "published": self.info.get("provenance") if self.info.get("kind") == "published" else None,
         }
 
 
@@ -142,6 +149,8 @@ def _locate(path: Path) -> tuple[Path, Path]:
         raise RunFolderError(f"--model {path}: no such file or folder. {RUN_FOLDER_HELP}")
     if path.is_dir():
         checkpoint = path / "best.pt"
+        if is_published_run(path):
+            return path, path / str(read_run_yaml(path).get("weights") or "run.yaml")
         if not checkpoint.is_file():
             present = sorted(p.name for p in path.iterdir())[:8]
             raise RunFolderError(
@@ -197,7 +206,14 @@ def _load_single_run(path: str | Path, device: str) -> ScanRun:
     model = model.to(memory_format=torch.channels_last)
     threshold, source, threshold_info = read_threshold(folder)
     notes = []
-    if source == "default":
+    published = info.get("kind") == "published"
+    if published and source == "default":
+        # an imported detector without a validated threshold: the boundary its run.yaml names
+        stated = info.get("threshold") or {}
+        threshold = float(stated.get("value", DEFAULT_THRESHOLD))
+        source = "published"
+        notes.append(f"threshold {threshold} is {stated.get('note') or 'the one its run.yaml names'}")
+    elif source == "default":
         notes.append(
             f"no threshold.json in {folder}: verdicts use the default threshold {DEFAULT_THRESHOLD} "
             f"(make the validation EER threshold with `snakemake {folder / 'threshold.json'}`)"
@@ -208,7 +224,7 @@ def _load_single_run(path: str | Path, device: str) -> ScanRun:
         raise RunFolderError(f"{folder}: unknown aggregation {aggregation!r} (known: {', '.join(AGGREGATIONS)})")
     threshold_info = {**threshold_info, "aggregation": aggregation}
     preprocessing = info.get("preprocessing")
-    if preprocessing and preprocessing != PREPROCESSING:
+    if preprocessing and preprocessing != PREPROCESSING and not is_published_preprocessing(preprocessing):
         notes.append(
             f"the run was trained with preprocessing {preprocessing}, this facesleuth prepares faces as "
             f"{PREPROCESSING}: scores may be off"
@@ -216,7 +232,7 @@ def _load_single_run(path: str | Path, device: str) -> ScanRun:
     return ScanRun(  # the notes are logged once the aggregation and calibration are settled
         folder=folder, checkpoint=checkpoint, model=model, info=info, device=str(device),
         threshold=threshold, threshold_source=source, threshold_info=threshold_info,
-        aggregation=aggregation, notes=notes,
+        aggregation=aggregation, notes=notes, limits=[str(limit) for limit in info.get("limits") or []],
     )
 
 
@@ -286,6 +302,11 @@ def _settle(run: ScanRun, folders: list[Path], aggregation: str | None, calibrat
             run.notes = [note for note in run.notes if "threshold.json" not in note]
             run.notes.append(f"threshold and temperature chosen again on the validation scores for the "
                              f"{wanted} aggregation" + (f" and {method}" if run.members else ""))
+        elif all(m.threshold_source == "published" for m in run.scorers) and (wanted == stored_aggregation
+                                                                             or run.members):
+            if run.members:  # the members' boundary, 0.5, is the mean probability's too
+                run.threshold, run.threshold_source = DEFAULT_THRESHOLD, "published"
+                run.notes = [note for note in run.notes if not note.startswith("no threshold.json")]
         elif wanted != stored_aggregation or run.members:
             run.notes.append(
                 f"no validation scores ({VALIDATION_FACES}) in the run folder: the threshold "
@@ -316,6 +337,7 @@ def _ensemble(folder: Path, members: list[ScanRun], method: str, info: dict[str,
         folder=folder, checkpoint=first.checkpoint, model=first.model, info={**first.info, **info},
         device=first.device, threshold=threshold[0], threshold_source=threshold[1], threshold_info=threshold[2],
         aggregation=first.aggregation, notes=notes, members=members, ensemble_method=method,
+        limits=list(dict.fromkeys(limit for m in members for limit in m.limits)),
     )
 
 

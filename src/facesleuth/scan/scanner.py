@@ -19,7 +19,8 @@ except for two settings a scanner must change:
   message says so, without decoding the video twice.
 
 Faces are classified from the same JPEG crops the pipeline stores, letterboxed as in training
-(:func:`facesleuth.predict.predict_crops`); the input's score is the run's aggregation (the mean
+(:func:`facesleuth.predict.predict_crops`; an imported published detector's are prepared as its
+authors prepared theirs, docs/weights.md); the input's score is the run's aggregation (the mean
 by default; ``aggregation`` chooses another), calibrated by the run's validation temperature where
 it has one (``calibrated`` says so), and the verdict is ``fake`` when the score reaches the run's
 validation EER threshold (on the same scale). An ensemble's members each score and aggregate the
@@ -441,7 +442,8 @@ class Scanner:
         track_ids = None if all(t is None for t in tracks) else np.array([-1 if t is None else t for t in tracks])
         member_faces, member_videos = [], []
         for member in self.run.scorers:  # one run, or each member of an ensemble
-            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size))
+            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size),
+                                        margin=self.detector.margin)
             member_faces.append(face_scores)
             member_videos.append(get_aggregation(self.run.aggregation)(face_scores, track_ids))
         if self.run.members:

@@ -96,13 +96,14 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
         "model": {
             "type": "object",
             "required": ["run", "checkpoint", "name", "model", "setup", "input_size", "trained_on", "device",
-                         "threshold", "threshold_source", "aggregation", "notes"],
+                         "threshold", "threshold_source", "aggregation", "notes", "limits"],
             "properties": {
                 "run": {"type": "string"},
                 "checkpoint": {"type": "string"},
                 "name": {"type": "string"},
                 "model": {"type": ["string", "null"]},
                 "timm_name": {"type": ["string", "null"]},
+                "architecture": {"type": ["string", "null"], "description": "an imported detector's architecture"},
                 "setup": {"type": ["string", "null"]},
                 "input_size": {"type": "integer", "minimum": 1},
                 "trained_on": {"type": "array", "items": {"type": "string"}},
@@ -119,6 +120,11 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "raw_threshold": _NUMBER_OR_NULL,
                 "ensemble_method": {"type": ["string", "null"]},
                 "members": {"type": "array", "items": {"type": "string"}},
+                "limits": {"type": "array", "items": {"type": "string"},
+                           "description": "what the run's verdicts cannot be trusted for (its run.yaml limits)"},
+                "published": {"type": ["object", "null"],
+                              "description": "an imported published detector's provenance (url, sha256, licence, "
+                                             "training data), null for a trained run"},
             },
         },
         "settings": {

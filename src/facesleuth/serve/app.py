@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as _dt
+from html import escape
 import hmac
 import logging
 import math
@@ -70,6 +71,7 @@ UPLOADS_NAME = "uploads"
 MAX_FILES_PER_JOB = 100
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _COPY_CHUNK = 1 << 20
+LIMITS_PLACEHOLDER = "<!-- model limits -->"
 
 
 @dataclass
@@ -81,13 +83,15 @@ class ServeSettings:
     max_queued: int = 100
     token: str | None = field(default=None, repr=False)
     broker: BrokerSettings | None = None  # None: the embedded SQLite mode
+    #: the model's limits (ScanRun.limits), shown on the upload page before anything is uploaded
+    model_limits: tuple[str, ...] = ()
 
     @classmethod
     def make(cls, data_dir: str | Path, model: str | Path, **options: Any) -> ServeSettings:
         """Settings with the database and upload folder inside ``data_dir``; ``options`` go to the
         fields of this class or of :class:`WorkerSettings`."""
         data_dir = Path(data_dir).resolve()
-        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token", "broker")
+        own = {k: options.pop(k) for k in ("workers", "max_upload_bytes", "max_queued", "token", "broker", "model_limits")
                if k in options}
         worker = WorkerSettings(database=str(data_dir / DATABASE_NAME), uploads=str(data_dir / UPLOADS_NAME),
                                 model=str(model), **options)
@@ -360,6 +364,9 @@ class Service:
 
     def page(self, request: Request) -> Response:
         html = resources.files("facesleuth.serve").joinpath("static/index.html").read_text(encoding="utf-8")
+        limits = "".join(f'<p class="limits"><strong>Limits of this model:</strong> {escape(limit)}</p>'
+                         for limit in self.settings.model_limits)
+        html = html.replace(LIMITS_PLACEHOLDER, limits)
         return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
 

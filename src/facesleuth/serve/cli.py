@@ -44,8 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", "-m", metavar="RUN", required=True,
-                        help="training run folder (or its best.pt), as for facesleuth scan")
+    parser.add_argument("--model", "-m", metavar="RUN", default=None,
+                        help="training run folder (or its best.pt), as for facesleuth scan (default: the built-in "
+                             "MesoNet ensemble, a 2018 model; see facesleuth weights list)")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default 127.0.0.1; 0.0.0.0 for every interface)")
     parser.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
@@ -151,8 +152,10 @@ def settings_from_args(args: argparse.Namespace):
         args.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UsageError(f"--data-dir {args.data_dir}: cannot create it ({err.strerror})") from None
+    from facesleuth.published.builtin import DEFAULT_RUN
+
     return ServeSettings.make(
-        args.data_dir, Path(args.model).resolve(), workers=args.workers,
+        args.data_dir, Path(args.model or DEFAULT_RUN).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
         frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
@@ -160,8 +163,9 @@ def settings_from_args(args: argparse.Namespace):
     )
 
 
-def _check_model(model: str, device: str) -> None:
-    """Fail at once with what a run folder holds, not in every worker after the server started."""
+def _check_model(model: str, device: str) -> tuple[str, ...]:
+    """Fail at once with what a run folder holds, not in every worker after the server started;
+    the model's limits, for the upload page."""
     from facesleuth.runtime import resolve_device
     from facesleuth.scan import RunFolderError, load_scan_run
 
@@ -172,7 +176,7 @@ def _check_model(model: str, device: str) -> None:
     try:
         # on the CPU: a GPU copy would hold a CUDA context (and its memory) in the web process for
         # its whole life, while only the workers scan
-        load_scan_run(model, "cpu")
+        return tuple(load_scan_run(model, "cpu").limits)
     except RunFolderError as err:
         raise UsageError(str(err)) from None
 
@@ -192,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         settings = settings_from_args(args)
-        _check_model(settings.worker.model, args.device)
+        settings.model_limits = _check_model(settings.worker.model, args.device)
     except UsageError as err:
         print(f"facesleuth serve: {err}", file=sys.stderr)
         return EXIT_USAGE
