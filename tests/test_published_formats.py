@@ -12,6 +12,8 @@ from timm's dynamic one, so a copy without it fails.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import OrderedDict
 
 import cv2
@@ -310,6 +312,7 @@ def test_deepfakebench_rejects_polimi_checkpoint(tmp_path):
 # --- selimsef dfdc_deepfake_challenge ---
 
 
+@pytest.mark.slow  # two EfficientNet-B7s: about 40 s on two shared cores
 def test_selimsef_matches_deepfake_classifier(samples, tmp_path):
     reference = randomised(SelimsefDeepFakeClassifier(), seed=3)
     variant = "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36"
@@ -329,3 +332,18 @@ def test_selimsef_matches_deepfake_classifier(samples, tmp_path):
                tmp_path / "partial")
     with pytest.raises(ValueError, match="selimsef dfdc_deepfake_challenge checkpoint.*missing keys"):
         selimsef.load(variant, tmp_path / "partial")
+
+
+def test_formats_need_neither_publisher_package_at_run_time():
+    """The loaders run on timm alone: efficientnet_pytorch and pretrainedmodels are test-only."""
+    probe = """
+import sys
+sys.modules["efficientnet_pytorch"] = None  # importing either now raises ImportError
+sys.modules["pretrainedmodels"] = None
+from facesleuth.published import deepfakebench, polimi, selimsef
+polimi.CadeneXception(outputs=1)
+print("built")
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "built"

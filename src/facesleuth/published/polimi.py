@@ -287,8 +287,8 @@ _SHA256 = {
 _TRAINING_DATA = {
     # isplutils/split.py: 'dfdc-35-5-10' and 'ff-c23-720-140-140' (scripts/train_all.sh)
     "DFDC": "DFDC training set, folders 0-34 (folders 35-39 validation), dfdc-35-5-10 split",
-    "FFPP": "FaceForensics++ c23, 720 of the 1000 YouTube originals and their Deepfakes, Face2Face, FaceSwap "
-            "and NeuralTextures fakes (140 validation, 140 test), ff-c23-720-140-140 split",
+    "FFPP": "FaceForensics++ c23, 720 of the 1000 YouTube originals and the fakes made from them (every "
+            "manipulation indexed by index_ffpp.py; 140 validation, 140 test), ff-c23-720-140-140 split",
 }
 
 
