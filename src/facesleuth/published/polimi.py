@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
@@ -34,13 +35,28 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 # ---------------------------------------------------------------------------------------------------
 
 
+def _numpy_scalar_globals() -> list:
+    """What unpickling a NumPy scalar needs: training scripts save losses computed with NumPy or
+    scikit-learn (selimsef's 'bce_best' is a numpy.float64), under numpy 1's or 2's module name."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import scalar
+    allowed = [scalar, (scalar, "numpy.core.multiarray.scalar"), np.dtype]
+    dtypes = getattr(np, "dtypes", None)  # numpy >= 1.25
+    if dtypes is not None:
+        allowed += [getattr(dtypes, f"{kind}DType") for kind in ("Float64", "Float32", "Int64", "Int32", "Bool")]
+    return allowed
+
+
 def read_checkpoint(path: str | Path) -> object:
     """The object ``torch.save`` wrote to ``path``, read without running pickled code."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"{path}: no such checkpoint file")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(_numpy_scalar_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises pickle, zip and runtime errors alike
         raise ValueError(f"{path}: not a PyTorch checkpoint that can be read safely ({error})") from error
 

@@ -17,7 +17,13 @@ import timm
 import torch
 from torch import nn
 
-from facesleuth.published.polimi import IMAGENET_MEAN, IMAGENET_STD, load_renamed, read_checkpoint, unwrap
+from facesleuth.published.polimi import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    load_renamed,
+    read_checkpoint,
+    unwrap,
+)
 
 REPOSITORY = "https://github.com/selimsef/dfdc_deepfake_challenge"
 COMMIT = "89c6290490bac96b29193a4061b3db9dd3933e36"
