@@ -154,7 +154,7 @@ class SelimsefDeepFakeClassifier(nn.Module):
         return self.fc(self.dropout(x))
 
 
-# --- helpers ---
+# --- randomising, inputs, comparison ---
 
 
 def randomised(model: nn.Module, seed: int) -> nn.Module:
