@@ -1,0 +1,352 @@
+"""The published-checkpoint formats against the packages their authors built them with.
+
+For each format the test builds the authors' network from the independent package they used
+(efficientnet_pytorch for polimi's and DeepfakeBench's EfficientNets, Cadene's pretrainedmodels for
+Xception, timm for selimsef's B7), wrapped under the authors' attribute names so its ``state_dict()``
+has their keys; randomises it (BatchNorm statistics included, so that a wrongly mapped statistic
+shows), saves it in the authors' file layout, loads it with the format's ``load`` and compares the
+logits on real face crops. Inputs are smaller than the authors' (the networks are fully
+convolutional) to keep the tests fast; 112 px also makes efficientnet_pytorch's fixed padding differ
+from timm's dynamic one, so a copy without it fails.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import OrderedDict
+
+import cv2
+import numpy as np
+import pretrainedmodels
+import pytest
+import timm
+import torch
+from efficientnet_pytorch import EfficientNet
+from face_crops import face_crop
+from torch import nn
+from torch.nn import functional as F
+
+from facesleuth.published import deepfakebench, polimi, selimsef
+
+TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
+CONTRACT_KEYS = {"input_size", "resize", "face_scale", "value_scale", "mean", "std", "colour_order", "output"}
+
+
+# --- the authors' wrappers, rebuilt from their repositories' files (see docs/weights_formats.md) ---
+
+
+class FornetEfficientNetB4(nn.Module):
+    """polimi fornet.EfficientNetGen('efficientnet-b4'), random init instead of from_pretrained."""
+
+    def __init__(self, efficientnet_class=EfficientNet):
+        super().__init__()
+        self.efficientnet = efficientnet_class.from_name("efficientnet-b4")
+        self.classifier = nn.Linear(self.efficientnet._conv_head.out_channels, 1)
+        del self.efficientnet._fc
+
+    def features(self, x):
+        x = self.efficientnet.extract_features(x)
+        return self.efficientnet._avg_pooling(x).flatten(start_dim=1)
+
+    def forward(self, x):
+        return self.classifier(self.efficientnet._dropout(self.features(x)))
+
+
+class FornetAutoAttEfficientNet(EfficientNet):
+    """polimi fornet.EfficientNetAutoAtt with init_att('efficientnet-b4', width=0)."""
+
+    def init_att(self):
+        self.att_block_idx = 9
+        self.attconv = nn.Conv2d(kernel_size=1, in_channels=56, out_channels=1)
+
+    def extract_features(self, x):
+        x = self._swish(self._bn0(self._conv_stem(x)))
+        for idx, block in enumerate(self._blocks):
+            x = block(x)
+            if idx == self.att_block_idx:
+                x = x * torch.sigmoid(self.attconv(x))
+        return self._swish(self._bn1(self._conv_head(x)))
+
+
+class FornetAutoAttB4(FornetEfficientNetB4):
+    def __init__(self):
+        super().__init__(FornetAutoAttEfficientNet)
+        self.efficientnet.init_att()
+
+
+class FornetSiameseTuning(nn.Module):
+    """polimi fornet.SiameseTuning(feat_ext, num_feat=1792)."""
+
+    def __init__(self, feat_ext):
+        super().__init__()
+        self.feat_ext = feat_ext()
+        self.classifier = nn.Sequential(nn.BatchNorm1d(num_features=1792), nn.Linear(1792, 1))
+
+    def forward(self, x):
+        return self.classifier(self.feat_ext.features(x))
+
+
+class FornetXception(nn.Module):
+    """polimi fornet.Xception: Cadene's xception with a one-logit last_linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.xception = pretrainedmodels.xception(pretrained=None)
+        self.xception.last_linear = nn.Linear(2048, 1)
+
+    def forward(self, x):
+        return self.xception(x)
+
+
+class DeepfakeBenchXceptionDetector(nn.Module):
+    """DeepfakeBench XceptionDetector: backbone = networks/xception.py's Xception (Cadene's layers,
+    two-logit last_linear, the always-built adjust_channel), plus the parameterless loss."""
+
+    def __init__(self):
+        super().__init__()
+        self.backbone = pretrainedmodels.xception(pretrained=None)
+        self.backbone.last_linear = nn.Linear(2048, 2)
+        self.backbone.adjust_channel = nn.Sequential(nn.Conv2d(2048, 512, 1, 1), nn.BatchNorm2d(512), nn.ReLU())
+        self.loss_func = nn.CrossEntropyLoss()
+
+    def forward(self, x):
+        return self.backbone.logits(self.backbone.features(x))
+
+
+class DeepfakeBenchB4Backbone(nn.Module):
+    """DeepfakeBench networks/efficientnetb4.py's EfficientNetB4 (num_classes 2, no dropout, Original)."""
+
+    def __init__(self):
+        super().__init__()
+        self.efficientnet = EfficientNet.from_name("efficientnet-b4")
+        self.efficientnet._conv_stem = nn.Conv2d(3, 48, kernel_size=3, stride=2, bias=False)
+        self.efficientnet._fc = nn.Identity()
+        self.last_layer = nn.Linear(1792, 2)
+
+    def forward(self, x):
+        x = F.adaptive_avg_pool2d(self.efficientnet.extract_features(x), (1, 1))
+        return self.last_layer(x.view(x.size(0), -1))
+
+
+class DeepfakeBenchB4Detector(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.backbone = DeepfakeBenchB4Backbone()
+        self.loss_func = nn.CrossEntropyLoss()
+
+    def forward(self, x):
+        return self.backbone(x)
+
+
+class SelimsefDeepFakeClassifier(nn.Module):
+    """selimsef training/zoo/classifiers.py DeepFakeClassifier('tf_efficientnet_b7_ns'), random init."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = timm.create_model("tf_efficientnet_b7_ns", pretrained=False, drop_path_rate=0.2)
+        self.avg_pool = nn.AdaptiveAvgPool2d((1, 1))
+        self.dropout = nn.Dropout(0.0)
+        self.fc = nn.Linear(2560, 1)
+
+    def forward(self, x):
+        x = self.avg_pool(self.encoder.forward_features(x)).flatten(1)
+        return self.fc(self.dropout(x))
+
+
+# --- randomising, inputs, comparison ---
+
+
+def randomised(model: nn.Module, seed: int) -> nn.Module:
+    """``model`` with random weights and random BatchNorm affine parameters and statistics (a fresh
+    BatchNorm is the identity in eval mode, which would hide a mis-mapped statistic), in eval mode."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                size = module.num_features
+                module.running_mean.copy_(torch.randn(size, generator=generator) * 0.1)
+                module.running_var.copy_(torch.rand(size, generator=generator) + 0.5)
+                module.weight.copy_(torch.rand(size, generator=generator) * 0.5 + 0.75)
+                module.bias.copy_(torch.randn(size, generator=generator) * 0.1)
+                module.num_batches_tracked.fill_(int(torch.randint(1, 1000, (1,), generator=generator)))
+            elif isinstance(module, nn.Conv2d):
+                # variance-preserving weights: with PyTorch's default init the signal fades over
+                # B4's 32 blocks and every face gets the same logit
+                fan_in = module.weight[0].numel()
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * (2 / fan_in) ** 0.5)
+                if module.bias is not None:
+                    module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+            elif isinstance(module, nn.Linear):
+                module.weight.copy_(torch.randn(module.weight.shape, generator=generator) * 0.05)
+                module.bias.copy_(torch.randn(module.bias.shape, generator=generator) * 0.1)
+    return model.eval()
+
+
+def network_input(samples, preprocessing: dict, size: int) -> torch.Tensor:
+    """The real and the Deepfakes crop of the sample face, stretched to ``size`` and scaled and
+    normalised as ``preprocessing`` says."""
+    images = [cv2.resize(face_crop(samples, fake=fake), (size, size), interpolation=cv2.INTER_AREA)
+              for fake in (False, True)]
+    batch = np.stack(images).astype(np.float32) * preprocessing["value_scale"]
+    if preprocessing["colour_order"] == "BGR":
+        batch = batch[..., ::-1]
+    if preprocessing["mean"] is not None:
+        batch = (batch - np.float32(preprocessing["mean"])) / np.float32(preprocessing["std"])
+    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2)
+
+
+def assert_same_logits(ours: nn.Module, reference: nn.Module, batch: torch.Tensor):
+    with torch.no_grad():
+        expected, got = reference(batch), ours(batch)
+    assert not ours.training
+    assert got.shape == expected.shape
+    # the two faces must get different logits, or the comparison could not tell much
+    assert (expected[0] - expected[1]).abs().max() > 1e-3
+    torch.testing.assert_close(got, expected, **TOLERANCE)
+
+
+def check_contract(preprocessing: dict):
+    assert CONTRACT_KEYS <= preprocessing.keys()
+    assert preprocessing["colour_order"] in {"RGB", "BGR"}
+    if preprocessing["output"] == "two_logits_fake_index":
+        assert preprocessing["fake_index"] in (0, 1)
+
+
+# --- polimi icpr2020dfdc ---
+
+POLIMI_REFERENCES = {
+    "EfficientNetB4": FornetEfficientNetB4,
+    "EfficientNetAutoAttB4": FornetAutoAttB4,
+    "EfficientNetB4ST": lambda: FornetSiameseTuning(FornetEfficientNetB4),
+    "EfficientNetAutoAttB4ST": lambda: FornetSiameseTuning(FornetAutoAttB4),
+    "Xception": FornetXception,
+}
+
+
+@pytest.mark.parametrize(("variant", "wrapped"), [
+    ("EfficientNetB4_DFDC", False),  # the hosted files: a bare state dict
+    ("EfficientNetAutoAttB4_FFPP", True),  # train_binclass.py's save_model: {'net': ..., 'opt': ...}
+    ("EfficientNetB4ST_FFPP", False),
+    ("EfficientNetAutoAttB4ST_DFDC", True),
+    ("Xception_DFDC", False),
+])
+def test_polimi_matches_fornet(samples, tmp_path, variant, wrapped):
+    reference = randomised(POLIMI_REFERENCES[polimi.VARIANTS[variant]["architecture"]](), seed=1)
+    state = reference.state_dict()
+    if wrapped:
+        state = {"net": state, "opt": {"state": {}, "param_groups": []}, "train_loss": 0.4, "val_loss": 0.5,
+                 "iteration": 1200, "batch_size": 32, "epoch": 3}
+    path = tmp_path / polimi.VARIANTS[variant]["file_name"]
+    torch.save(state, path)
+
+    model, preprocessing = polimi.load(variant, path)
+
+    check_contract(preprocessing)
+    assert preprocessing["output"] == "fake_logit"
+    assert_same_logits(model, reference, network_input(samples, preprocessing, size=112))
+
+
+def test_polimi_variants_name_their_files():
+    for name, variant in polimi.VARIANTS.items():
+        # torch.hub's check_hash reads the hash from the file name: they must agree
+        assert variant["url"].endswith(variant["file_name"])
+        assert variant["file_name"] == f"{name}_bestval-{variant['sha256']}.pth"
+        assert len(variant["sha256"]) == 64
+
+
+def test_polimi_rejects_other_layouts(tmp_path):
+    xception = FornetXception().state_dict()
+    other_head = OrderedDict(xception)
+    other_head["xception.last_linear.weight"] = torch.zeros(2, 2048)  # DeepfakeBench's two logits
+    other_head["xception.last_linear.bias"] = torch.zeros(2)
+    cases = {
+        "selimsef.pth": ({"epoch": 1, "state_dict": {"module.fc.weight": torch.zeros(1, 2560)}}, "missing keys"),
+        "renamed.pth": ({f"model.{key}": value for key, value in xception.items()}, "unexpected keys"),
+        "shapes.pth": (other_head, "do not fit"),
+        "list.pth": ([torch.zeros(1)], "not a state dict"),
+    }
+    for name, (content, message) in cases.items():
+        torch.save(content, tmp_path / name)
+        with pytest.raises(ValueError, match=message) as raised:
+            polimi.load("Xception_FFPP", tmp_path / name)
+        assert "fornet.Xception" in str(raised.value)
+
+    (tmp_path / "text.pth").write_text("not a checkpoint")
+    torch.save(nn.Linear(2048, 1), tmp_path / "module.pth")  # a pickled module: unpickling would run code
+    for name in ("text.pth", "module.pth"):
+        with pytest.raises(ValueError, match="not a PyTorch checkpoint that can be read safely"):
+            polimi.load("Xception_FFPP", tmp_path / name)
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        polimi.load("Xception_FFPP", tmp_path / "absent.pth")
+    with pytest.raises(ValueError, match="unknown polimi variant"):
+        polimi.load("Xception_CelebDF", tmp_path / "text.pth")
+
+
+# --- DeepfakeBench ---
+
+
+@pytest.mark.parametrize(("variant", "reference_class", "ddp"), [
+    ("xception", DeepfakeBenchXceptionDetector, False),
+    ("efficientnetb4", DeepfakeBenchB4Detector, True),
+])
+def test_deepfakebench_matches_detector(samples, tmp_path, variant, reference_class, ddp):
+    reference = randomised(reference_class(), seed=2)
+    state = reference.state_dict()
+    if ddp:  # trainer.save_ckpt of a DistributedDataParallel model
+        state = OrderedDict((f"module.{key}", value) for key, value in state.items())
+    path = tmp_path / deepfakebench.VARIANTS[variant]["file_name"]
+    torch.save(state, path)
+
+    model, preprocessing = deepfakebench.load(variant, path)
+
+    check_contract(preprocessing)
+    assert preprocessing["output"] == "two_logits_fake_index"
+    assert_same_logits(model, reference, network_input(samples, preprocessing, size=112))
+
+
+def test_deepfakebench_rejects_polimi_checkpoint(tmp_path):
+    torch.save({"net": {"xception.conv1.weight": torch.zeros(32, 3, 3, 3)}}, tmp_path / "polimi.pth")
+    with pytest.raises(ValueError, match="DeepfakeBench xception checkpoint.*missing keys.*backbone"):
+        deepfakebench.load("xception", tmp_path / "polimi.pth")
+
+
+# --- selimsef dfdc_deepfake_challenge ---
+
+
+@pytest.mark.slow  # two EfficientNet-B7s: about 40 s on two shared cores
+def test_selimsef_matches_deepfake_classifier(samples, tmp_path):
+    reference = randomised(SelimsefDeepFakeClassifier(), seed=3)
+    variant = "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36"
+    # train_classifier.py saves the DataParallel model's state dict (hence 'module.') in a dict
+    # (its 'bce_best' is scikit-learn's log loss, a numpy.float64)
+    checkpoint = {"epoch": 37, "state_dict": nn.DataParallel(reference).state_dict(), "bce_best": np.float64(0.21)}
+    assert next(iter(checkpoint["state_dict"])).startswith("module.")
+    path = tmp_path / variant
+    torch.save(checkpoint, path)
+
+    model, preprocessing = selimsef.load(variant, path)
+
+    check_contract(preprocessing)
+    assert preprocessing["resize"] == "isotropic_pad"
+    assert_same_logits(model, reference, network_input(samples, preprocessing, size=64))
+
+    torch.save({"epoch": 1, "state_dict": {"module.encoder.conv_stem.weight": torch.zeros(64, 3, 3, 3)}},
+               tmp_path / "partial")
+    with pytest.raises(ValueError, match="selimsef dfdc_deepfake_challenge checkpoint.*missing keys"):
+        selimsef.load(variant, tmp_path / "partial")
+
+
+def test_formats_need_neither_publisher_package_at_run_time():
+    """The loaders run on timm alone: efficientnet_pytorch and pretrainedmodels are test-only."""
+    probe = """
+import sys
+sys.modules["efficientnet_pytorch"] = None  # importing either now raises ImportError
+sys.modules["pretrainedmodels"] = None
+from facesleuth.published import deepfakebench, polimi, selimsef
+polimi.CadeneXception(outputs=1)
+print("built")
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "built"
