@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from face_crops import write_split
-from test_train import SETTINGS
+from train_settings import TINY_RUN as SETTINGS
 
 from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
 from facesleuth.models import build_model

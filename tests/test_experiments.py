@@ -22,31 +22,18 @@ import yaml
 from face_crops import write_split
 from mlflow import MlflowClient
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from train_settings import tiny_run_settings
 from wandb_records import read_run
 
 from facesleuth import experiments
 from facesleuth.experiments import ENV_VAR, EPOCH_METRICS, STATE_FILE, TrackingSettings
 from facesleuth.train import train_run
 
-SETTINGS = {
-    "model": "mobilenetv3_small_050",
-    "setup": "none",
-    "training": {
-        "input_size": 64, "epochs": 3, "batch_size": 8, "precision": "fp32", "lr": 0.001, "dropout": 0.2,
-        "pretrained": False, "weights": None, "num_workers": 0, "seed": 7, "device": "cpu",
-        "channels_last": True, "max_steps_per_epoch": None, "gpus": 1,
-    },
-    "augmentations": {},
-}
+SETTINGS = tiny_run_settings("none", epochs=3)
 HISTORY_METRICS = [m for m in EPOCH_METRICS if m != "lr"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)
@@ -214,7 +201,7 @@ def untracked_run(split, tmp_path_factory) -> Path:
     """A run folder trained with tracking off (the study tracked afterwards)."""
     run_dir = tmp_path_factory.mktemp("untracked") / "run"
     previous, threads = os.environ.pop(ENV_VAR, None), torch.get_num_threads()
-    torch.set_num_threads(1)  # module-scoped: before the one_thread fixture applies
+    torch.set_num_threads(1)  # module-scoped: before the one_torch_thread fixture applies
     try:
         train_run(split, run_dir, copy.deepcopy(SETTINGS))
     finally:

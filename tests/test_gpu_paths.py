@@ -19,7 +19,7 @@ import torch
 import yaml
 from face_crops import write_split
 from fake_cuda import FakeCuda
-from train_settings import one_thread, tiny_run_settings  # noqa: F401 (one_thread: a fixture)
+from train_settings import tiny_run_settings
 
 from facesleuth import train as train_module
 from facesleuth.backbones import REGISTRY, THESIS_MODELS
@@ -34,7 +34,7 @@ from facesleuth.train import (
     train_run,
 )
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def settings(**training):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from face_crops import faces_frame, write_split
-from test_train import SETTINGS
+from train_settings import TINY_RUN as SETTINGS
 
 from facesleuth import registry
 from facesleuth.io import (

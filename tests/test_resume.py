@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from test_workflow import REPO, demo_config, new_workdir, planned_jobs, snakemake
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 from face_crops import write_split
-from train_settings import one_thread, tiny_run_settings  # noqa: F401 (one_thread: a fixture)
+from train_settings import tiny_run_settings
 
 from facesleuth import models
 from facesleuth import train as train_module
@@ -22,8 +22,7 @@ from facesleuth.train import (
     train_run,
 )
 
-# one torch thread: runs compared with each other compute in the same order
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 settings = tiny_run_settings
 
 

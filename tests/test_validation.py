@@ -24,7 +24,7 @@ from face_crops import faces_frame, write_split
 from sklearn.metrics import log_loss, roc_curve
 from test_splits import SETTINGS as SPLIT_SETTINGS
 from test_splits import dfdc_like
-from test_train import SETTINGS as TRAIN_SETTINGS
+from train_settings import TINY_RUN as TRAIN_SETTINGS
 
 from facesleuth import registry
 from facesleuth.config import reference_problems, validate_config

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import copy
 
-import pytest
-import torch
-
 TINY_RUN = {
     "model": "mobilenetv3_small_050",  # timm BatchNormAct2d layers, like six of the thesis's eight
     "setup": "default",
@@ -25,12 +22,3 @@ def tiny_run_settings(setup: str = "default", **training) -> dict:
     out["setup"] = setup
     out["training"].update(training)
     return out
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread: runs compared with each other compute in the same order."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
