@@ -169,7 +169,12 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
 
     from facesleuth.scan import Scanner, ScanOptions
     from facesleuth.scan.cli import _detection_settings
-    from facesleuth.serve.broker import EXIT_INPUT_TIMED_OUT, BrokerWorkerSettings, Heartbeat, JobRunner
+    from facesleuth.serve.broker import (
+        EXIT_INPUT_TIMED_OUT,
+        BrokerWorkerSettings,
+        Heartbeat,
+        JobRunner,
+    )
     from facesleuth.serve.workers import timed_out_marker
 
     run, config = run_and_config
@@ -248,10 +253,24 @@ def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
           "--data-dir", str(tmp_path / "shared")], "no such file or folder"),
         (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path / "shared"),
           "--heartbeat-seconds", "0"], "--heartbeat-seconds must be positive"),
+        (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path / "shared"),
+          "--input-seconds", "0"], "--input-seconds must be a positive number or none"),
     ]
     for argv, message in cases:
         assert facesleuth_main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
+    # the limits reach the worker's settings: flag over the config's scan.limits over the defaults
+    from facesleuth.cli import build_parser
+    from facesleuth.config import section_defaults
+    from facesleuth.serve.worker_cli import settings_from_args
+
+    config = tmp_path / "limits.yaml"
+    config.write_text("scan:\n  limits:\n    max_seconds: 30\n    max_frames: 900\n")
+    args = build_parser("worker").parse_args(["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0",
+                                      "--data-dir", str(tmp_path / "shared"), "--config", str(config),
+                                      "--max-frames", "50", "--input-seconds", "none"])
+    assert settings_from_args(args).limits == {**section_defaults("scan", "limits"), "max_seconds": 30,
+                                               "max_frames": 50, "input_seconds": None}
 
 
 # ---------------------------------------------------------------------- one deployment, many checks
