@@ -731,6 +731,8 @@ class JobRunner:
         from facesleuth.serve.workers import mark_timed_out
 
         limit = self.settings.input_seconds
+        # marked first: should that fail (raise), the job is left to the reaper, whose requeue uses
+        # an attempt, so an input that cannot be marked does not go round for ever
         mark_timed_out(upload, limit)
         outcome = "left to the reaper"
         with self.lock:
