@@ -218,6 +218,46 @@ def test_a_worker_past_the_input_limit_is_replaced_and_the_input_answers_timed_o
     assert "5 s" in message and "--input-seconds" in message
 
 
+def test_broker_watchdog_ends_the_worker_only_past_the_limit_and_grace(tmp_path):
+    """The broker worker's watchdog: an input that ends within limit + grace is left alone; one
+    stuck past it (a stand-in scan blocked on an event, as one inside a decoder would be) is
+    handed to ``overdue`` once and the process told to exit with EXIT_INPUT_TIMED_OUT."""
+    import threading
+
+    from facesleuth.serve import broker, workers
+
+    assert broker.InputWatchdog(5, print).grace == workers.KILL_GRACE_SECONDS  # the embedded mode's grace
+    upload = tmp_path / "job" / "stuck"
+    overdue, exits, unblock = [], [], threading.Event()
+
+    def exit_stand_in(code):  # os._exit in a worker; here the stuck scan is let go instead
+        exits.append(code)
+        unblock.set()
+
+    watchdog = broker.InputWatchdog(0.2, overdue.append, grace=0.1, exit=exit_stand_in)
+    # by the clock given: within limit + grace nothing happens; past it, once
+    watchdog.begin(upload)
+    began = watchdog._current[1]
+    assert not watchdog.check(now=began + 0.29) and (overdue, exits) == ([], [])
+    assert watchdog.check(now=began + 0.31) and (overdue, exits) == ([upload], [broker.EXIT_INPUT_TIMED_OUT])
+    assert not watchdog.check(now=began + 9)  # acted once; the next input begins afresh
+    overdue.clear(), exits.clear(), unblock.clear()
+    # with the thread: a quick input passes, a stuck one is ended after about 0.3 s
+    watchdog.start()
+    try:
+        watchdog.begin(tmp_path / "quick")
+        time.sleep(0.1)
+        watchdog.end()
+        started = time.monotonic()
+        watchdog.begin(upload)
+        assert unblock.wait(5), "the watchdog never fired"  # the stand-in scan, blocked until then
+        elapsed = time.monotonic() - started
+    finally:
+        watchdog.stop()
+    assert (overdue, exits) == ([upload], [broker.EXIT_INPUT_TIMED_OUT])
+    assert 0.3 <= elapsed < 2, elapsed
+
+
 def test_html_card_says_a_video_was_scanned_from_damaged_frames():
     from facesleuth.scan.html import _card
     from facesleuth.scan.scanner import ScanResult

@@ -158,6 +158,87 @@ def test_job_record_steps_are_exactly_once(redis_server) -> None:
     assert jobs.counts() == {"queued": 1, "running": 0, "done": 0, "failed": 0}
 
 
+@pytest.mark.usefixtures("one_torch_thread")
+def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server, run_and_config, samples,
+                                                                    tmp_path) -> None:
+    """A worker's scan stuck on one input (a stand-in scan blocked until the watchdog fires) past
+    --input-seconds: the input is marked beside its upload, the job given back with its attempt
+    returned and the worker told to exit 3; the next worker answers that input timed_out without
+    scanning it and scans the other."""
+    import threading
+
+    from facesleuth.scan import Scanner, ScanOptions
+    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.serve.broker import (
+        EXIT_INPUT_TIMED_OUT,
+        BrokerWorkerSettings,
+        Heartbeat,
+        JobRunner,
+    )
+    from facesleuth.serve.workers import timed_out_marker
+
+    run, config = run_and_config
+    sent: list[str] = []
+    broker = BrokerSettings(redis_server.url[:-1] + "2")  # database 2: the others use 0 and 1
+    jobs = RedisJobs(broker, publish=sent.append)
+    job_id, folder = "stuck-job", tmp_path / "uploads" / "stuck-job"
+    folder.mkdir(parents=True)
+    inputs = [Upload(stored="s" * 32, name="stuck.mp4", size=1, kind="video"),
+              Upload(stored="f" * 32, name="fine.png", size=1, kind="image")]
+    (folder / inputs[0].stored).write_bytes((samples / VIDEO).read_bytes())
+    (folder / inputs[1].stored).write_bytes((samples / IMAGE).read_bytes())
+    assert jobs.submit(job_id, inputs, max_queued=10)
+    limits = {"input_seconds": 0.3}
+    scanner = Scanner(str(run), ScanOptions(frames=int(FRAMES), device="cpu", detection=_detection_settings(config),
+                                            **limits))
+    real_scan, scanned, exits, let_go = scanner.scan_file, [], [], threading.Event()
+
+    def scan_file(path):
+        scanned.append(Path(path).name)
+        if Path(path).name == inputs[0].stored:
+            assert let_go.wait(10)  # stuck, as inside a decoder, until the watchdog acts
+        return real_scan(path)
+
+    def exit_stand_in(code):  # os._exit in a worker
+        exits.append(code)
+        let_go.set()
+
+    scanner.scan_file = scan_file
+    runners = []
+    for name in ("stuck-worker", "next-worker"):
+        settings = BrokerWorkerSettings(broker=broker, data_dir=tmp_path, model=str(run), name=name, limits=limits)
+        runners.append(JobRunner(jobs, scanner, settings, Heartbeat(jobs, name, 30).start(), watchdog_grace=0.2,
+                                 exit=exit_stand_in))
+    try:
+        started = time.monotonic()
+        assert runners[0](job_id) == {"job": job_id, "outcome": "given back"}
+        assert 0.5 <= time.monotonic() - started < 10
+        assert exits == [EXIT_INPUT_TIMED_OUT]
+        assert timed_out_marker(folder / inputs[0].stored).read_text() == "0.3\n"
+        job = jobs.get(job_id)
+        assert (job.state, job.attempts) == ("queued", 0)  # given back, the attempt returned
+        assert sent == [job_id, job_id]  # and its task sent again
+        assert "stuck-worker" not in {w["name"] for w in jobs.workers()}  # its heartbeat is gone
+        # (the stand-in let the stuck scan go on to the image; a real worker had exited)
+        assert scanned[0] == inputs[0].stored
+        scanned.clear()
+        assert runners[1](job_id) == {"job": job_id, "outcome": "done"}
+    finally:
+        for runner in runners:
+            runner.watchdog.stop()
+            runner.heartbeat.stop()
+    assert exits == [EXIT_INPUT_TIMED_OUT]  # the image scanned within its time
+    assert scanned == [inputs[1].stored]  # the stuck input was not scanned again
+    results = jobs.get(job_id).document["results"]
+    assert [(r["path"], r["status"]) for r in results] == [("stuck.mp4", "timed_out"), ("fine.png", "ok")]
+    assert "0.3 s" in results[0]["message"] and "--input-seconds" in results[0]["message"]
+    events = [(e["event"], e["worker"]) for e in jobs.events(job_id)]
+    assert events == [("queued", False), ("claimed", "stuck-worker"), ("requeued", "stuck-worker"),
+                      ("claimed", "next-worker"), ("finished", "next-worker")]
+    assert "--input-seconds" in jobs.events(job_id)[2]["detail"]
+    assert not folder.exists()  # removed with the marker once the result was stored
+
+
 def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
     run, _ = run_and_config
     (tmp_path / "shared" / "uploads").mkdir(parents=True)
@@ -172,10 +253,24 @@ def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
           "--data-dir", str(tmp_path / "shared")], "no such file or folder"),
         (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path / "shared"),
           "--heartbeat-seconds", "0"], "--heartbeat-seconds must be positive"),
+        (["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0", "--data-dir", str(tmp_path / "shared"),
+          "--input-seconds", "0"], "--input-seconds must be a positive number or none"),
     ]
     for argv, message in cases:
         assert facesleuth_main(argv) == 2, argv
         assert message in capsys.readouterr().err, argv
+    # the limits reach the worker's settings: flag over the config's scan.limits over the defaults
+    from facesleuth.cli import build_parser
+    from facesleuth.config import section_defaults
+    from facesleuth.serve.worker_cli import settings_from_args
+
+    config = tmp_path / "limits.yaml"
+    config.write_text("scan:\n  limits:\n    max_seconds: 30\n    max_frames: 900\n")
+    args = build_parser("worker").parse_args(["worker", "--model", str(run), "--broker", "redis://127.0.0.1:1/0",
+                                      "--data-dir", str(tmp_path / "shared"), "--config", str(config),
+                                      "--max-frames", "50", "--input-seconds", "none"])
+    assert settings_from_args(args).limits == {**section_defaults("scan", "limits"), "max_seconds": 30,
+                                               "max_frames": 50, "input_seconds": None}
 
 
 # ---------------------------------------------------------------------- one deployment, many checks
@@ -380,3 +475,26 @@ def test_worker_killed_mid_scan_job_finished_once_by_the_other(deployment, sampl
     assert (answer["state"], answer["attempts"]) == ("queued", 0), answer
     assert [(e["event"], e["worker"], e["detail"]) for e in jobs.events(job_id)][1:] == [
         ("claimed", "worker-c", False), ("requeued", "worker-c", "worker stopped")]
+
+
+def test_worker_limits_answer_too_large_as_facesleuth_scan(deployment, samples, run_and_config, tmp_path) -> None:
+    """A worker given --max-pixels answers too_large with the same JSON as `facesleuth scan --max-pixels`."""
+    for worker in deployment.workers.values():
+        worker.stop()  # only the worker with limits below takes jobs
+    limited = Worker(*run_and_config, deployment.data, deployment.redis.url, deployment.base / "worker-limits",
+                     "worker-limits", "--max-pixels", "1000")
+    deployment.workers["worker-limits"] = limited.start()
+    files = [samples / IMAGE, samples / VIDEO]
+    with httpx.Client(timeout=60) as client:
+        job_id = post_files(client, deployment.api.url, [(f.name, f.read_bytes()) for f in files]).json()["id"]
+        done = deployment.api.wait_done(client, [job_id])[job_id]
+    assert done["state"] == "done", done
+    run, config = run_and_config
+    output = tmp_path / "scan.json"
+    assert facesleuth_main(["scan", *map(str, files), "--model", str(run), "--frames", FRAMES, "--config",
+                            str(config), "--threads", "1", "--device", "cpu", "--format", "json", "--no-progress",
+                            "--max-pixels", "1000", "--output", str(output)]) == 1  # too_large is a failed input
+    expected = json.loads(output.read_text())
+    assert [r["status"] for r in expected["results"]] == ["too_large", "too_large"]
+    assert comparable(done["document"]) == comparable(expected)
+    assert done["document"]["settings"]["limits"]["max_pixels"] == 1000

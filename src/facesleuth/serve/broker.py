@@ -21,6 +21,15 @@ Delivery is at least once, results exactly once:
   a message instead once it has used ``max_attempts`` claims (an input that kills its worker
   every time must not go round forever).
 
+An input stuck past its wall-clock limit (``input_seconds``; inside a decoder, on a hung mount)
+cannot be interrupted from Python, so the worker's :class:`InputWatchdog` ends the process, as
+the embedded pool replaces its workers: it marks the input timed out beside its upload, gives
+the job back without using an attempt (when Redis cannot be told, the reaper queues it again
+once the heartbeat expires, and that uses one) and exits with :data:`EXIT_INPUT_TIMED_OUT`. The
+next delivery answers that input ``timed_out`` and scans the others. Workers must therefore run
+under a supervisor that starts them again (systemd ``Restart=always``, a Kubernetes Deployment,
+a SLURM job array with requeue).
+
 Redis must keep its data across restarts (``appendonly yes``): it holds the queue and the results.
 One Redis database per deployment: every key starts with ``facesleuth:``.
 """
@@ -558,6 +567,13 @@ class BrokerWorkerSettings:
     threads: int = 1
     thumbnails: int = 12
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    limits: dict[str, Any] = field(default_factory=dict)  # ScanOptions' max_pixels, ..., input_seconds
+
+    @property
+    def input_seconds(self) -> float | None:
+        from facesleuth.scan.scanner import ScanOptions
+
+        return self.limits.get("input_seconds", ScanOptions.input_seconds)
 
 
 class Heartbeat:
@@ -597,6 +613,71 @@ class Heartbeat:
             pass  # the key expires by itself
 
 
+EXIT_INPUT_TIMED_OUT = 3  # facesleuth worker ended itself: one input ran past --input-seconds
+
+
+def _exit_now(code: int) -> None:
+    """End the process at once, the log written out: another thread (the scan) may be stuck."""
+    logging.shutdown()
+    os._exit(code)
+
+
+class InputWatchdog:
+    """A thread that ends the worker when one input has run ``limit + grace`` seconds.
+
+    The scanner keeps to the limit by itself between frames, so the watchdog acts only on an
+    input stuck where Python cannot interrupt it; then ``overdue(upload)`` (mark the input, give
+    the job back) and ``exit(EXIT_INPUT_TIMED_OUT)``, by default at once: the main thread is
+    stuck, so no clean exit could run.
+    """
+
+    def __init__(self, limit: float, overdue: Callable[[Path], None], grace: float | None = None,
+                 exit: Callable[[int], Any] = _exit_now):
+        from facesleuth.serve.workers import KILL_GRACE_SECONDS
+
+        self.limit = limit
+        self.grace = KILL_GRACE_SECONDS if grace is None else grace
+        self._overdue, self._exit = overdue, exit
+        self._poll = min(1.0, (self.limit + self.grace) / 10)
+        self._current: tuple[Path, float] | None = None  # (upload, time.monotonic() it began)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="facesleuth-watchdog", daemon=True)
+
+    def start(self) -> InputWatchdog:
+        self._thread.start()
+        return self
+
+    def begin(self, upload: Path) -> None:
+        self._current = (upload, time.monotonic())
+
+    def end(self) -> None:
+        self._current = None
+
+    def check(self, now: float | None = None) -> bool:
+        """Act when the current input is overdue; True when it was."""
+        current = self._current
+        if current is None:
+            return False
+        upload, since = current
+        if (time.monotonic() if now is None else now) - since <= self.limit + self.grace:
+            return False
+        self._current = None
+        try:
+            self._overdue(upload)
+        except Exception:  # the process must go all the same: the scan will not come back
+            log.exception("marking %s timed out failed", upload)
+        finally:
+            self._exit(EXIT_INPUT_TIMED_OUT)
+        return True
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._poll):
+            self.check()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 class UploadsNotVisible(Exception):
     """The job's upload folder is not in this worker's data dir (not shared, or not yet synced)."""
 
@@ -625,11 +706,50 @@ class JobRunner:
     could not be stored leaves the job to the reaper, which queues it again.
     """
 
-    def __init__(self, jobs: RedisJobs, scanner: Any, settings: BrokerWorkerSettings, heartbeat: Heartbeat):
+    def __init__(self, jobs: RedisJobs, scanner: Any, settings: BrokerWorkerSettings, heartbeat: Heartbeat,
+                 watchdog_grace: float | None = None, exit: Callable[[int], Any] = _exit_now):
         self.jobs, self.scanner, self.settings, self.heartbeat = jobs, scanner, settings, heartbeat
         self.uploads = Path(settings.data_dir) / "uploads"
         self.current: tuple[str, int] | None = None  # (job, attempt) being scanned
         self.lock = threading.Lock()  # the job is finished or given back once, by the task or by a stop
+        limit = settings.input_seconds
+        self.watchdog = None if limit is None else InputWatchdog(limit, self.input_overdue, watchdog_grace,
+                                                                 exit).start()
+
+    def _on_input(self, job_id: str) -> Callable[[Any], None]:
+        def on_input(upload: Any) -> None:
+            if self.watchdog is not None:
+                if upload is None:
+                    self.watchdog.end()
+                else:
+                    self.watchdog.begin(self.uploads / job_id / upload.stored)
+        return on_input
+
+    def input_overdue(self, upload: Path) -> None:
+        """The watchdog's step before the process ends: mark ``upload`` timed out (on the shared
+        data dir, for whichever worker takes the job next) and give the job back, attempt returned."""
+        from facesleuth.serve.workers import mark_timed_out
+
+        limit = self.settings.input_seconds
+        # marked first: should that fail (raise), the job is left to the reaper, whose requeue uses
+        # an attempt, so an input that cannot be marked does not go round for ever
+        mark_timed_out(upload, limit)
+        outcome = "left to the reaper"
+        with self.lock:
+            held, self.current = self.current, None
+            if held is not None:
+                job_id, attempt = held
+                try:
+                    outcome = self.jobs.release(job_id, self.settings.name, attempt, counted=False,
+                                                why=f"an input ran past the limit of {limit:g} s (--input-seconds)")
+                except BrokerUnavailable as err:  # the heartbeat expires and the reaper queues it (an attempt)
+                    log.warning("giving the job back: %s", err)
+        job_id = upload.parent.name
+        log.error("job %s: input %s ran past the limit of %g s per input (--input-seconds); it answers timed_out, "
+                  "the job was given back (%s); worker exits with code %d for its supervisor to start it again",
+                  job_id, upload.name, limit, outcome, EXIT_INPUT_TIMED_OUT,
+                  extra={"event": "timed_out", "job": job_id, "exit_code": EXIT_INPUT_TIMED_OUT})
+        self.heartbeat.stop()
 
     def __call__(self, job_id: str) -> dict[str, Any]:
         from facesleuth.serve.workers import remove_uploads, scan_job
@@ -650,7 +770,11 @@ class JobRunner:
                 raise UploadsNotVisible(
                     f"the upload folder of job {job_id} is not in this worker's --data-dir "
                     f"({self.settings.data_dir}): it must be the API's data dir, on a mount every machine shares")
-            document, error = scan_job(self.scanner, job, self.uploads), None
+            try:
+                document, error = scan_job(self.scanner, job, self.uploads, self._on_input(job_id)), None
+            finally:
+                if self.watchdog is not None:
+                    self.watchdog.end()
         except Exception as err:  # the attempt failed; the job is tried again while attempts remain
             log.exception("job %s: attempt %d failed", job_id, attempt, extra={"job": job_id})
             error = f"{type(err).__name__}: {err}"
@@ -705,7 +829,8 @@ def load_scanner(settings: BrokerWorkerSettings) -> Any:
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
     return Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                               detection=settings.detection, thumbnails=settings.thumbnails))
+                                               detection=settings.detection, thumbnails=settings.thumbnails,
+                                               **settings.limits))
 
 
 def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) -> int:
@@ -737,8 +862,7 @@ def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) 
             if runner.current is not None:
                 runner.give_back()
                 heartbeat.stop()
-                logging.shutdown()
-                os._exit(0)  # the scan is still running in the main thread; its result is not wanted
+                _exit_now(0)  # the scan is still running in the main thread; its result is not wanted
 
         log.warning("stopping: the job being scanned has %g s to finish", settings.broker.stop_timeout)
         timer = threading.Timer(settings.broker.stop_timeout, give_back_and_exit)

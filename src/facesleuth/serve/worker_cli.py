@@ -3,7 +3,9 @@
 Start one per GPU, or one per few cores, on any machine that reaches Redis and sees the API's
 data dir (a shared mount on a cluster). Each loads the run once, then takes jobs one at a time
 (:mod:`facesleuth.serve.broker`). SIGTERM: take no new job, finish the one being scanned within
-``--stop-timeout`` seconds or give it back to the queue, then exit 0. Exit 2 for a usage error.
+``--stop-timeout`` seconds or give it back to the queue, then exit 0. Exit 2 for a usage error, 3
+when one input ran past ``--input-seconds`` and the worker ended itself (the input answers
+``timed_out``; a supervisor starts the worker again).
 """
 
 from __future__ import annotations
@@ -27,6 +29,11 @@ examples:
   facesleuth serve --model RUN --broker redis://127.0.0.1:6379/0 --data-dir /shared/facesleuth &
   facesleuth worker --model RUN --broker redis://127.0.0.1:6379/0 --data-dir /shared/facesleuth --threads 1 &
   facesleuth worker --model RUN --broker redis://127.0.0.1:6379/0 --data-dir /shared/facesleuth --threads 1 &
+
+Run every worker under a supervisor that starts it again when it exits (systemd Restart=always,
+a Kubernetes Deployment, a SLURM job array with --requeue): a worker whose input runs past
+--input-seconds (stuck inside a decoder) marks that input timed_out in the data dir, gives its job
+back and exits with code 3; the next worker answers that input timed_out and scans the others.
 """
 
 
@@ -65,6 +72,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--stop-timeout", type=float, default=30.0, metavar="S",
                         help="on SIGTERM, seconds the job being scanned may take to finish before it is given "
                              "back to the queue (default 30)")
+    from facesleuth.scan.cli import add_limit_arguments
+
+    # an input stuck past --input-seconds ends this worker (exit 3) and answers timed_out
+    add_limit_arguments(parser)
     add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -72,14 +83,15 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace):
     from facesleuth.scan.cli import UsageError as ScanUsageError
-    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.scan.cli import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.serve.broker import BrokerSettings, BrokerWorkerSettings
 
     try:
         broker = BrokerSettings(args.broker, visibility_timeout=args.visibility_timeout,
                                 heartbeat_seconds=args.heartbeat_seconds, stop_timeout=args.stop_timeout).check()
-        ScanOptions(frames=args.frames).check()
+        limits = limit_settings(args, args.config)
+        ScanOptions(frames=args.frames, **limits).check()
         detection = _detection_settings(args.config)
     except (ValueError, ScanUsageError) as err:
         raise UsageError(str(err)) from None
@@ -89,7 +101,7 @@ def settings_from_args(args: argparse.Namespace):
     options = {"name": args.name} if args.name else {}
     return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=str(Path(args.model).resolve()),
                                 frames=args.frames, device=args.device, detection=detection,
-                                threads=_threads(args.threads, 1), **options)
+                                threads=_threads(args.threads, 1), limits=limits, **options)
 
 
 def run(args: argparse.Namespace) -> int:

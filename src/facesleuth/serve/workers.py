@@ -84,6 +84,18 @@ def timed_out_marker(upload: Path) -> Path:
     return upload.with_name(upload.name + TIMED_OUT_SUFFIX)
 
 
+def mark_timed_out(upload: Path, limit: float) -> bool:
+    """Leave the marker beside ``upload`` that makes :func:`scan_inputs` answer it ``timed_out``
+    (written atomically: on a shared mount another machine may read it at once); False when the
+    job's folder is gone (its result was stored meanwhile)."""
+    from facesleuth.io import write_text_atomic
+
+    if not upload.parent.is_dir():
+        return False
+    write_text_atomic(f"{limit:g}\n", timed_out_marker(upload))
+    return True
+
+
 def scan_job(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> dict[str, Any]:
     """The ``--format json`` document of a job, with thumbnails; inputs named by the client's names."""
     from facesleuth.scan.formats import build_document, now_iso
@@ -252,9 +264,8 @@ class WorkerPool:
             process.join(10)
             self.busy_since[slot] = 0.0
             job_id, _, stored = name.partition("/")
-            upload = Path(self.settings.uploads) / job_id / stored
-            if job_id and stored and upload.parent.is_dir():
-                timed_out_marker(upload).write_text(f"{limit:g}\n")
+            if job_id and stored:
+                mark_timed_out(Path(self.settings.uploads) / job_id / stored, limit)
             self.store.recover(workers={process.pid}, counted=False)
             log.error("worker %s ran past the limit of %g s per input on job %s; replaced, the input answers "
                       "timed_out", process.pid, limit, job_id)
