@@ -33,7 +33,7 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 CONTRACT_KEYS = {"input_size", "resize", "face_scale", "value_scale", "mean", "std", "colour_order", "output"}
 
 
-# --- the authors' wrappers, rebuilt from their repositories' files (see docs/weights_formats.md) ---
+# --- the authors' wrappers, rebuilt from their repositories' files (see docs/weights.md) ---
 
 
 class FornetEfficientNetB4(nn.Module):
@@ -237,7 +237,7 @@ def test_polimi_matches_fornet(samples, tmp_path, variant, wrapped):
     if wrapped:
         state = {"net": state, "opt": {"state": {}, "param_groups": []}, "train_loss": 0.4, "val_loss": 0.5,
                  "iteration": 1200, "batch_size": 32, "epoch": 3}
-    path = tmp_path / polimi.VARIANTS[variant]["file_name"]
+    path = tmp_path / polimi.VARIANTS[variant]["file"]
     torch.save(state, path)
 
     model, preprocessing = polimi.load(variant, path)
@@ -250,8 +250,8 @@ def test_polimi_matches_fornet(samples, tmp_path, variant, wrapped):
 def test_polimi_variants_name_their_files():
     for name, variant in polimi.VARIANTS.items():
         # torch.hub's check_hash reads the hash from the file name: they must agree
-        assert variant["url"].endswith(variant["file_name"])
-        assert variant["file_name"] == f"{name}_bestval-{variant['sha256']}.pth"
+        assert variant["url"].endswith(variant["file"])
+        assert variant["file"] == f"{name}_bestval-{variant['sha256']}.pth"
         assert len(variant["sha256"]) == 64
 
 
@@ -295,7 +295,7 @@ def test_deepfakebench_matches_detector(samples, tmp_path, variant, reference_cl
     state = reference.state_dict()
     if ddp:  # trainer.save_ckpt of a DistributedDataParallel model
         state = OrderedDict((f"module.{key}", value) for key, value in state.items())
-    path = tmp_path / deepfakebench.VARIANTS[variant]["file_name"]
+    path = tmp_path / deepfakebench.VARIANTS[variant]["file"]
     torch.save(state, path)
 
     model, preprocessing = deepfakebench.load(variant, path)
