@@ -22,6 +22,7 @@ import pretrainedmodels
 import pytest
 import timm
 import torch
+import yaml
 from efficientnet_pytorch import EfficientNet
 from face_crops import face_crop
 from torch import nn
@@ -33,7 +34,7 @@ TOLERANCE = {"rtol": 1e-5, "atol": 1e-5}
 CONTRACT_KEYS = {"input_size", "resize", "face_scale", "value_scale", "mean", "std", "colour_order", "output"}
 
 
-# --- the authors' wrappers, rebuilt from their repositories' files (see docs/weights_formats.md) ---
+# --- the authors' wrappers, rebuilt from their repositories' files (see docs/weights.md) ---
 
 
 class FornetEfficientNetB4(nn.Module):
@@ -237,7 +238,7 @@ def test_polimi_matches_fornet(samples, tmp_path, variant, wrapped):
     if wrapped:
         state = {"net": state, "opt": {"state": {}, "param_groups": []}, "train_loss": 0.4, "val_loss": 0.5,
                  "iteration": 1200, "batch_size": 32, "epoch": 3}
-    path = tmp_path / polimi.VARIANTS[variant]["file_name"]
+    path = tmp_path / polimi.VARIANTS[variant]["file"]
     torch.save(state, path)
 
     model, preprocessing = polimi.load(variant, path)
@@ -250,8 +251,8 @@ def test_polimi_matches_fornet(samples, tmp_path, variant, wrapped):
 def test_polimi_variants_name_their_files():
     for name, variant in polimi.VARIANTS.items():
         # torch.hub's check_hash reads the hash from the file name: they must agree
-        assert variant["url"].endswith(variant["file_name"])
-        assert variant["file_name"] == f"{name}_bestval-{variant['sha256']}.pth"
+        assert variant["url"].endswith(variant["file"])
+        assert variant["file"] == f"{name}_bestval-{variant['sha256']}.pth"
         assert len(variant["sha256"]) == 64
 
 
@@ -295,7 +296,7 @@ def test_deepfakebench_matches_detector(samples, tmp_path, variant, reference_cl
     state = reference.state_dict()
     if ddp:  # trainer.save_ckpt of a DistributedDataParallel model
         state = OrderedDict((f"module.{key}", value) for key, value in state.items())
-    path = tmp_path / deepfakebench.VARIANTS[variant]["file_name"]
+    path = tmp_path / deepfakebench.VARIANTS[variant]["file"]
     torch.save(state, path)
 
     model, preprocessing = deepfakebench.load(variant, path)
@@ -350,3 +351,172 @@ print("built")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "built"
+
+
+# --- the formats as run folders: import through the CLI, load as the scanner does, score ---
+
+#: the pixels the crops below were grown by around the face box (the scanner's detection margin)
+CROP_MARGIN = 20
+
+
+def scanner_crops(samples) -> list[np.ndarray]:
+    """The real and the Deepfakes face of the sample frame, as the scanner's crops (box + margin)."""
+    return [face_crop(samples, fake=fake) for fake in (False, True)]
+
+
+def inputs_by_hand(preprocessing: dict, crops: list[np.ndarray]) -> torch.Tensor:
+    """The network input of ``crops`` as docs/weights.md describes the preprocessing, written out
+    here: the square of face_scale x the box's longer side around the box (the crop less the
+    margin), zero-padded where it leaves the crop, resized bilinearly (no square below shrinks by
+    half, where area interpolation would take over), scaled, normalised."""
+    size = preprocessing["input_size"]
+    images = []
+    for crop in crops:
+        height, width = crop.shape[:2]
+        side = round(preprocessing["face_scale"] * max(height - 2 * CROP_MARGIN, width - 2 * CROP_MARGIN))
+        assert side < 2 * size
+        top, left = round(height / 2 - side / 2), round(width / 2 - side / 2)
+        padded = np.pad(crop, ((side, side), (side, side), (0, 0)))  # zeros all round, then the square
+        square = padded[side + top : side + top + side, side + left : side + left + side]
+        # a square needs no padding for isotropic_pad and is the same stretched: one resize serves all three
+        images.append(cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR))
+    batch = np.stack(images).astype(np.float32) * np.float32(preprocessing["value_scale"])
+    batch = (batch - np.float32(preprocessing["mean"])) / np.float32(preprocessing["std"])
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+def by_hand(network: nn.Module, preprocessing: dict, crops: list[np.ndarray]) -> np.ndarray:
+    """P(fake) of ``crops``: the network on :func:`inputs_by_hand`, then the output's polarity."""
+    with torch.no_grad():
+        out = network(inputs_by_hand(preprocessing, crops)).double()
+    if preprocessing["output"] == "fake_logit":
+        return torch.sigmoid(out.reshape(-1)).numpy()
+    assert preprocessing["output"] == "two_logits_fake_index"
+    return torch.softmax(out, dim=1)[:, preprocessing["fake_index"]].numpy()
+
+
+def tempered(model: nn.Module, head: nn.Linear, factor: float) -> nn.Module:
+    """``model`` with its last layer's weights scaled by ``factor``: random weights give logits in the
+    thousands at full input size, whose sigmoid or softmax is 0 or 1 for every face, so comparing
+    scores would tell nothing; the factors below bring the logits to a few units."""
+    with torch.no_grad():
+        head.weight.mul_(factor)
+    return model
+
+
+def polimi_xception_checkpoint(path):
+    # Xception rather than a B4: at its full 224 px the randomised B4's 32 blocks amplify float32
+    # rounding (batch size or memory layout move a logit by hundreds), which no tolerance survives
+    reference = randomised(FornetXception(), seed=4)
+    torch.save(tempered(reference, reference.xception.last_linear, 1e-7).state_dict(), path)  # as hosted: bare
+
+
+def deepfakebench_xception_checkpoint(path):
+    reference = randomised(DeepfakeBenchXceptionDetector(), seed=5)
+    torch.save(tempered(reference, reference.backbone.last_linear, 1e-6).state_dict(), path)  # save_ckpt
+
+
+def selimsef_checkpoint(path):
+    # no head factor makes a random B7 usable at 380 px: its 55 blocks amplify float32 rounding so
+    # far that the batch size or memory layout flips a logit's sign; its inputs are compared instead
+    reference = randomised(SelimsefDeepFakeClassifier(), seed=6)
+    torch.save({"epoch": 37, "state_dict": nn.DataParallel(reference).state_dict(), "bce_best": np.float64(0.2)},
+               path)
+
+
+@pytest.mark.parametrize(("format_name", "variant", "write_checkpoint", "scores_comparable"), [
+    ("polimi", "Xception_FFPP", polimi_xception_checkpoint, True),
+    ("deepfakebench", "xception", deepfakebench_xception_checkpoint, True),
+    pytest.param("selimsef", "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36", selimsef_checkpoint, False,
+                 marks=pytest.mark.slow),  # three EfficientNet-B7s; inputs compared, not scores (above)
+])
+def test_imported_run_scores_as_its_format_and_preprocessing_say(samples, tmp_path, capsys, format_name, variant,
+                                                                 write_checkpoint, scores_comparable):
+    from facesleuth.cli import main as facesleuth_main
+    from facesleuth.predict import predict_crops
+    from facesleuth.preprocess import prepare_faces
+    from facesleuth.published import get_format
+    from facesleuth.scan.runfolder import load_scan_run
+
+    fmt = get_format(format_name)
+    checkpoint = tmp_path / fmt.variants[variant]["file"]
+    write_checkpoint(checkpoint)
+    out = tmp_path / "run"
+    # no --variant: the published file name identifies it (no sha256 can match a random checkpoint)
+    assert facesleuth_main(["weights", "import", format_name, str(checkpoint), str(out)]) == 0, capsys.readouterr()
+    spec = yaml.safe_load((out / "run.yaml").read_text())
+    assert (spec["kind"], spec["format"], spec["variant"]) == ("published", format_name, variant)
+    assert spec["provenance"]["layout_source"] == fmt.variants[variant]["layout_source"]
+    assert spec["provenance"]["url"] == fmt.variants[variant]["url"]
+    assert (out / checkpoint.name).read_bytes() == checkpoint.read_bytes()
+
+    run = load_scan_run(out)
+    crops = scanner_crops(samples)
+    network, preprocessing = fmt.load(variant, checkpoint)
+    assert run.info["preprocessing"] == preprocessing
+    torch.testing.assert_close(prepare_faces(crops, run.info, margin=CROP_MARGIN),
+                               inputs_by_hand(preprocessing, crops), rtol=0, atol=1e-5)
+    assert run.limits == spec["limits"] and run.limits  # every scan output repeats them
+    if not scores_comparable:
+        return
+    scanned = predict_crops(run.model, run.info, crops, run.device, margin=CROP_MARGIN)  # the scanner's call
+    expected = by_hand(network, preprocessing, crops)
+
+    # scores inside (0, 1) that differ between the faces, so the comparison can tell
+    assert np.all((expected > 0.01) & (expected < 0.99)) and abs(expected[0] - expected[1]) > 1e-3, expected
+    np.testing.assert_allclose(scanned, expected, rtol=0, atol=1e-5)
+
+
+def test_deepfakebench_run_says_its_alignment_is_approximated(samples, tmp_path, capsys):
+    """DeepfakeBench aligned faces by five landmarks; the crops have none, so the run records the
+    square crop + stretch it gets instead, and a scan states it."""
+    import json
+
+    from facesleuth.cli import main as facesleuth_main
+
+    checkpoint = tmp_path / "xception_best.pth"
+    deepfakebench_xception_checkpoint(checkpoint)
+    out = tmp_path / "dfb"
+    assert facesleuth_main(["weights", "import", "deepfakebench", str(checkpoint), str(out)]) == 0
+    capsys.readouterr()
+    spec = yaml.safe_load((out / "run.yaml").read_text())
+    assert spec["preprocessing"]["resize"] == "similarity_align"  # the authors' own, kept as they did it
+    assert spec["preprocessing_approximation"]["applied"] == "stretch"
+    assert any("approximated" in limit and "landmarks" in limit for limit in spec["limits"])
+
+    image = samples / "images" / "ex_original.png"
+    assert facesleuth_main(["scan", str(image), "--model", str(out), "--format", "json", "--frames", "1",
+                            "--threads", "1", "--no-progress"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert any("approximated" in limit and "ArcFace" in limit for limit in document["model"]["limits"])
+    (result,) = document["results"]
+    assert result["status"] == "ok" and 0.0 <= result["score"] <= 1.0, result
+
+
+def test_list_and_fetch_know_the_new_formats(monkeypatch, tmp_path, capsys):
+    import time
+
+    from facesleuth.cli import main as facesleuth_main
+    from facesleuth.published.catalogue import FetchError, catalogue, fetch
+
+    assert facesleuth_main(["weights", "list"]) == 0
+    listing = capsys.readouterr().out
+    for module in (polimi, selimsef, deepfakebench):
+        for name, variant in module.VARIANTS.items():
+            assert name in listing and variant["url"] in listing
+            assert f"{module.__name__.rsplit('.', 1)[-1]}/{name}" in catalogue()
+    # polimi publishes a sha256 per file; selimsef and DeepfakeBench none, which the list says
+    assert f"sha256 {polimi.VARIANTS['Xception_FFPP']['sha256']}" in listing
+    assert listing.count("no published sha256") == len(selimsef.VARIANTS) + len(deepfakebench.VARIANTS)
+
+    # offline: the download fails at once, with the URL and how to import a file downloaded elsewhere
+    variant = "EfficientNetB4_FFPP"
+    monkeypatch.setitem(polimi.VARIANTS[variant], "url", "http://127.0.0.1:9/" + polimi.VARIANTS[variant]["file"])
+    started = time.monotonic()
+    with pytest.raises(FetchError) as raised:
+        fetch(f"polimi/{variant}", tmp_path, timeout=2)
+    assert time.monotonic() - started < 10
+    message = str(raised.value)
+    assert "http://127.0.0.1:9/" in message and "facesleuth weights import polimi FILE" in message
+    assert f"--variant {variant}" in message
+    assert not (tmp_path / variant).exists()

@@ -164,14 +164,18 @@ def stretch(image: np.ndarray, size: int) -> np.ndarray:
 
 def published_geometry(crop: np.ndarray, preprocessing: dict, margin: int) -> np.ndarray:
     """A face crop (RGB uint8) cut and resized as a published detector's authors did: uint8 (S, S, 3)."""
+    from facesleuth.published import RESIZES, applied_resize
+
     size = int(preprocessing["input_size"])
     if preprocessing.get("face_scale") is not None:
         crop = recrop(crop, float(preprocessing["face_scale"]), margin)
-    if preprocessing["resize"] == "stretch":
+    # a resize the crops cannot reproduce (landmark alignment) is approximated, as run.yaml says
+    resize = applied_resize(preprocessing["resize"])
+    if resize == "stretch":
         return stretch(crop, size)
-    if preprocessing["resize"] == "isotropic_pad":
+    if resize == "isotropic_pad":
         return letterbox(crop, size)
-    raise ValueError(f"unknown resize {preprocessing['resize']!r} (stretch or isotropic_pad)")
+    raise ValueError(f"unknown resize {preprocessing['resize']!r} ({', '.join(RESIZES)})")
 
 
 def published_tensor(batch: "torch.Tensor", preprocessing: dict) -> "torch.Tensor":

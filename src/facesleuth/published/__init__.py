@@ -28,7 +28,22 @@ from typing import Any
 #: the values ``preprocessing["output"]`` may take (docs/weights.md)
 OUTPUTS = ("fake_logit", "fake_probability", "real_probability", "two_logits_fake_index")
 #: the values ``preprocessing["resize"]`` may take
-RESIZES = ("stretch", "isotropic_pad")
+RESIZES = ("stretch", "isotropic_pad", "similarity_align")
+#: resizes the pipeline's face crops cannot reproduce, with the one applied instead and why; an
+#: imported run records the substitution in run.yaml and states it in its ``limits``
+APPROXIMATED_RESIZES: dict[str, tuple[str, str]] = {
+    "similarity_align": (
+        "stretch",
+        "its authors aligned each face to the ArcFace template by a similarity transform of five "
+        "landmarks; facesleuth's face crops carry no landmarks, so it takes the face_scale square "
+        "around the detector's box, stretched to the input size, instead: faces are not rotated "
+        "upright nor scaled by their eye distance, and its scores may differ from the authors'"),
+}
+
+
+def applied_resize(resize: str) -> str:
+    """The resize facesleuth applies for a preprocessing's ``resize`` (itself, or its approximation)."""
+    return APPROXIMATED_RESIZES[resize][0] if resize in APPROXIMATED_RESIZES else resize
 COLOUR_ORDERS = ("RGB", "BGR")
 PREPROCESSING_KEYS = ("input_size", "resize", "face_scale", "value_scale", "mean", "std", "colour_order", "output")
 

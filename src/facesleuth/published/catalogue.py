@@ -8,6 +8,7 @@ how to import a file downloaded elsewhere.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import requests
 
 from facesleuth.published import formats
 from facesleuth.published.runfolder import import_detector
+
+log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT = 10  # seconds: an offline machine fails at once, not after minutes
 
@@ -51,6 +54,9 @@ def fetch(name: str, dest: str | Path, timeout: float = DOWNLOAD_TIMEOUT) -> lis
         fmt, variant, entry = catalogue()[key]
         url, sha256 = entry["url"], entry.get("sha256")
         file_name = entry.get("file") or url.rsplit("/", 1)[-1]
+        if not sha256:
+            log.warning("%s: its publisher gives no sha256, so the download cannot be verified; run.yaml "
+                        "records the sha256 of the file received", key)
         try:
             path = pooch.retrieve(url, known_hash=f"sha256:{sha256}" if sha256 else None, fname=file_name,
                                   path=dest / "downloads", downloader=downloader)

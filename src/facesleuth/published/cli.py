@@ -48,8 +48,11 @@ def _list() -> int:
     for fmt in formats().values():
         print(f"{fmt.name}:")
         for variant, entry in fmt.variants.items():
-            where = entry.get("url") or "not publicly hosted"
-            print(f"  {variant:24s} {entry.get('architecture')}, trained on {entry.get('training_data')}; {where}")
+            where = entry.get("url") or "not publicly hosted (import a file you have)"
+            digest = (f"sha256 {entry['sha256']}" if entry.get("sha256")
+                      else "no published sha256 (fetch cannot verify the download)")
+            print(f"  {variant:24s} {entry.get('architecture')}, trained on {entry.get('training_data')}")
+            print(f"  {'':24s} {where}; {digest}")
     print("built in (used when --model is not given):")
     for name, folder in BUILTIN_RUNS.items():
         print(f"  {name:24s} {folder}")

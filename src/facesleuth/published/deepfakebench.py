@@ -4,7 +4,7 @@ A DeepfakeBench checkpoint is the state dict of a whole detector (``trainer.save
 ``torch.save(self.model.state_dict())``), so the network's keys sit under ``backbone.``, with a
 further ``module.`` when it was trained with DistributedDataParallel. Both detectors return two
 logits; the softmax's index 1 is the probability of fake (``label_dict``: real 0, fake 1). Layout and
-preprocessing: docs/weights_formats.md.
+preprocessing: docs/weights.md.
 """
 
 from __future__ import annotations
@@ -88,16 +88,20 @@ _ESTABLISHED_BY = {
 _COMMON_FILES = ("training/trainer/trainer.py (save_ckpt), training/test.py, training/dataset/abstract_dataset.py, "
                  "preprocessing/preprocess.py")
 
+LIMITS = ("DeepfakeBench weights are licensed for non-commercial use only (CC BY-NC 4.0); its threshold is the "
+          "softmax's 0.5, chosen on no data")
+
 VARIANTS: dict[str, dict] = {
     name: {
         "architecture": architecture,
-        "file_name": file_name,
+        "file": file_name,
         "url": RELEASE + file_name,
         "sha256": None,  # the publisher gives none
         "licence": LICENCE,
         "training_data": "FaceForensics++ c23 under the benchmark's protocol (its config's train_dataset; "
                          f"at this commit {config_note})",
-        "established_by": f"{REPOSITORY}/blob/{COMMIT}/{_ESTABLISHED_BY[architecture]}, {_COMMON_FILES}",
+        "limits": LIMITS,
+        "layout_source": f"{REPOSITORY}/blob/{COMMIT}/{_ESTABLISHED_BY[architecture]}, {_COMMON_FILES}",
     }
     for name, architecture, file_name, config_note in (
         ("xception", "xception", "xception_best.pth", "xception.yaml names FaceForensics++"),

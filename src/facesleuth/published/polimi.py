@@ -4,7 +4,7 @@ each trained on DFDC and on FF++.
 
 The networks are rebuilt on timm and the publisher's key names are mapped onto timm's, so neither
 efficientnet_pytorch nor pretrainedmodels is needed at run time. The layouts, the preprocessing and
-where each fact comes from are described in docs/weights_formats.md.
+where each fact comes from are described in docs/weights.md.
 
 This module also holds the pieces the other published formats share (reading a checkpoint, loading a
 renamed state dict with a clear error, efficientnet_pytorch's B4 on timm, Cadene's Xception on timm).
@@ -308,17 +308,23 @@ _TRAINING_DATA = {
 }
 
 
+LIMITS = ("polimi's crop is approximated: facesleuth's MTCNN box squared by face_scale 1.6, where the authors "
+          "squared BlazeFace's box widened by 0.2 (0.4 above) of its height; its threshold is the sigmoid's 0.5, "
+          "chosen on no data")
+
+
 def _variant(name: str) -> dict:
     architecture, dataset = name.rsplit("_", 1)
     file_name = f"{name}_bestval-{_SHA256[name]}.pth"
     return {
         "architecture": architecture,
-        "file_name": file_name,
+        "file": file_name,
         "url": _HOST + file_name,
         "sha256": _SHA256[name],
         "licence": LICENCE,
         "training_data": _TRAINING_DATA[dataset],
-        "established_by": f"{REPOSITORY}/blob/{COMMIT}/architectures/fornet.py, architectures/weights.py, "
+        "limits": LIMITS,
+        "layout_source": f"{REPOSITORY}/blob/{COMMIT}/architectures/fornet.py, architectures/weights.py, "
                           "train_binclass.py (save_model), test_model.py, isplutils/utils.py (get_transformer)",
     }
 

@@ -22,7 +22,7 @@ from torch import nn
 
 from facesleuth import __version__
 from facesleuth.io import write_text_atomic
-from facesleuth.published import Format, check_preprocessing, formats, get_format
+from facesleuth.published import APPROXIMATED_RESIZES, Format, check_preprocessing, formats, get_format
 from facesleuth.samples import sha256_of
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,12 @@ def run_spec(fmt: Format, variant: str, weights: str, digest: str, preprocessing
     """The ``run.yaml`` content of an imported detector."""
     published = fmt.variants[variant]
     limits = published.get("limits")
+    limits = [limits] if isinstance(limits, str) else list(limits or [])
+    approximation = None
+    if preprocessing["resize"] in APPROXIMATED_RESIZES:
+        applied, why = APPROXIMATED_RESIZES[preprocessing["resize"]]
+        approximation = {"resize": preprocessing["resize"], "applied": applied, "why": why}
+        limits.append(f"{fmt.name}/{variant}: preprocessing approximated: {why}")
     return {
         "kind": KIND,
         "model": fmt.name,
@@ -84,6 +90,8 @@ def run_spec(fmt: Format, variant: str, weights: str, digest: str, preprocessing
         "weights": weights,
         "input_size": int(preprocessing["input_size"]),
         "preprocessing": preprocessing,
+        # null, or how facesleuth's preprocessing departs from the authors' (APPROXIMATED_RESIZES)
+        "preprocessing_approximation": approximation,
         "trained_on": [str(published.get("training_data") or "unknown")],
         "provenance": {
             "url": published.get("url"),
@@ -100,7 +108,7 @@ def run_spec(fmt: Format, variant: str, weights: str, digest: str, preprocessing
             "note": "the network's own decision boundary (P(fake) = 0.5), chosen on no data; "
                     "validate the run on your data for an EER threshold",
         },
-        "limits": [limits] if isinstance(limits, str) else list(limits or []),
+        "limits": limits,
         "facesleuth_version": __version__,
     }
 

@@ -4,7 +4,7 @@ predict_submission.sh.
 
 The network is timm's ``tf_efficientnet_b7`` (the architecture of ``tf_efficientnet_b7_ns``; "ns" names
 the pretrained weights only) with the publisher's pooling and one-logit head. Layout and preprocessing:
-docs/weights_formats.md.
+docs/weights.md.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class DeepFakeClassifier(nn.Module):
         return key.startswith("encoder.classifier.")
 
 
+LIMITS = ("one of the seven models the DFDC winner averaged; its crop is approximated: a square of 5/3 of the "
+          "box's longer side, where the authors grew the box by a third on each side keeping its aspect; its "
+          "threshold is the sigmoid's 0.5, chosen on no data")
+
 # download_weights.sh and predict_submission.sh (the seven models of the winning submission)
 _FILES = [
     "final_111_DeepFakeClassifier_tf_efficientnet_b7_ns_0_36",
@@ -67,13 +71,14 @@ _FILES = [
 VARIANTS: dict[str, dict] = {
     name: {
         "architecture": "DeepFakeClassifier(tf_efficientnet_b7_ns)",
-        "file_name": name,
+        "file": name,
         "url": RELEASE + name,
         "sha256": None,  # the publisher gives none
         "licence": "MIT (the repository's licence; the weights are released with it)",
         "training_data": "DFDC training set (the challenge's public training videos, split into folds by "
                          "preprocessing/generate_folds.py); the number after 'final_' is the training seed",
-        "established_by": f"{REPOSITORY}/blob/{COMMIT}/training/zoo/classifiers.py, predict_folder.py, "
+        "limits": LIMITS,
+        "layout_source": f"{REPOSITORY}/blob/{COMMIT}/training/zoo/classifiers.py, predict_folder.py, "
                           "kernel_utils.py, training/pipelines/train_classifier.py, download_weights.sh",
     }
     for name in _FILES
