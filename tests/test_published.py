@@ -277,7 +277,7 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
                             *FAST]) == 0
     assert "synthetic faces" in report.read_text()
     limits = _check_model(str(run), "cpu")
-    page = Service(ServeSettings.make(tmp_path / "data", run, limits=limits)).page(None).body.decode()
+    page = Service(ServeSettings.make(tmp_path / "data", run, model_limits=limits)).page(None).body.decode()
     assert "Limits of this model" in page and "not validated on real media" in page
     plain = copy.deepcopy(RUN_SETTINGS)
     from facesleuth.train import run_info

@@ -98,9 +98,11 @@ def test_aug_wildcard_accepts_setups_and_precision_variants_only():
 
 
 def test_statuses_have_one_home():
-    assert registry.EXTRACTION_STATUSES == ("ok", "no_face", "no_track", "unreadable", "missing", "error")
-    assert scanner.STATUSES == ("ok", "no_face", "unreadable", "unsupported", "missing", "error")
-    assert scanner.FAILED_STATUSES == {"unreadable", "unsupported", "missing", "error"}
+    limits = ("too_large", "too_long", "timed_out")
+    assert registry.EXTRACTION_STATUSES == ("ok", "no_face", "no_track", "unreadable", "missing", *limits, "error")
+    assert scanner.STATUSES == ("ok", "no_face", "unreadable", "unsupported", "missing", *limits, "error")
+    assert scanner.FAILED_STATUSES == {"unreadable", "unsupported", "missing", *limits, "error"}
+    assert registry.LIMIT_STATUSES == limits
     assert (NO_TRACK, UNREADABLE, EMPTY) == ("no_track", "unreadable", "empty")
     assert set(registry.STATUS_MEANINGS) == {*registry.EXTRACTION_STATUSES, *registry.SCAN_STATUSES, EMPTY}
 
