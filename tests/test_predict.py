@@ -130,7 +130,7 @@ def test_predict_testset_scores_faces_and_every_video(trained, samples, tmp_path
     write_parquet(manifest, tmp_path / "manifest.parquet")
     status = pd.DataFrame([{"dataset": "testset", "video_id": v, "path": "", "label": 0, "status": s, "message": "",
                             "frames_total": 10, "frames_read": 10, "faces_detected": 1, "faces_kept": 1,
-                            "box_source": "self", "seconds": 0.1}
+                            "box_source": "self", "seconds": 0.1, "frames_failed": 0, "frames_skipped": 0}
                            for v, s in [("fake1", "ok"), ("real1", "ok"), ("fake2", "ok"), ("nothing", "no_face")]])
     write_parquet(status, tmp_path / "000.status.parquet", STATUS_SCHEMA)
     evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4}

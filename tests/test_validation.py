@@ -143,7 +143,7 @@ def _write_manifest_and_status(tmp_path) -> list[str]:
     status = pd.DataFrame([{"dataset": "dfdc_val", "video_id": v, "path": "", "label": 0,
                             "status": "no_face" if v == "nothing" else "ok", "message": "", "frames_total": 10,
                             "frames_read": 10, "faces_detected": 1, "faces_kept": 1, "box_source": "self",
-                            "seconds": 0.1} for v in videos])
+                            "seconds": 0.1, "frames_failed": 0, "frames_skipped": 0} for v in videos])
     write_parquet(status, tmp_path / "000.status.parquet", STATUS_SCHEMA)
     return videos
 
@@ -209,7 +209,7 @@ def test_validate_script_on_a_validation_dataset(validation_run, tmp_path):
         output=Namedlist(fromdict=outputs),
         params=SimpleNamespace(evaluation={"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4},
                                validation=DATASET_SOURCE),
-        log=[str(tmp_path / "validate.log")], threads=1,
+        log=[str(tmp_path / "validate.log")], threads=1, resources=Namedlist(fromdict={"gpu": 0}),
     )
     _run_validate_script(fake)
     threshold = json.loads((out / "threshold.json").read_text())
@@ -241,7 +241,7 @@ def test_validate_script_on_the_holdout(validation_run, samples, tmp_path):
                                    "faces": str(out / "validation.faces.parquet"),
                                    "threshold": str(out / "threshold.json"), "calibration": str(out / "calibration.json")}),
         params=SimpleNamespace(evaluation={"aggregation": "mean", "batch_size": 4}, validation=holdout),
-        log=[str(tmp_path / "validate.log")], threads=1,
+        log=[str(tmp_path / "validate.log")], threads=1, resources=Namedlist(fromdict={"gpu": 0}),
     )
     _run_validate_script(fake)
     threshold = json.loads((out / "threshold.json").read_text())
