@@ -64,11 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--token-file", type=Path, metavar="FILE",
                         help="file holding the API token; then every endpoint but /healthz needs "
                              "'Authorization: Bearer TOKEN'")
-    parser.add_argument("--frames", type=int, default=32, metavar="N",
-                        help="evenly spaced frames per video to detect faces on (default 32)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
-    parser.add_argument("--config", type=Path, metavar="YAML",
-                        help="config whose extraction.detection settings to use (default: the schema's)")
+    add_scanning_arguments(parser)
     parser.add_argument("--broker", metavar="URL",
                         help="Redis URL (redis://HOST:PORT/DB): queue jobs there for `facesleuth worker` processes "
                              "instead of a local pool (default: embedded SQLite mode)")
@@ -78,12 +74,22 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--keep-days", type=float, default=0, metavar="D",
                         help="broker mode: delete finished jobs (results and all) D days after upload; Redis holds "
                              "them in memory (default 0: keep every job, as the SQLite mode does)")
-    from facesleuth.scan.cli import add_limit_arguments
-
-    add_limit_arguments(parser)  # a worker past --input-seconds is replaced; the input answers timed_out
     add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
+
+
+def add_scanning_arguments(parser: argparse.ArgumentParser) -> None:
+    """How inputs are scanned, the same for the API's own workers and for `facesleuth worker`."""
+    from facesleuth.scan.cli import add_limit_arguments
+
+    parser.add_argument("--frames", type=int, default=32, metavar="N",
+                        help="evenly spaced frames per video to detect faces on (default 32)")
+    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
+    parser.add_argument("--config", type=Path, metavar="YAML",
+                        help="config whose extraction.detection and scan.limits settings to use "
+                             "(default: the schema's)")
+    add_limit_arguments(parser)  # a worker past --input-seconds is replaced; the input answers timed_out
 
 
 def add_logging_arguments(parser: argparse.ArgumentParser) -> None:

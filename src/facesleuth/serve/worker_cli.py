@@ -21,6 +21,7 @@ from facesleuth.serve.cli import (
     _check_model,
     _threads,
     add_logging_arguments,
+    add_scanning_arguments,
 )
 
 _EPILOG = """\
@@ -49,19 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--broker", metavar="URL", required=True, help="Redis URL, the same as the API's --broker")
-    parser.add_argument("--model", "-m", metavar="RUN", required=True,
-                        help="training run folder (or its best.pt), the same run as the API's")
+    parser.add_argument("--model", "-m", metavar="RUN", default=None,
+                        help="training run folder (or its best.pt), the same run as the API's (default, as the "
+                             "API's: the built-in MesoNet ensemble)")
     parser.add_argument("--data-dir", type=Path, required=True, metavar="DIR",
                         help="the API's --data-dir, as this machine sees it (a shared mount on a cluster): "
                              "the uploads are read from DIR/uploads")
     parser.add_argument("--threads", default="auto", metavar="N",
                         help="torch CPU threads, or auto (default): every core (give cores/N to each of N workers "
                              "on one machine)")
-    parser.add_argument("--frames", type=int, default=32, metavar="N",
-                        help="evenly spaced frames per video to detect faces on (default 32; as the API's)")
-    parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
-    parser.add_argument("--config", type=Path, metavar="YAML",
-                        help="config whose extraction.detection settings to use (default: the schema's)")
+    add_scanning_arguments(parser)  # as the API's; an input stuck past --input-seconds ends this worker (exit 3)
     parser.add_argument("--name", metavar="NAME", help="this worker's name in logs and heartbeats (default HOST:PID)")
     parser.add_argument("--heartbeat-seconds", type=float, default=5.0, metavar="S",
                         help="heartbeat period; a worker silent for 3 periods is lost and its job queued again "
@@ -72,10 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--stop-timeout", type=float, default=30.0, metavar="S",
                         help="on SIGTERM, seconds the job being scanned may take to finish before it is given "
                              "back to the queue (default 30)")
-    from facesleuth.scan.cli import add_limit_arguments
-
-    # an input stuck past --input-seconds ends this worker (exit 3) and answers timed_out
-    add_limit_arguments(parser)
     add_logging_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -85,6 +79,7 @@ def settings_from_args(args: argparse.Namespace):
     from facesleuth.scan.cli import UsageError as ScanUsageError
     from facesleuth.scan.cli import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
+    from facesleuth.published.builtin import DEFAULT_RUN
     from facesleuth.serve.broker import BrokerSettings, BrokerWorkerSettings
 
     try:
@@ -99,7 +94,8 @@ def settings_from_args(args: argparse.Namespace):
         raise UsageError(f"--data-dir {args.data_dir}: no uploads/ folder in it; give the API's --data-dir "
                          "(start the API first; on a cluster, a mount every machine shares)")
     options = {"name": args.name} if args.name else {}
-    return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=str(Path(args.model).resolve()),
+    model = str(Path(args.model or DEFAULT_RUN).resolve())
+    return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=model,
                                 frames=args.frames, device=args.device, detection=detection,
                                 threads=_threads(args.threads, 1), limits=limits, **options)
 
