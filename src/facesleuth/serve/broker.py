@@ -821,28 +821,17 @@ class JobRunner:
         return job_id
 
 
-def load_scanner(settings: BrokerWorkerSettings) -> Any:
-    import torch
-
-    from facesleuth.scan import Scanner, ScanOptions
-
-    torch.set_num_threads(settings.threads)
-    torch.set_num_interop_threads(1)
-    return Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                               detection=settings.detection, thumbnails=settings.thumbnails,
-                                               **settings.limits))
-
-
 def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) -> int:
     """Load the run once, then consume the queue until stopped (SIGTERM: finish the job within
     ``stop_timeout`` seconds, else give it back; either way exit)."""
     from celery import signals
     from celery.exceptions import Reject
 
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     app = celery_app(settings.broker, results=True)
     jobs = RedisJobs(settings.broker, publish=task_sender(app))
     heartbeat = Heartbeat(jobs, settings.name, settings.broker.heartbeat_seconds).start()
+    from facesleuth.serve.workers import load_scanner
+
     scanner = load_scanner(settings)
     runner = JobRunner(jobs, scanner, settings, heartbeat)
 

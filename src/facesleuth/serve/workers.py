@@ -133,6 +133,20 @@ def scan_inputs(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> 
     return results
 
 
+def load_scanner(settings: Any) -> Any:
+    """The scanner of one worker process, embedded or broker (:class:`WorkerSettings` or
+    ``BrokerWorkerSettings``): the run loaded once, torch pinned to ``settings.threads``."""
+    import torch
+
+    from facesleuth.scan import Scanner, ScanOptions
+
+    torch.set_num_threads(settings.threads)
+    torch.set_num_interop_threads(1)
+    return Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
+                                               detection=settings.detection, thumbnails=settings.thumbnails,
+                                               **settings.limits))
+
+
 def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int, busy_since: Any = None,
                 busy_input: Any = None) -> None:
     """Entry point of a worker process: load once, then claim and scan until the parent goes.
@@ -141,23 +155,16 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
     (``job/stored``), for the pool's wall-clock watch."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    import torch
-
-    from facesleuth.scan import Scanner, ScanOptions
     from facesleuth.video import quiet_decoder_logs
 
     quiet_decoder_logs()
-    torch.set_num_threads(settings.threads)
-    torch.set_num_interop_threads(1)
     if settings.log_format == "json":
         from facesleuth.runtime import setup_logging
 
         setup_logging(fmt="json")
     else:
         logging.basicConfig(level=logging.INFO, format=f"%(asctime)s worker {os.getpid()} %(levelname)s %(message)s")
-    scanner = Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                                  detection=settings.detection, thumbnails=settings.thumbnails,
-                                                  **settings.limits))
+    scanner = load_scanner(settings)
     store, uploads, me = JobStore(settings.database), Path(settings.uploads), os.getpid()
     ready[slot] = 1
     while os.getppid() == parent:
