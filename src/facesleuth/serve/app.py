@@ -144,7 +144,7 @@ async def _limited(stream: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.fromtimestamp(timestamp, _dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _without_thumbnails(document: dict[str, Any]) -> dict[str, Any]:

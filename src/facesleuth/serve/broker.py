@@ -45,6 +45,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -493,12 +494,21 @@ def celery_app(settings: BrokerSettings, results: bool) -> Any:
 
 
 def task_sender(app: Any) -> Callable[[str], None]:
-    """``publish(job_id)``: send the job's task, failing within seconds when Redis is down."""
+    """``publish(job_id)``: send the job's task, failing within seconds when Redis is down.
 
-    def publish(job_id: str) -> None:
+    Every send runs on one thread of its own: Celery keeps its result backend and producer per
+    thread, and a thread's first send looks the backend up among every installed package's entry
+    points, which on the API's short-lived request threads cost more than the whole upload.
+    """
+    sender = ThreadPoolExecutor(1, thread_name_prefix="facesleuth-send")
+
+    def send(job_id: str) -> None:
         app.send_task(TASK, args=[job_id], queue=QUEUE, retry=True,
                       retry_policy={"max_retries": 1, "interval_start": 0.2, "interval_step": 0.2,
                                     "interval_max": 0.5})
+
+    def publish(job_id: str) -> None:
+        sender.submit(send, job_id).result()  # raises what the send raised
 
     return publish
 
