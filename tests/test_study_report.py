@@ -59,6 +59,22 @@ def test_heatmap_shows_the_table():
     assert "0.712" in texts and len(texts) == 12
 
 
+def test_heatmap_tells_below_chance_from_chance():
+    # a tiny demo run scored 0.469 on the other source: the scale must not clip it to 0.5's colour
+    runs = [{"trainset": "dfdc", "model": "efb4_ns", "aug": "default", "testset": t, "auc": auc}
+            for t, auc in zip(TESTSETS, [0.5, 0.469, 0.31])]
+    table = R.generalisation_table(runs, ["dfdc"], ["efb4_ns"], ["default"], TESTSETS)
+    image = F.generalisation_heatmap(table.data, TESTSETS).axes[0].images[0]
+    colours = [tuple(image.cmap(image.norm(v))) for v in (0.5, 0.469, 0.31)]
+    assert len(set(colours)) == 3, colours
+    assert image.get_clim() == (pytest.approx(0.3), 1.0)
+    # above chance only: the scale is chance ... 1, as before
+    runs = [{**r, "auc": 0.9} for r in runs]
+    image = F.generalisation_heatmap(R.generalisation_table(runs, ["dfdc"], ["efb4_ns"], ["default"],
+                                                            TESTSETS).data, TESTSETS).axes[0].images[0]
+    assert image.get_clim() == (0.5, 1.0)
+
+
 def test_calibration_table():
     records = [
         {"model": "efb4_ns", "aug": "none", "testset": "dfdc_test", "temperature": 2.0,
