@@ -187,3 +187,6 @@ def test_build_generalisation_reads_the_cells_in_order(tmp_path):
     assert "*0.600*" in table.markdown  # dfdc's own test set
     with pytest.raises(TableError, match="3 metrics files for 4 cells"):
         R.build_generalisation({"metrics": paths[:3]}, {"generalisation": matrix})
+    # the heatmap outlines the training set's own test set, as the table's italic marks it
+    [outline] = F.draw_generalisation({"metrics": paths}, {"generalisation": matrix})["png"].axes[0].patches
+    assert (outline.get_xy(), outline.get_width(), outline.get_height()) == ((-0.5, -0.5), 1, 1)  # dfdc x dfdc_test

@@ -469,8 +469,10 @@ def misclassified_gallery(
 # ---------------------------------------------------------------- beyond the thesis (3.3)
 
 
-def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figure":
-    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated.
+def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str],
+                           home_testsets: dict[str, str] | None = None) -> "Figure":
+    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated; a
+    training set's own test set (``home_testsets``, italic in the table) is outlined.
 
     The scale starts at chance, or lower where a cell is below chance (a run that does worse than
     chance on another source is a finding, not a colour clipped to 0.5's)."""
@@ -488,8 +490,14 @@ def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figu
         for j in range(values.shape[1]):
             ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
                     color="black" if image.norm(values[i, j]) > 0.6 else "white")
+    home_testsets = home_testsets or {}
+    for i, trainset in enumerate(data["trainset"]):
+        if home_testsets.get(trainset) in testsets:
+            j = list(testsets).index(home_testsets[trainset])
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
-    ax.set_title("Generalisation: ROC-AUC of every run on every test set", fontsize=10)
+    title = "Generalisation: ROC-AUC of every run on every test set"
+    ax.set_title(title + ("\n(outlined: the training set's own test set)" if home_testsets else ""), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -607,7 +615,8 @@ def draw_robustness(inputs: dict[str, list[str]], settings: dict[str, Any]) -> d
     return {"png": severity_curves(pd.read_csv(inputs["table"][0]), settings.get("metric", "auc"))}
 def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     table = build_generalisation(inputs, settings)
-    return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}
+    matrix = settings["generalisation"]
+    return {"png": generalisation_heatmap(table.data, matrix["testsets"], matrix.get("home_testsets"))}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:
