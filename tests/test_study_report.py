@@ -59,6 +59,22 @@ def test_heatmap_shows_the_table():
     assert "0.712" in texts and len(texts) == 12
 
 
+def test_heatmap_tells_below_chance_from_chance():
+    # a tiny demo run scored 0.469 on the other source: the scale must not clip it to 0.5's colour
+    runs = [{"trainset": "dfdc", "model": "efb4_ns", "aug": "default", "testset": t, "auc": auc}
+            for t, auc in zip(TESTSETS, [0.5, 0.469, 0.31])]
+    table = R.generalisation_table(runs, ["dfdc"], ["efb4_ns"], ["default"], TESTSETS)
+    image = F.generalisation_heatmap(table.data, TESTSETS).axes[0].images[0]
+    colours = [tuple(image.cmap(image.norm(v))) for v in (0.5, 0.469, 0.31)]
+    assert len(set(colours)) == 3, colours
+    assert image.get_clim() == (pytest.approx(0.3), 1.0)
+    # above chance only: the scale is chance ... 1, as before
+    runs = [{**r, "auc": 0.9} for r in runs]
+    image = F.generalisation_heatmap(R.generalisation_table(runs, ["dfdc"], ["efb4_ns"], ["default"],
+                                                            TESTSETS).data, TESTSETS).axes[0].images[0]
+    assert image.get_clim() == (0.5, 1.0)
+
+
 def test_calibration_table():
     records = [
         {"model": "efb4_ns", "aug": "none", "testset": "dfdc_test", "temperature": 2.0,
@@ -171,3 +187,6 @@ def test_build_generalisation_reads_the_cells_in_order(tmp_path):
     assert "*0.600*" in table.markdown  # dfdc's own test set
     with pytest.raises(TableError, match="3 metrics files for 4 cells"):
         R.build_generalisation({"metrics": paths[:3]}, {"generalisation": matrix})
+    # the heatmap outlines the training set's own test set, as the table's italic marks it
+    [outline] = F.draw_generalisation({"metrics": paths}, {"generalisation": matrix})["png"].axes[0].patches
+    assert (outline.get_xy(), outline.get_width(), outline.get_height()) == ((-0.5, -0.5), 1, 1)  # dfdc x dfdc_test

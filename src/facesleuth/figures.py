@@ -469,13 +469,19 @@ def misclassified_gallery(
 # ---------------------------------------------------------------- beyond the thesis (3.3)
 
 
-def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figure":
-    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated."""
+def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str],
+                           home_testsets: dict[str, str] | None = None) -> "Figure":
+    """The generalisation table as a heatmap (AUC 0.5 = chance ... 1), each cell annotated; a
+    training set's own test set (``home_testsets``, italic in the table) is outlined.
+
+    The scale starts at chance, or lower where a cell is below chance (a run that does worse than
+    chance on another source is a finding, not a colour clipped to 0.5's)."""
     plt = _pyplot()
     values = data[list(testsets)].to_numpy(dtype=float)
     labels = [f"{t} / {n}" for t, n in zip(data["trainset"], data["name"])]
     fig, ax = plt.subplots(figsize=(max(7.0, 4.0 + 1.3 * len(testsets)), 1.8 + 0.38 * len(labels)))
-    image = ax.imshow(values, cmap="viridis", vmin=0.5, vmax=1.0, aspect="auto")
+    lowest = min(0.5, math.floor(values.min() * 10) / 10)
+    image = ax.imshow(values, cmap="viridis", vmin=lowest, vmax=1.0, aspect="auto")
     ax.set_xticks(np.arange(len(testsets)), list(testsets))
     ax.set_yticks(np.arange(len(labels)), labels, fontsize=8)
     ax.set_xlabel("tested on")
@@ -483,9 +489,15 @@ def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str]) -> "Figu
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             ax.text(j, i, f"{values[i, j]:.3f}", ha="center", va="center", fontsize=7,
-                    color="black" if values[i, j] > 0.8 else "white")
+                    color="black" if image.norm(values[i, j]) > 0.6 else "white")
+    home_testsets = home_testsets or {}
+    for i, trainset in enumerate(data["trainset"]):
+        if home_testsets.get(trainset) in testsets:
+            j = list(testsets).index(home_testsets[trainset])
+            ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
     fig.colorbar(image, ax=ax, label="ROC-AUC (0.5: chance)")
-    ax.set_title("Generalisation: ROC-AUC of every run on every test set", fontsize=10)
+    title = "Generalisation: ROC-AUC of every run on every test set"
+    ax.set_title(title + ("\n(outlined: the training set's own test set)" if home_testsets else ""), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -603,7 +615,8 @@ def draw_robustness(inputs: dict[str, list[str]], settings: dict[str, Any]) -> d
     return {"png": severity_curves(pd.read_csv(inputs["table"][0]), settings.get("metric", "auc"))}
 def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     table = build_generalisation(inputs, settings)
-    return {"png": generalisation_heatmap(table.data, settings["generalisation"]["testsets"])}
+    matrix = settings["generalisation"]
+    return {"png": generalisation_heatmap(table.data, matrix["testsets"], matrix.get("home_testsets"))}
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:

@@ -652,7 +652,8 @@ _STATIC_FIGURES = (
     _figure(
         "generalisation_auc", None,
         "the generalisation matrix as a heatmap: ROC-AUC of every run (rows: training set / model (setup)) on "
-        "every test set (columns), 0.5 being chance; each cell gives its value (table generalisation_auc).",
+        "every test set (columns), 0.5 being chance; each cell gives its value (table generalisation_auc), and a "
+        "training set's own test set is outlined.",
         "generalisation_heatmap", ("generalisation",),
     ),
 )
