@@ -75,8 +75,11 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         name:
             f"figure_{_name}"
         input:
-            **({"ensembles": suite_ensemble_metrics(_suite), "baselines": suite_baseline_metrics(_suite)}
-               if FIGURES[_name].drawing == "dfdc_roc" else {}),
+            **(
+                {"ensembles": suite_ensemble_metrics(_suite), "baselines": suite_baseline_metrics(_suite)}
+                if FIGURES[_name].drawing == "dfdc_roc"
+                else {}
+            ),
             metrics=suite_files(_suite, "metrics"),
         output:
             png=figure_report(_name),
