@@ -197,3 +197,20 @@ def test_config_names_baselines_and_rejects_bad_ones(tmp_path):
         resolve_baseline("trained", tmp_path)
     with pytest.raises(BaselineError, match="threshold"):
         baseline_metrics(pd.DataFrame({"label": [0, 1], "score": [0.2, 0.8]}), {"threshold": {"value": None}}, "x", "t")
+
+
+def test_roc_figure_draws_the_baseline_dash_dotted_with_its_auc(study):
+    from facesleuth.figures import draw_roc
+
+    root, out = study
+    metrics = rf.paths(root, "metrics", "dfdc_test")
+    settings = {"models": rf.MODELS, "setups": rf.SETUPS}
+    plain = draw_roc({"metrics": metrics}, settings)["png"]
+    figure = draw_roc({"metrics": metrics, "baselines": [out["metrics"]["dfdc_test"]]}, settings)["png"]
+    lines = {line.get_label(): line for line in figure.axes[0].get_lines()}
+    assert len(lines) == len(plain.axes[0].get_lines()) + 1
+    videos = out["videos"]["dfdc_test"]
+    label = f"{NAME} (baseline), AUC {skm.roc_auc_score(videos['label'], videos['score']):.3f}"
+    assert label in lines and lines[label].get_linestyle() == "-."
+    fpr, tpr, _ = skm.roc_curve(videos["label"], videos["score"])
+    assert np.interp(0.5, *lines[label].get_data()) == pytest.approx(np.interp(0.5, fpr, tpr), abs=1e-6)
