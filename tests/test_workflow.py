@@ -326,6 +326,14 @@ def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> Non
     assert result.returncode != 0
     assert "trainnig" in result.stderr + result.stdout
 
+    config = demo_config()
+    config["baselines"] = ["runs/no_such_run"]
+    workdir = new_workdir(tmp_path / "baseline", config)
+    result = snakemake(workdir, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "baseline 'runs/no_such_run'" in result.stderr + result.stdout and "weights import" in result.stderr
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
+
 
 def build_thesis_tree(root: Path) -> dict[str, Path]:
     """Empty files in the real layouts of DFDC train, DFDC test, DFDC validation and Celeb-DF-v2."""
