@@ -36,3 +36,4 @@ rule all:
         all_figures(),
         extraction_summaries(),
         ensemble_targets(),
+        baseline_targets(),

@@ -111,8 +111,9 @@ def test_demo_runs_are_marked_as_trained_on_synthetic_faces(demo_run: Path) -> N
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
     config = demo_config()
     table = pd.read_csv(demo_run / "results" / "tables" / "dfdc_logloss.csv")
-    # the configured ensembles follow the grid as rows of their own
-    assert list(table["kind"]) == ["run"] * len(config["models"]) + ["ensemble"] * len(config["ensembles"])
+    # the configured ensembles, then the baselines, follow the grid as rows of their own
+    assert list(table["kind"]) == (["run"] * len(config["models"]) + ["ensemble"] * len(config["ensembles"])
+                                   + ["baseline"] * len(config["baselines"]))
     table = table[table["kind"] == "run"]
     for setup in config["augmentation_setups"]:
         column = [c for c in table.columns if c == setup]
@@ -155,6 +156,38 @@ def test_demo_studies_match_an_independent_computation(demo_run: Path) -> None:
     ensemble = json.loads((results / "ensembles" / name / "metrics" / "dfdc_test.json").read_text())
     assert ensemble["auc"] == pytest.approx(roc_auc_score(members[0]["label"], joined))
     assert (results / "ensembles" / name / "ensemble.yaml").is_file()
+
+
+def test_demo_tables_hold_the_mesonet_baseline_scored_as_sklearn_does(demo_run: Path) -> None:
+    """The demo's baseline (the shipped Meso-4 DF): its rows in Tables 3.1, 3.6, 3.7 and the
+    robustness table, recomputed from its predictions with scikit-learn, on the same videos as the grid's."""
+    from sklearn.metrics import f1_score, log_loss, recall_score, roc_auc_score
+
+    config = demo_config()
+    assert config["baselines"] == ["Meso4_DF"]
+    results, name = demo_run / "results", "Meso4_DF"
+    tables = {t: pd.read_csv(results / "tables" / f"{t}.csv")
+              for t in ("dfdc_logloss", "celebdf_f1", "celebdf_sensitivity_specificity", "robustness_auc")}
+    videos = {t: pd.read_parquet(results / "baselines" / name / "predictions" / f"{t}.parquet")
+              for t in ("dfdc_test", "celebdf")}
+    grid_run = pd.read_parquet(results / "predictions" / "dfdc_test" / config["models"][0] / "default.parquet")
+    assert sorted(videos["dfdc_test"]["video_id"]) == sorted(grid_run["video_id"])  # the same test videos
+    dfdc = videos["dfdc_test"]
+    row = tables["dfdc_logloss"].query("kind == 'baseline'").iloc[0]
+    assert row["model"] == name and row["aug"] == "baseline"
+    assert row["log_loss"] == pytest.approx(log_loss(dfdc["label"], dfdc["score"].clip(1e-15, 1 - 1e-15)))
+    assert "not trained by the pipeline" in (results / "tables" / "dfdc_logloss.md").read_text().lower()
+    celebdf = videos["celebdf"]
+    y, score = celebdf["label"], celebdf["score"]
+    f1_row = tables["celebdf_f1"].query("kind == 'baseline'").iloc[0]
+    assert f1_row["f1_validation"] == pytest.approx(f1_score(y, score >= 0.5, zero_division=0))  # run.yaml's 0.5
+    ss_row = tables["celebdf_sensitivity_specificity"].query("kind == 'baseline'").iloc[0]
+    assert ss_row["sensitivity_validation"] == pytest.approx(recall_score(y, score >= 0.5, zero_division=0))
+    assert ss_row["specificity_validation"] == pytest.approx(recall_score(1 - y, score < 0.5, zero_division=0))
+    robust = tables["robustness_auc"].set_index("run").loc[f"{name}/baseline"]
+    assert robust["clean"] == pytest.approx(roc_auc_score(dfdc["label"], dfdc["score"]))
+    perturbed = pd.read_parquet(results / "baselines" / name / "robustness" / "dfdc_test" / "jpeg_20.parquet")
+    assert robust["jpeg_20"] == pytest.approx(roc_auc_score(perturbed["label"], perturbed["score"]))
 
 
 def test_demo_learns(demo_run: Path) -> None:
@@ -292,6 +325,14 @@ def test_wrong_config_fails_before_any_job_naming_the_key(tmp_path: Path) -> Non
     result = snakemake(workdir, "--cores", "1", check=False)
     assert result.returncode != 0
     assert "trainnig" in result.stderr + result.stdout
+
+    config = demo_config()
+    config["baselines"] = ["runs/no_such_run"]
+    workdir = new_workdir(tmp_path / "baseline", config)
+    result = snakemake(workdir, "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "baseline 'runs/no_such_run'" in result.stderr + result.stdout and "weights import" in result.stderr
+    assert not (workdir / "results").exists() and not (workdir / "resources").exists()
 
 
 def build_thesis_tree(root: Path) -> dict[str, Path]:

@@ -201,6 +201,15 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
             if run not in grid:
                 problems.append(f"ensembles.{name}.runs.{i}: {run!r} is not a run of the grid (models x "
                                 f"augmentation_setups, e.g. {sorted(grid)[:2]})")
+    if isinstance(config.get("baselines"), list):
+        names = [name for name in registry.baselines({"baselines": config["baselines"]})]
+        for i, source in enumerate(config["baselines"]):
+            name = str(source).rstrip("/").rsplit("/", 1)[-1]
+            if not registry.BASELINE_NAME.fullmatch(name):
+                problems.append(f"baselines.{i}: {source!r} gives the name {name!r}, which may hold only letters, "
+                                "digits, _ and .; name it with a map, baselines: {{NAME: {source}}}")
+        if len(names) < len(config["baselines"]):
+            problems.append("baselines: two sources end in the same name; name them with a map, baselines: {NAME: SOURCE}")
     for name, dataset in datasets.items():
         if dataset["format"] == "csv" and not dataset.get("labels"):
             problems.append(f"datasets.{name}.labels: a csv dataset needs labels: <file.csv>")

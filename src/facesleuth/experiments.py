@@ -793,7 +793,8 @@ def sync_generalisation(results: Path, settings: TrackingSettings) -> int:
     if table is None:
         return 0
     keys = ["trainset", "model", "aug"]
-    testsets = [c for c in table.columns if c not in (*keys, "name")]
+    # a baseline's row (config baselines) also names its kind and what its authors trained it on
+    testsets = [c for c in table.columns if c not in (*keys, "name", "kind", "trained_on")]
     for row in table.to_dict(orient="records"):
         name = "/".join(str(row[k]) for k in keys)
         tags = {"trainset": str(row["trainset"]), "model": str(row["model"]), "setup": str(row["aug"])}

@@ -502,13 +502,14 @@ def generalisation_heatmap(data: pd.DataFrame, testsets: Sequence[str],
     return fig
 
 
-def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]]) -> "Figure":
-    """Draw each ensemble's ROC (dashed) on the figure's first axes and refresh the legend."""
+def add_ensemble_rocs(fig: "Figure", ensembles: Sequence[dict[str, Any]], linestyle: str = "--") -> "Figure":
+    """Draw each ensemble's ROC (dashed) on the figure's first axes and refresh the legend; with
+    ``linestyle`` ``-.``, the baselines' (config ``baselines``: detectors not trained by the pipeline)."""
     if not ensembles:
         return fig
     ax = fig.axes[0]
     for record in ensembles:
-        ax.plot(record["roc"]["fpr"], record["roc"]["tpr"], linestyle="--", linewidth=1.6,
+        ax.plot(record["roc"]["fpr"], record["roc"]["tpr"], linestyle=linestyle, linewidth=1.6,
                 label=f"{run_label(record)}, AUC {record['auc']:.3f}")
     ax.legend(fontsize=8, loc="lower right")
     return fig
@@ -557,7 +558,8 @@ def draw_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict
 
 def draw_roc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:
     fig = roc_curves(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    return {"png": add_ensemble_rocs(fig, read_metrics(inputs.get("ensembles", [])))}
+    fig = add_ensemble_rocs(fig, read_metrics(inputs.get("ensembles", [])))
+    return {"png": add_ensemble_rocs(fig, read_metrics(inputs.get("baselines", [])), linestyle="-.")}
 
 
 def draw_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> dict[str, "Figure"]:

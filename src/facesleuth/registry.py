@@ -139,14 +139,50 @@ def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
 
 
 def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
-    """Every test set x run x (``clean`` + perturbation): the robustness tables' inputs, in order."""
+    """Every test set x run x (``clean`` + perturbation): the robustness tables' inputs, in order,
+    followed by the baselines' cells (:func:`baseline_cells`)."""
     plan = robustness_plan(config) or {"testsets": [], "runs": [], "perturbations": []}
     return [
         {"testset": testset, "run": run, "perturbation": perturbation}
         for testset in plan["testsets"]
         for run in plan["runs"]
         for perturbation in [CLEAN, *plan["perturbations"]]
+    ] + baseline_cells(config)
+
+# ---------------------------------------------------------------- baselines
+
+#: The ``aug`` of a baseline's rows: a published detector (config ``baselines``) scored under the
+#: study's protocol but not trained by the pipeline, so it has no augmentation setup.
+BASELINE = "baseline"
+#: How a baseline's name must look: it names files and the workflow's ``baseline`` wildcard.
+BASELINE_NAME = re.compile(r"[A-Za-z0-9_.]+")
+
+
+def baselines(config: Mapping[str, Any]) -> dict[str, str]:
+    """The config's baselines as ``name -> source`` (a built-in detector's name or a run folder).
+
+    ``baselines`` is a map ``name: source``, or a list of sources each named after itself (a
+    run folder after its last path component).
+    """
+    entries = config.get("baselines") or {}
+    if isinstance(entries, Mapping):
+        return {str(name): str(source) for name, source in entries.items()}
+    return {str(source).rstrip("/").rsplit("/", 1)[-1]: str(source) for source in entries}
+
+
+def baseline_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The robustness cells of the baselines: every robustness test set x baseline x (``clean`` +
+    perturbation), ``run`` being ``<name>/baseline`` and ``baseline`` the name."""
+    plan = robustness_plan(config)
+    if not plan:
+        return []
+    return [
+        {"testset": testset, "run": f"{name}/{BASELINE}", "perturbation": perturbation, "baseline": name}
+        for testset in plan["testsets"]
+        for name in baselines(config)
+        for perturbation in [CLEAN, *plan["perturbations"]]
     ]
+
 
 # ---------------------------------------------------------------- aggregations and ensembles
 
@@ -387,11 +423,23 @@ class Figure(Report):
 _GRID = ("models", "setups")
 _DFDC_METRICS = {"metrics": "dfdc_metrics"}
 # the configured ensembles' metrics join the grid's as rows of their own (none configured: no rows)
-_DFDC_WITH_ENSEMBLES = {**_DFDC_METRICS, "ensembles": "dfdc_ensemble_metrics"}
-_CELEBDF_WITH_ENSEMBLES = {"metrics": "celebdf_metrics", "ensembles": "celebdf_ensemble_metrics"}
+# and so do the configured baselines' (none configured: no rows)
+_DFDC_WITH_ENSEMBLES = {**_DFDC_METRICS, "ensembles": "dfdc_ensemble_metrics", "baselines": "dfdc_baseline_metrics"}
+_CELEBDF_WITH_ENSEMBLES = {"metrics": "celebdf_metrics", "ensembles": "celebdf_ensemble_metrics",
+                           "baselines": "celebdf_baseline_metrics"}
 _ENSEMBLE_NOTE = (
     " Ensembles (config ``ensembles``) follow in rows of their own (``kind`` ensemble in the CSV): their members' "
     "video scores joined by the mean probability or the mean logit, with their own validation threshold."
+)
+_BASELINE_NOTE = (
+    " Baselines (config ``baselines``; ``kind`` baseline and ``aug`` baseline in the CSV) follow in rows of their "
+    "own: published detectors NOT trained by the pipeline (their authors trained them on their own data), scored "
+    "on the same test-flow faces with the same aggregation, each with its own preprocessing."
+)
+#: Added to the captions of tables with thresholds: which threshold a baseline's numbers use.
+_BASELINE_THRESHOLD_NOTE = (
+    " A baseline's validation threshold is its run folder's own (run.yaml ``threshold``; MesoNet's: 0.5, its "
+    "decision boundary), not one chosen on the study's validation data."
 )
 _THRESHOLDS = (
     "Threshold: each run's own EER threshold on the DFDC test set, as in the thesis; the values are "
@@ -447,7 +495,7 @@ TABLES: dict[str, Table] = {
             "faces, clipped to [1e-15, 1 - 1e-15]) on the DFDC test set, for every model and augmentation "
             "setup. Lower is better. *Italic*: the best model for a setup (``best_for_setup_<setup>`` in "
             "the CSV); **bold**: the best setup for a model (``best_setup``). Log loss uses the scores "
-            "directly: no threshold." + _ENSEMBLE_NOTE,
+            "directly: no threshold." + _ENSEMBLE_NOTE + _BASELINE_NOTE,
             "facesleuth.tables:build_logloss", _DFDC_WITH_ENSEMBLES, _GRID, needs=("dfdc_testset",),
         ),
         _errors_by_tag("fake", "distractor", "Table 3.2", " (overlaid dots, shapes, text, faces, images, filters)"),
@@ -463,7 +511,8 @@ TABLES: dict[str, Table] = {
             "Celeb-DF-v2 for every model and setup, fake being the positive class. Shown at two "
             "thresholds, labelled: the run's validation EER threshold (chosen before testing on {validation}, "
             "as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
-            "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE,
+            "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE
+            + _BASELINE_NOTE + _BASELINE_THRESHOLD_NOTE,
             "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
@@ -476,7 +525,8 @@ TABLES: dict[str, Table] = {
                 "downscaled by 1/n and scaled back, blurred or noised with that sigma, reduced to every "
                 "n-th frame, or re-encoded with H.264 at that CRF), ``clean`` being the test set as it is. "
                 "Each perturbed test set is extracted with the test set's own settings, once, and scored "
-                f"like the clean one. {note}",
+                f"like the clean one. {note} Rows whose run ends in /baseline are the configured baselines: "
+                "published detectors not trained by the pipeline, each with its own preprocessing.",
                 "facesleuth.robustness:build_robustness", {"predictions": "robustness_predictions"},
                 ("cells", "perturbations"), {"metric": metric}, ("robustness",),
             )
@@ -490,7 +540,7 @@ TABLES: dict[str, Table] = {
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
             "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the "
-            "thesis's choice)." + _ENSEMBLE_NOTE,
+            "thesis's choice)." + _ENSEMBLE_NOTE + _BASELINE_NOTE + _BASELINE_THRESHOLD_NOTE,
             "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
         ),
         # beyond the thesis: the future work of its discussion (3.3)
@@ -517,8 +567,9 @@ TABLES: dict[str, Table] = {
         Table(
             "auc", None,
             "ROC-AUC (fake positive) of every run and ensemble on every configured test set. **Bold**: the "
-            "best of each test set. The curve spans every threshold, so none is chosen.",
-            "facesleuth.study_report:build_auc", {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics"},
+            "best of each test set. The curve spans every threshold, so none is chosen." + _BASELINE_NOTE,
+            "facesleuth.study_report:build_auc",
+            {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics", "baselines": "all_baseline_metrics"},
             (*_GRID, "testsets"), needs=("auc_table",),
         ),
         Table(
@@ -526,8 +577,12 @@ TABLES: dict[str, Table] = {
             "ROC-AUC of every run of the generalisation matrix (config ``generalisation``) on every test set: "
             "rows are training set x model x setup, each training set with its own split and runs, columns "
             "the test sets. *Italic*: the training set's own test set; the other columns measure "
-            "generalisation to data of another source. No threshold is involved.",
-            "facesleuth.study_report:build_generalisation", {"metrics": "generalisation_metrics"},
+            "generalisation to data of another source. No threshold is involved. Baselines (config ``baselines``) "
+            "follow, one row each with the training set ``-``: published detectors NOT trained by the pipeline, so "
+            "their row is the same whatever the training set (what their authors trained them on is in the "
+            "``trained_on`` column of the CSV).",
+            "facesleuth.study_report:build_generalisation",
+            {"metrics": "generalisation_metrics", "baselines": "generalisation_baseline_metrics"},
             ("generalisation",), needs=("generalisation",),
         ),
     )
@@ -614,7 +669,8 @@ _STATIC_FIGURES = (
         "dfdc_roc", "Fig. 3.7",
         "ROC curves on the DFDC test set of each model's best setup (lowest DFDC log loss), fake being "
         "the positive class; the legend gives each area under the curve. The curve spans every "
-        "threshold, so none is chosen. Configured ensembles are drawn dashed.",
+        "threshold, so none is chosen. Configured ensembles are drawn dashed; configured baselines (published "
+        "detectors not trained by the pipeline, each with its own preprocessing) dash-dotted.",
         "dfdc_roc", ("dfdc_testset",),
     ),
     _misclassified(

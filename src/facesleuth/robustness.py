@@ -26,7 +26,7 @@ from facesleuth import perturb, registry
 from facesleuth.extract import chunk_rows
 from facesleuth.metrics import evaluated_videos, roc_auc, video_log_loss
 from facesleuth.registry import MISSING
-from facesleuth.tables import Table, markdown_table
+from facesleuth.tables import BASELINE_NOTE, Table, markdown_table
 from facesleuth.video import VideoError
 
 log = logging.getLogger(__name__)
@@ -136,4 +136,7 @@ def build_robustness(inputs: dict[str, list[str]], settings: dict[str, Any], met
     are video prediction files in the order of ``settings["cells"]``."""
     grid = score_grid(settings["cells"], inputs["predictions"])
     data = wide(grid, metric, settings["perturbations"])
-    return Table(data, _markdown(data, metric, registry.TABLES[f"robustness_{metric}"].number))
+    markdown = _markdown(data, metric, registry.TABLES[f"robustness_{metric}"].number)
+    if any(cell.get("baseline") for cell in settings["cells"]):
+        markdown += f"\nRuns ending in /{registry.BASELINE}: {BASELINE_NOTE[len('Baselines: '):]}  \n"
+    return Table(data, markdown)

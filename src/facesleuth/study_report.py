@@ -17,7 +17,9 @@ from typing import Any
 
 import pandas as pd
 
+from facesleuth import registry
 from facesleuth.tables import (
+    BASELINE_NOTE,
     Table,
     TableError,
     display_name,
@@ -35,6 +37,8 @@ CAPTIONS = {
     "aggregations": "Video log loss and ROC-AUC per run and aggregation of the face scores into a video score.",
     "generalisation_auc": "ROC-AUC of every run on every test set: rows are training set x model x setup.",
 }
+#: The training set column of a baseline's generalisation row: the pipeline did not train it.
+NOT_TRAINED = "-"
 
 
 def document(title: str, caption: str, body: str, notes: Sequence[str] = ()) -> str:
@@ -127,12 +131,16 @@ def aggregation_table(records: Sequence[dict[str, Any]], aggregations: Sequence[
 
 def generalisation_table(runs: Sequence[dict[str, Any]], trainsets: Sequence[str], models: Sequence[str],
                          setups: Sequence[str], testsets: Sequence[str],
-                         home_testsets: dict[str, str] | None = None, title: str = "Generalisation") -> Table:
+                         home_testsets: dict[str, str] | None = None, title: str = "Generalisation",
+                         baselines: Sequence[dict[str, Any]] = ()) -> Table:
     """ROC-AUC matrix: rows training set x model x setup, columns test sets.
 
     ``runs``: metrics records each with ``trainset``, ``model``, ``aug``, ``testset``, ``auc``.
     ``home_testsets`` maps a training set to its own test set (same source), marked *italic*:
-    the other columns measure generalisation to unseen data.
+    the other columns measure generalisation to unseen data. ``baselines``: metrics records of
+    the configured baselines, one row each after the matrix with the training set ``-`` (not
+    trained by the pipeline, their row would be the same for every training set) and what their
+    authors trained them on in ``trained_on``.
     """
     home_testsets = home_testsets or {}
     found = {(r["trainset"], r["model"], r["aug"], r["testset"]): r for r in runs}
@@ -155,19 +163,46 @@ def generalisation_table(runs: Sequence[dict[str, Any]], trainsets: Sequence[str
     if not rows:
         raise TableError("generalisation table: no training sets, models or setups")
     notes = ["*Italic*: the training set's own test set. No threshold: ROC-AUC uses the scores."]
+    for name, by_testset in _by_baseline(baselines, testsets, "generalisation table").items():
+        first = next(iter(by_testset.values()))
+        row = {"trainset": NOT_TRAINED, "model": name, "aug": registry.BASELINE, "name": run_label(first),
+               "kind": "baseline", "trained_on": "; ".join(first.get("trained_on") or []) or "unknown"}
+        for testset, record in by_testset.items():
+            row[testset] = finite_value(record["auc"], f"baseline {name} on {testset}")
+        rows.append(row)
+        md_rows.append([NOT_TRAINED, display_name(name), registry.BASELINE, *[f"{row[t]:.3f}" for t in testsets]])
+    if baselines:
+        notes.append(f"Training set {NOT_TRAINED}: a baseline ({BASELINE_NOTE})")
     body = markdown_table(["Training set", "Model", "Setup", *testsets], md_rows)
     return Table(pd.DataFrame(rows), document(title, CAPTIONS["generalisation_auc"], body, notes))
+
+
+def _by_baseline(baselines: Sequence[dict[str, Any]], testsets: Sequence[str], where: str) -> dict[str, dict[str, dict]]:
+    """Baseline metrics records by baseline name, then test set (each baseline on every test set)."""
+    grouped: dict[str, dict[str, dict]] = {}
+    for record in baselines:
+        grouped.setdefault(record["model"], {})[record["testset"]] = record
+    for name, by_testset in grouped.items():
+        missing = [t for t in testsets if t not in by_testset]
+        if missing:
+            raise TableError(f"{where}: no metrics for baseline {name} on {missing}")
+        grouped[name] = {t: by_testset[t] for t in testsets}
+    return grouped
 
 
 # ---------------------------------------------------------------- ROC-AUC of every run and ensemble
 
 
 def auc_table(runs: Sequence[dict[str, Any]], ensembles: Sequence[dict[str, Any]], models: Sequence[str],
-              setups: Sequence[str], testsets: Sequence[str], title: str = "ROC-AUC") -> Table:
-    """Rows: every grid run, then every ensemble; columns: test sets; the best of each column **bold**."""
+              setups: Sequence[str], testsets: Sequence[str], title: str = "ROC-AUC",
+              baselines: Sequence[dict[str, Any]] = ()) -> Table:
+    """Rows: every grid run, then every ensemble, then every baseline; columns: test sets; the
+    best of each column **bold**."""
     found = {(r["model"], r["aug"], r["testset"]): r for r in runs}
     found.update({("ensemble", e["ensemble"], e["testset"]): e for e in ensembles})
+    found.update({(b["model"], registry.BASELINE, b["testset"]): b for b in baselines})
     keys = [(m, s) for m in models for s in setups] + list(dict.fromkeys(("ensemble", e["ensemble"]) for e in ensembles))
+    keys += list(dict.fromkeys((b["model"], registry.BASELINE) for b in baselines))
     rows = []
     for model, aug in keys:
         records = {t: found.get((model, aug, t)) for t in testsets}
@@ -175,8 +210,9 @@ def auc_table(runs: Sequence[dict[str, Any]], ensembles: Sequence[dict[str, Any]
         if missing:
             raise TableError(f"AUC table: no metrics for {model}/{aug} on {missing}")
         first = next(iter(records.values()))
+        kind = "ensemble" if model == "ensemble" else "baseline" if aug == registry.BASELINE else "run"
         row: dict[str, Any] = {"model": aug if model == "ensemble" else model, "aug": "" if model == "ensemble" else aug,
-                               "kind": "ensemble" if model == "ensemble" else "run", "name": run_label(first)}
+                               "kind": kind, "name": run_label(first)}
         for testset, record in records.items():
             row[testset] = finite_value(record["auc"], f"{row['name']} on {testset}")
         rows.append(row)
@@ -184,6 +220,8 @@ def auc_table(runs: Sequence[dict[str, Any]], ensembles: Sequence[dict[str, Any]
     best = {t: data[t].max() for t in testsets}
     md_rows = [[row["name"], *[emphasise(f"{row[t]:.3f}", bold=row[t] == best[t]) for t in testsets]] for row in rows]
     notes = ["**Bold**: the best of the column. No threshold: ROC-AUC uses the scores."]
+    if baselines:
+        notes.append(f"Rows marked (baseline): {BASELINE_NOTE[len('Baselines: '):]}")
     caption = "ROC-AUC (fake positive) of every run and ensemble on every test set (higher is better)."
     return Table(data, document(title, caption, markdown_table(["Run", *testsets], md_rows), notes))
 
@@ -222,14 +260,15 @@ def build_aggregations(inputs: dict[str, list[str]], settings: dict[str, Any]) -
 
 def build_auc(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
     return auc_table(read_metrics(inputs["metrics"]), read_metrics(inputs.get("ensembles", [])), settings["models"],
-                     settings["setups"], settings["testsets"])
+                     settings["setups"], settings["testsets"], baselines=read_metrics(inputs.get("baselines", [])))
 
 
 def build_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
     """The matrix from the metrics listed cell by cell, in the order of ``settings["generalisation"]["cells"]``."""
     matrix = settings["generalisation"]
     return generalisation_table(generalisation_records(inputs["metrics"], matrix), matrix["training_sets"],
-                                matrix["models"], matrix["setups"], matrix["testsets"], matrix["home_testsets"])
+                                matrix["models"], matrix["setups"], matrix["testsets"], matrix["home_testsets"],
+                                baselines=read_metrics(inputs.get("baselines", [])))
 
 
 def generalisation_records(paths: Sequence[str], matrix: dict[str, Any]) -> list[dict[str, Any]]:

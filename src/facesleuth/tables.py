@@ -494,12 +494,55 @@ def with_ensembles(table: Table, ensembles: Sequence[dict[str, Any]], values: di
     if not ensembles:
         return table
     rows, body = ensemble_block(ensembles, values, headers, digits)
-    runs = table.data.copy()
-    runs.insert(min(2, len(runs.columns)), "kind", "run")
-    data = pd.concat([runs, rows], ignore_index=True)
+    data = pd.concat([_with_kind(table.data), rows], ignore_index=True)
     methods = sorted({record["method"] for record in ensembles})
     note = "Ensembles join their members' video scores by " + "; ".join(f"{m}: {registry.ENSEMBLE_METHODS[m]}" for m in methods) + "."
     return Table(data, f"{table.markdown.rstrip()}\n\nEnsembles:\n\n{body}\n{note}  \n")
+
+
+def _with_kind(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with a ``kind`` column (``run`` where it had none), so other kinds of row can follow."""
+    if "kind" in data.columns:
+        return data
+    data = data.copy()
+    data.insert(min(2, len(data.columns)), "kind", "run")
+    return data
+
+
+# ---------------------------------------------------------------- baseline rows (issue 20)
+
+#: Under every table with baseline rows: what a baseline is.
+BASELINE_NOTE = ("Baselines: published detectors NOT trained by the pipeline (trained by their authors on the data "
+                 "named), scored on the same test-flow faces with the same aggregation, each with its own "
+                 "preprocessing.")
+
+
+def with_baselines(table: Table, baselines: Sequence[dict[str, Any]], values: dict[str, Callable[[dict], float]],
+                   headers: dict[str, str], digits: int = 4, thresholds: bool = False) -> Table:
+    """``table`` with a block of baseline rows appended (config ``baselines``; none: ``table`` itself).
+
+    CSV rows: ``model`` (the baseline's name), ``name``, ``kind`` baseline, ``aug``
+    :data:`facesleuth.registry.BASELINE`, ``trained_on`` and one column per ``values`` key.
+    ``thresholds``: the table's numbers depend on a threshold, so the note gives each baseline's own.
+    """
+    if not baselines:
+        return table
+    rows, md_rows = [], []
+    for record in baselines:
+        trained_on = "; ".join(record.get("trained_on") or []) or "unknown"
+        row = {"model": record["model"], "name": run_label(record), "kind": "baseline", "aug": registry.BASELINE,
+               "trained_on": trained_on}
+        for key, value in values.items():
+            row[key] = finite_value(value(record), f"baseline {record['model']} {key}")
+        rows.append(row)
+        md_rows.append([run_label(record), trained_on, *[f"{row[key]:.{digits}f}" for key in values]])
+    body = markdown_table(["Baseline", "Trained on (by its authors)", *[headers[key] for key in values]], md_rows)
+    notes = [BASELINE_NOTE]
+    if thresholds:
+        notes.append("A baseline's validation threshold is its run folder's own, not chosen on the study's data: "
+                     + ", ".join(f"{run_label(r)} {r['validation_threshold']:.4f}" for r in baselines) + ".")
+    data = pd.concat([_with_kind(table.data), pd.DataFrame(rows)], ignore_index=True)
+    return Table(data, f"{table.markdown.rstrip()}\n\nBaselines:\n\n{body}\n" + "".join(f"{n}  \n" for n in notes))
 
 
 # ---------------------------------------------------------------- writing
@@ -532,9 +575,16 @@ def _at(kind: str, key: str) -> Callable[[dict], float]:
     return lambda record: record["at_threshold"][kind][key]
 
 
+def _baselines(inputs: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """The metrics of the configured baselines on the table's test set (none when not configured)."""
+    return read_metrics(inputs.get("baselines", []))
+
+
 def build_logloss(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
     table = logloss_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"])
-    return with_ensembles(table, _ensembles(inputs), {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"})
+    values, headers = {"log_loss": lambda r: r["log_loss"]}, {"log_loss": "Log loss"}
+    return with_baselines(with_ensembles(table, _ensembles(inputs), values, headers), _baselines(inputs), values,
+                          headers)
 
 
 def build_errors_by_tag(inputs: dict[str, list[str]], settings: dict[str, Any], label: str, kind: str) -> Table:
@@ -546,14 +596,16 @@ def build_sensitivity_specificity(inputs: dict[str, list[str]], settings: dict[s
                                           settings.get("validation"))
     values = {f"{key}_{kind}": _at(kind, key) for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
     headers = {f"{key}_{kind}": f"{key} ({kind})" for kind in THRESHOLD_KINDS for key in ("sensitivity", "specificity")}
-    return with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
+    table = with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
+    return with_baselines(table, _baselines(inputs), values, headers, digits=3, thresholds=True)
 
 
 def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
     table = f1_table(read_metrics(inputs["metrics"]), settings["models"], settings["setups"], settings.get("validation"))
     values = {f"f1_{kind}": _at(kind, "f1") for kind in THRESHOLD_KINDS}
-    return with_ensembles(table, _ensembles(inputs), values, {f"f1_{kind}": f"F1 ({kind})" for kind in THRESHOLD_KINDS},
-                          digits=3)
+    headers = {f"f1_{kind}": f"F1 ({kind})" for kind in THRESHOLD_KINDS}
+    table = with_ensembles(table, _ensembles(inputs), values, headers, digits=3)
+    return with_baselines(table, _baselines(inputs), values, headers, digits=3, thresholds=True)
 
 
 def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:

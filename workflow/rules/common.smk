@@ -15,6 +15,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
 from facesleuth import registry  # noqa: E402
+from facesleuth.baselines import BaselineError, baseline_files  # noqa: E402
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
 from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
@@ -36,6 +37,8 @@ VALIDATION_DATASET = config["splits"].get("validation_dataset")
 VALIDATION = registry.validation_source(config)
 HOLDOUT_VALIDATION = registry.validation_source({"splits": {**config["splits"], "validation_dataset": None}})
 ENSEMBLES = config.get("ensembles") or {}
+# Published detectors scored as the grid's runs are (config baselines): name -> source
+BASELINES = registry.baselines(config)
 # The generalisation matrix's named training sets (thesis 3.3). One made of exactly the grid's
 # datasets is the grid's own split and runs; each other has its split and its run folders.
 GENERALISATION = config.get("generalisation") or {}
@@ -63,6 +66,7 @@ wildcard_constraints:
     trainset="|".join(map(re.escape, SPLIT_NAMES)),
     model=r"[A-Za-z0-9_.]+",
     ensemble="|".join(map(re.escape, ENSEMBLES)) if ENSEMBLES else "NO_ENSEMBLE",
+    baseline="|".join(map(re.escape, BASELINES)) if BASELINES else "NO_BASELINE",
     # a grid run is named after its setup; precision-study variants add -<precision>
     aug=registry.aug_pattern(),
     # robustness suite: family_value, e.g. jpeg_70
@@ -296,7 +300,9 @@ def robustness_prediction_files():
     files = []
     for cell in registry.robustness_cells(config):
         testset, run, perturbation = cell["testset"], cell["run"], cell["perturbation"]
-        if perturbation == registry.CLEAN:
+        if cell.get("baseline"):
+            files.append(baseline_prediction_file(cell["baseline"], testset, perturbation))
+        elif perturbation == registry.CLEAN:
             files.append(f"results/predictions/{testset}/{run}.parquet")
         else:
             files.append(f"results/robustness/predictions/{testset}/{perturbation}/{run}.parquet")
@@ -330,6 +336,37 @@ def ensemble_targets():
     return [f"results/ensembles/{name}/ensemble.yaml" for name in ENSEMBLES] + [
         f for testset in TESTSETS for f in ensemble_metrics_files(testset)
     ]
+
+
+# ---------------------------------------------------------------- baselines (config baselines)
+# results/baselines/<name>/ holds a published detector's predictions and metrics per test set,
+# and its predictions on the robustness suite's perturbed copies. Its run folder (built in, or a
+# path) is resolved while planning, so a wrong source fails before any job.
+
+try:
+    BASELINE_FILES = {name: baseline_files(source, Path.cwd()) for name, source in BASELINES.items()}
+except BaselineError as err:
+    raise WorkflowError(str(err)) from None
+
+
+def baseline_run(wildcards):
+    """The baseline's run.yaml and weights: a changed run folder rescored."""
+    files = BASELINE_FILES[wildcards.baseline]
+    return {"best": files["run"], "weights": files["weights"]}
+
+
+def baseline_prediction_file(name, testset, perturbation=registry.CLEAN):
+    if perturbation == registry.CLEAN:
+        return f"results/baselines/{name}/predictions/{testset}.parquet"
+    return f"results/baselines/{name}/robustness/{testset}/{perturbation}.parquet"
+
+
+def baseline_metrics_files(testset):
+    return [f"results/baselines/{name}/metrics/{testset}.json" for name in BASELINES]
+
+
+def baseline_targets():
+    return [f for testset in TESTSETS for f in baseline_metrics_files(testset)]
 
 
 # ---------------------------------------------------------------- tables and figures

@@ -68,14 +68,18 @@ rule figure_precision_epoch_time:
 
 
 # Figs. 3.1, 3.2, 3.7 (DFDC) and 3.10 (Celeb-DF-v2): every grid run's metrics on one test set
-# (the ROC figure draws the configured ensembles too).
+# (the ROC figure draws the configured ensembles and baselines too).
 for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfdc"), ("celebdf_f1", "celebdf")):
 
     rule:
         name:
             f"figure_{_name}"
         input:
-            **({"ensembles": suite_ensemble_metrics(_suite)} if FIGURES[_name].drawing == "dfdc_roc" else {}),
+            **(
+                {"ensembles": suite_ensemble_metrics(_suite), "baselines": suite_baseline_metrics(_suite)}
+                if FIGURES[_name].drawing == "dfdc_roc"
+                else {}
+            ),
             metrics=suite_files(_suite, "metrics"),
         output:
             png=figure_report(_name),

@@ -1,4 +1,4 @@
-# Trained run x test set -> face and video scores -> metrics.
+# Trained run x test set -> face and video scores -> metrics; the same for each baseline (config baselines).
 
 
 rule predict:
@@ -42,3 +42,37 @@ rule metrics:
     threads: 1
     script:
         "../scripts/metrics.py"
+
+
+# A baseline (a published detector's run folder) is scored as a trained run is, on the same faces.
+use rule predict as predict_baseline with:
+    input:
+        unpack(baseline_run),
+        faces=testset_faces,
+        status=testset_status,
+        manifest="results/manifests/{testset}.parquet",
+    output:
+        videos="results/baselines/{baseline}/predictions/{testset}.parquet",
+        faces="results/baselines/{baseline}/predictions/{testset}.faces.parquet",
+    log:
+        log_path("predict", "baselines/{baseline}/{testset}"),
+    benchmark:
+        bench_path("predict", "baselines/{baseline}/{testset}")
+
+
+# Its metrics use its run folder's own threshold: it has no validation threshold of the study.
+rule baseline_metrics:
+    input:
+        predictions="results/baselines/{baseline}/predictions/{testset}.parquet",
+        run=lambda wildcards: BASELINE_FILES[wildcards.baseline]["run"],
+    output:
+        "results/baselines/{baseline}/metrics/{testset}.json",
+    log:
+        log_path("metrics", "baselines/{baseline}/{testset}"),
+    benchmark:
+        bench_path("metrics", "baselines/{baseline}/{testset}")
+    conda:
+        "../../envs/train.yaml"
+    threads: 1
+    script:
+        "../scripts/baseline_metrics.py"

@@ -32,6 +32,25 @@ def suite_ensemble_metrics(suite):
     return inputs
 
 
+def suite_baseline_metrics(suite):
+    """Input function: the configured baselines' metrics on the ``suite`` test set (none configured: none)."""
+
+    def inputs(wildcards):
+        return baseline_metrics_files(config["evaluation"][f"{suite}_testset"])
+
+    return inputs
+
+
+def all_baseline_metrics(wildcards):
+    return [f for testset in TESTSETS for f in baseline_metrics_files(testset)]
+
+
+def generalisation_baseline_metrics(wildcards):
+    """The baselines' metrics on the generalisation matrix's test sets (a row each, whatever the training set)."""
+    testsets = registry.generalisation_settings(config)["testsets"]
+    return [f"results/baselines/{name}/metrics/{testset}.json" for name in BASELINES for testset in testsets]
+
+
 def calibration_metrics(wildcards):
     return [f for testset in registry.calibration_testsets(config) for f in metrics_files(testset)]
 
@@ -66,6 +85,10 @@ REPORT_INPUTS = {
     "robustness_predictions": robustness_predictions,
     "dfdc_ensemble_metrics": suite_ensemble_metrics("dfdc"),
     "celebdf_ensemble_metrics": suite_ensemble_metrics("celebdf"),
+    "dfdc_baseline_metrics": suite_baseline_metrics("dfdc"),
+    "celebdf_baseline_metrics": suite_baseline_metrics("celebdf"),
+    "all_baseline_metrics": all_baseline_metrics,
+    "generalisation_baseline_metrics": generalisation_baseline_metrics,
     "calibration_metrics": calibration_metrics,
     "calibration_ensemble_metrics": calibration_ensemble_metrics,
     "all_metrics": all_metrics,

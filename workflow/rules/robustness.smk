@@ -70,3 +70,18 @@ rule predict_perturbed:
         evaluation=PREDICTION_SETTINGS,
     script:
         "../scripts/predict.py"
+
+
+use rule predict_perturbed as predict_perturbed_baseline with:
+    input:
+        unpack(baseline_run),
+        faces=perturbed_faces,
+        status=perturbed_status,
+        manifest="results/manifests/{testset}.parquet",
+    output:
+        videos="results/baselines/{baseline}/robustness/{testset}/{perturbation}.parquet",
+        faces="results/baselines/{baseline}/robustness/{testset}/{perturbation}.faces.parquet",
+    log:
+        log_path("robustness", "predict/{testset}/{perturbation}/baselines/{baseline}"),
+    benchmark:
+        bench_path("robustness", "predict/{testset}/{perturbation}/baselines/{baseline}")
