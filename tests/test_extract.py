@@ -16,6 +16,7 @@ from facesleuth.detect import FaceDetector
 from facesleuth.preprocess import decode_jpeg
 from facesleuth.extract import (
     chunk_rows,
+    decode_train_frames,
     extract_chunk,
     extract_video,
     merge_status,
@@ -24,7 +25,7 @@ from facesleuth.extract import (
 from facesleuth.io import FACES_SCHEMA, MANIFEST_SCHEMA, STATUS_SCHEMA, write_parquet
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import iou, link_tracks, sample_track_faces
-from facesleuth.video import evenly_spaced_indices, every_kth_indices, read_frames
+from facesleuth.video import FramePolicy, evenly_spaced_indices, every_kth_indices, read_frames
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -138,6 +139,22 @@ def test_train_flow_keeps_landmarks(ffpp_result, tmp_path):
         assert np.array_equal(np.stack(mine["landmarks"]), np.stack(theirs["landmarks"]))
     written = pd.read_parquet(write_parquet(faces, tmp_path / "faces.parquet", FACES_SCHEMA))
     assert np.allclose(np.stack(written["landmarks"]), np.stack(faces["landmarks"]))
+
+
+def test_a_fake_is_read_at_its_originals_frames(samples):
+    """nearest_reference picks frames by each file's own B-frames, and FF++ fakes are encoded
+    anew; a fake is read at the frames its original was read at, so the boxes still fit."""
+    root = samples / "ffpp"
+    policy = FramePolicy("nearest_reference", 2)
+    original = decode_train_frames(root / "original_sequences/youtube/c23/videos/519.mp4", 10, policy=policy)
+    fake_path = root / "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4"
+    own = decode_train_frames(fake_path, 10, policy=policy)
+    assert own.indices != original.indices  # worked out on these files: the original's 563 and 713 are B-frames
+    fake = decode_train_frames(fake_path, 10, policy=policy, original=original.frames_used)
+    assert fake.indices == original.indices and fake.targets == original.targets == evenly_spaced_indices(751, 10)
+    reference = dict(zip(fake.indices, read_frames(fake_path, fake.indices)))  # exact decoding of those frames
+    for index, frame in zip(fake.indices, fake.frames, strict=True):
+        assert np.array_equal(frame, reference[index])
 
 
 @pytest.mark.slow

@@ -155,7 +155,7 @@ def decode_train_frames(path: str | Path, frames_per_video: int, batch_size: int
     info = probe(path, limits)
     targets = evenly_spaced_indices(info.frames, int(frames_per_video))
     wanted, target_of = targets, {i: i for i in targets}
-    if original is not None and original.targets == targets and original.used != targets:
+    if original is not None and original.targets == targets:  # whatever its own B-frames are
         wanted, target_of = original.used, dict(zip(original.used, original.targets))
         if policy.name == NEAREST_REFERENCE:
             policy = FramePolicy(NEAREST_REFERENCE, 0)  # those very frames, without decoding B-frames to reach them
