@@ -13,7 +13,6 @@ import pytest
 
 import facesleuth.extract as extract_module
 from facesleuth.detect import FaceDetector
-from facesleuth.preprocess import decode_jpeg
 from facesleuth.extract import (
     chunk_rows,
     decode_train_frames,
@@ -23,9 +22,15 @@ from facesleuth.extract import (
     summarize_status,
 )
 from facesleuth.io import FACES_SCHEMA, MANIFEST_SCHEMA, STATUS_SCHEMA, write_parquet
+from facesleuth.preprocess import decode_jpeg
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import iou, link_tracks, sample_track_faces
-from facesleuth.video import FramePolicy, evenly_spaced_indices, every_kth_indices, read_frames
+from facesleuth.video import (
+    FramePolicy,
+    evenly_spaced_indices,
+    every_kth_indices,
+    read_frames,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from facesleuth import registry
 from facesleuth.detect import encode_jpeg
 from facesleuth.ensembles import METHODS, combine_scores
 from facesleuth.extract import extract_video, make_detector
@@ -55,7 +56,6 @@ from facesleuth.predict import (
     predict_crops,
 )
 from facesleuth.preprocess import decode_jpeg
-from facesleuth import registry
 from facesleuth.registry import (
     ERROR,
     FAILED_SCAN_STATUSES,
