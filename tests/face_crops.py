@@ -85,7 +85,7 @@ def faces_frame(samples: Path, videos: dict[str, tuple[int, int]], dataset: str 
     for i, (video_id, (label, count)) in enumerate(videos.items()):
         for f, jpeg in enumerate(jittered_crops(samples, count, bool(label), seed=seed + i)):
             rows.append({
-                "dataset": dataset, "video_id": video_id, "face_id": f"{video_id}/{f}/0", "frame": f, "face": 0,
+                "dataset": dataset, "video_id": video_id, "face_id": f"{video_id}/{f}/0", "frame": f, "target_frame": f, "face": 0,
                 "track": 0, "x0": 0.0, "y0": 0.0, "x1": 1.0, "y1": 1.0, "prob": 0.99, "label": label,
                 "box_source": "self", "jpeg": jpeg,
             })

@@ -81,7 +81,7 @@ def write_faces(root: Path, videos: pd.DataFrame, samples: Path) -> Path:
             rows.append(
                 {
                     "dataset": testset, "video_id": video.video_id, "face_id": f"{video.video_id}/{f * 5}/0",
-                    "frame": f * 5, "face": 0, "track": 0, "x0": 0.0, "y0": 0.0, "x1": 96.0, "y1": 96.0,
+                    "frame": f * 5, "target_frame": f * 5, "face": 0, "track": 0, "x0": 0.0, "y0": 0.0, "x1": 96.0, "y1": 96.0,
                     "prob": 0.99, "label": video.label, "box_source": "self", "landmarks": None, "jpeg": jpegs[v * FACES_PER_VIDEO + f],
                 }
             )

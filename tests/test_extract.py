@@ -13,18 +13,24 @@ import pytest
 
 import facesleuth.extract as extract_module
 from facesleuth.detect import FaceDetector
-from facesleuth.preprocess import decode_jpeg
 from facesleuth.extract import (
     chunk_rows,
+    decode_train_frames,
     extract_chunk,
     extract_video,
     merge_status,
     summarize_status,
 )
 from facesleuth.io import FACES_SCHEMA, MANIFEST_SCHEMA, STATUS_SCHEMA, write_parquet
+from facesleuth.preprocess import decode_jpeg
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import iou, link_tracks, sample_track_faces
-from facesleuth.video import every_kth_indices, read_frames
+from facesleuth.video import (
+    FramePolicy,
+    evenly_spaced_indices,
+    every_kth_indices,
+    read_frames,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -98,7 +104,7 @@ def test_ffpp_fakes_reuse_their_originals_boxes(ffpp_result):
         assert by_id.loc[original_id, "box_source"] == "self"
         assert by_id.loc[fake_id, "box_source"] == "original"
         assert original_id in by_id.loc[fake_id, "message"]
-        cols = ["frame", "face", "x0", "y0", "x1", "y1", "prob"]
+        cols = ["frame", "target_frame", "face", "x0", "y0", "x1", "y1", "prob"]
         mine = faces[faces["video_id"] == fake_id][cols].reset_index(drop=True)
         theirs = faces[faces["video_id"] == original_id][cols].reset_index(drop=True)
         assert len(mine) == 3
@@ -108,6 +114,12 @@ def test_ffpp_fakes_reuse_their_originals_boxes(ffpp_result):
         assert (faces[faces["video_id"] == original_id]["label"] == 0).all()
     assert faces["face_id"].is_unique
     assert (faces["track"] == -1).all()
+    # the train flow's default frame policy, nearest_reference: each face's frame within 2 of the
+    # evenly spaced index it stands for (and the fakes read at their originals' frames, above)
+    for video_id, own in faces.groupby("video_id"):
+        total = int(by_id.loc[video_id, "frames_total"])
+        assert sorted(set(own["target_frame"])) == evenly_spaced_indices(total, 3)
+        assert ((own["frame"] - own["target_frame"]).abs() <= 2).all()
 
 
 def assert_landmarks_in_crops(faces):
@@ -132,6 +144,22 @@ def test_train_flow_keeps_landmarks(ffpp_result, tmp_path):
         assert np.array_equal(np.stack(mine["landmarks"]), np.stack(theirs["landmarks"]))
     written = pd.read_parquet(write_parquet(faces, tmp_path / "faces.parquet", FACES_SCHEMA))
     assert np.allclose(np.stack(written["landmarks"]), np.stack(faces["landmarks"]))
+
+
+def test_a_fake_is_read_at_its_originals_frames(samples):
+    """nearest_reference picks frames by each file's own B-frames, and FF++ fakes are encoded
+    anew; a fake is read at the frames its original was read at, so the boxes still fit."""
+    root = samples / "ffpp"
+    policy = FramePolicy("nearest_reference", 2)
+    original = decode_train_frames(root / "original_sequences/youtube/c23/videos/519.mp4", 10, policy=policy)
+    fake_path = root / "manipulated_sequences/Deepfakes/c23/videos/519_515.mp4"
+    own = decode_train_frames(fake_path, 10, policy=policy)
+    assert own.indices != original.indices  # worked out on these files: the original's 563 and 713 are B-frames
+    fake = decode_train_frames(fake_path, 10, policy=policy, original=original.frames_used)
+    assert fake.indices == original.indices and fake.targets == original.targets == evenly_spaced_indices(751, 10)
+    reference = dict(zip(fake.indices, read_frames(fake_path, fake.indices)))  # exact decoding of those frames
+    for index, frame in zip(fake.indices, fake.frames, strict=True):
+        assert np.array_equal(frame, reference[index])
 
 
 @pytest.mark.slow
@@ -329,6 +357,27 @@ def test_street_tracks_and_proportional_sampling(street):
         assert have == want
     assert faces["face_id"].is_unique
     assert_landmarks_in_crops(faces)
+
+
+@pytest.mark.slow
+def test_test_flow_nearest_reference_frames_are_the_frames_cut(samples, detector):
+    """Under nearest_reference the test flow detects on the frames it records: detection on
+    those frames read exactly gives the rows' boxes."""
+    path = samples / "dfdc/dfdc_train_part_0/brtujopkby.mp4"
+    flow = {"frame_step": 3, "max_frames": 8, "iou_threshold": 0.3, "min_track_length": 0, "faces_per_video": 1000,
+            "frame_policy": "nearest_reference", "max_frame_offset": 1}
+    faces, status = extract_video(path, "test", detector, flow, label=0, video_id="brtujopkby")
+    assert status.iloc[0]["status"] == "ok", status.iloc[0]["message"]
+    targets = every_kth_indices(300, 3, 8)
+    assert set(faces["target_frame"]) <= set(targets)
+    assert ((faces["frame"] - faces["target_frame"]).abs() <= 1).all()
+    assert (faces["frame"] != faces["target_frame"]).any()  # some targets are B-frames here
+    used = sorted(set(faces["frame"]))
+    frames = read_frames(path, used)  # exact decoding of the frames recorded
+    for index, frame, found in zip(used, frames, detector.detect(frames), strict=True):
+        rows = faces[faces["frame"] == index].sort_values("face")
+        expected = [detector.crop(frame, box)[1] for box in found.boxes]
+        assert rows[["x0", "y0", "x1", "y1"]].to_numpy().tolist() == [list(map(float, box)) for box in expected]
 
 
 @pytest.mark.slow

@@ -34,6 +34,7 @@ from facesleuth.scan import (
 )
 from facesleuth.scan.discover import discover
 from facesleuth.scan.schema import DOCUMENT_SCHEMA, RESULT_SCHEMA
+from facesleuth.video import every_kth_indices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -113,6 +114,7 @@ def test_ffpp_dfdc_and_image_scan_to_a_valid_json_report(scan_run, fast_config, 
     assert document["model"]["threshold_source"] == "validation" and document["model"]["aggregation"] == "mean"
     assert document["model"]["trained_on"] == ["samples"] and document["settings"]["frames"] == 4
     assert document["settings"]["detection"]["detect_max_side"] == 480
+    assert (document["settings"]["frame_policy"], document["settings"]["max_frame_offset"]) == ("nearest_reference", 2)
     by_path = {Path(r["path"]).relative_to(samples).as_posix(): r for r in document["results"]}
     assert set(by_path) == {*FFPP_VIDEOS, *DFDC_VIDEOS, "images/ex_deepfakes.png"}  # folders walked
     # the DFDC parts' metadata.json are neither video nor image: skipped, and said so
@@ -130,6 +132,24 @@ def test_ffpp_dfdc_and_image_scan_to_a_valid_json_report(scan_run, fast_config, 
     image = by_path["images/ex_deepfakes.png"]
     assert image["kind"] == "image" and len(image["faces"]) == 1 and image["faces"][0]["track"] is None
     assert (image["width"], image["height"]) == (640, 480)
+
+
+@pytest.mark.slow
+def test_frame_policy_decides_the_frames_faces_come_from(scanner, samples):
+    """DFDC is H.264 with B-frames: under nearest_reference (the default) faces come from
+    frames within the bound of the sampled ones, some of them other frames; under exact, from
+    the sampled frames themselves."""
+    path = samples / "dfdc/dfdc_train_part_0/brtujopkby.mp4"
+    sampled = every_kth_indices(300, 25, 12)  # --frames 12 of 300: every 25th
+    frames = {}
+    for policy in ("nearest_reference", "exact"):
+        options = ScanOptions(frames=12, device="cpu", detection={"detect_max_side": 480}, frame_policy=policy)
+        result = Scanner(scanner.run, options).scan_file(path)
+        assert result.status == "ok", result.message
+        frames[policy] = {face.frame for face in result.faces}
+    assert frames["exact"] <= set(sampled)
+    assert all(min(abs(frame - s) for s in sampled) <= 2 for frame in frames["nearest_reference"])
+    assert frames["nearest_reference"] - set(sampled), "no sampled frame of this video is a B-frame?"
 
 
 @pytest.mark.slow
@@ -328,6 +348,7 @@ def test_usage_errors_exit_2_and_say_what_to_do(scan_run, samples, tmp_path, cap
     usage("--model", broken, expect="cannot load")
     usage("--model", scan_run, "--frames", "0", expect="--frames must be at least 1")
     usage("--model", scan_run, "--iou", "1.5", expect="--iou")
+    usage("--model", scan_run, "--max-frame-offset", "-1", expect="--max-frame-offset must be 0 or more")
     usage("--model", scan_run, "--threads", "0", expect="--threads must be a positive number or auto")
     usage("--model", scan_run, "--format", "json", "--jsonl", expect="contradict")
     usage("--model", scan_run, "--config", bad_config, expect="min_face_sise")

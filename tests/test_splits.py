@@ -126,7 +126,7 @@ def test_write_split_carries_jpeg_bytes(tmp_path, samples):
     jpeg = (samples / "images" / "multiface.jpg").read_bytes()[:4096]  # bytes are carried, not decoded
     frame_points = [30.0, 40.0, 50.0, 40.0, 40.0, 50.0, 32.0, 60.0, 48.0, 60.0]  # frame pixels
     full = faces.assign(
-        frame=0, face=0, track=-1, x0=10.0, y0=20.0, x1=70.0, y1=80.0, prob=0.99, box_source="self",
+        frame=0, target_frame=0, face=0, track=-1, x0=10.0, y0=20.0, x1=70.0, y1=80.0, prob=0.99, box_source="self",
         landmarks=[frame_points] * len(faces), jpeg=[jpeg + f.encode() for f in faces["face_id"]],
     )
     paths = []

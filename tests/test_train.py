@@ -37,7 +37,9 @@ def losses(history):
 
 
 def test_two_epochs_write_the_run_folder(split, tmp_path):
-    summary = train_run(split, tmp_path, settings())
+    # the workflow passes the frame policy the training faces were extracted with (rule train's params)
+    frames = {"frame_policy": "nearest_reference", "max_frame_offset": 2}
+    summary = train_run(split, tmp_path, {**settings(), "frames": frames})
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1, 2]
@@ -57,6 +59,7 @@ def test_two_epochs_write_the_run_folder(split, tmp_path):
     assert (run["setup"], run["input_size"], run["precision"], run["batch_size"]) == ("default", 64, "fp32", 8)
     assert (run["epochs"], run["lr"], run["dropout"], run["seed"]) == (2, 0.001, 0.2, 7)
     assert run["trained_on"] == ["samples"] and run["preprocessing"]["padding"] == "zeros, centred"
+    assert run["frames"] == frames
     assert best["run"] == run
 
 

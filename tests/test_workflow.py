@@ -106,6 +106,9 @@ def test_demo_runs_are_marked_as_trained_on_synthetic_faces(demo_run: Path) -> N
         assert info["trained_on_demo"] is True, path
         assert any("synthetic faces" in limit and "not validated on real media" in limit
                    for limit in info["limits"]), path
+        train_flow = demo_config()["extraction"].get("train_flow", {})
+        assert info["frames"] == {"frame_policy": train_flow.get("frame_policy", "nearest_reference"),
+                                  "max_frame_offset": train_flow.get("max_frame_offset", 2)}, path
 
 
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:
@@ -270,6 +273,19 @@ def test_changed_test_flow_setting_does_not_rerun_train_extraction(demo_run: Pat
     test_chunks = sum(d["chunks"] for d in config["datasets"].values() if d["flow"] == "test")
     assert planned["extract_faces"] == test_chunks, "train-flow chunks were replanned too"
     assert "train" not in planned and "splits" not in planned
+
+
+def test_changed_train_frame_policy_reruns_train_extraction_not_test_extraction(demo_run: Path) -> None:
+    config = demo_config()
+    config["extraction"].setdefault("train_flow", {})["frame_policy"] = "exact"
+    (demo_run / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        planned = planned_jobs(snakemake(demo_run, "-n", "--cores", "2").stdout)
+    finally:
+        shutil.copy(REPO / "config" / "config.yaml", demo_run / "config" / "config.yaml")
+    train_chunks = sum(d["chunks"] for d in config["datasets"].values() if d["flow"] == "train")
+    assert planned.get("extract_faces") == train_chunks, "test-flow chunks were replanned too"
+    assert "demo_dataset" not in planned and "manifest" not in planned
 
 
 def test_tracking_turned_on_reruns_nothing_and_the_workflow_end_logs_the_study(demo_run: Path, tmp_path: Path) -> None:

@@ -30,6 +30,7 @@ SCHEMA_RESOURCE = "schemas/config.schema.yaml"
 REGISTRY_ENUMS = {
     "augmentation_setups": registry.setup_names,
     "precisions": lambda: registry.PRECISIONS,
+    "frame_policies": lambda: registry.FRAME_POLICIES,
     "perturbations": lambda: registry.PERTURBATION_FAMILIES,
     "aggregations": lambda: registry.AGGREGATIONS,
     "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,

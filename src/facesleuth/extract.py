@@ -47,14 +47,18 @@ from facesleuth.registry import (
 from facesleuth.runtime import chunk_of
 from facesleuth.tracking import link_tracks, sample_track_faces
 from facesleuth.video import (
+    EXACT_FRAMES,
+    NEAREST_REFERENCE,
     UNLIMITED,
     DecodeReport,
+    FramePolicy,
     MediaLimits,
     VideoError,
     VideoInfo,
     evenly_spaced_indices,
     every_kth_indices,
     iter_frame_batches,
+    iter_sampled_batches,
     prefetch,
     probe,
 )
@@ -104,12 +108,22 @@ def make_detector(detection: Mapping[str, Any] | FaceDetector | None) -> FaceDet
 
 @dataclass
 class VideoBoxes:
-    """Boxes detected on a video's train-flow frames, kept for its fakes to reuse."""
+    """Boxes detected on a video's train-flow frames, kept for its fakes to reuse: ``frames``
+    the frames used, ``targets`` the sampled index each stands for (the same under ``exact``)."""
 
     video_id: str
     info: VideoInfo
     frames: list[int]
     faces: list[FrameFaces]
+    targets: list[int] | None = None
+
+
+@dataclass(frozen=True)
+class FramesUsed:
+    """The frames a train-flow video was read at: sampled targets and the frames used for them."""
+
+    targets: list[int]
+    used: list[int]
 
 
 @dataclass
@@ -117,24 +131,46 @@ class Decoded:
     """Train flow: a video's sampled frames, decoded (possibly ahead, in another thread)."""
 
     info: VideoInfo
-    indices: list[int]
+    indices: list[int]  # the frames used, one per sampled target that decoded
     frames: np.ndarray
     seconds: float
     report: DecodeReport = field(default_factory=DecodeReport)
+    targets: list[int] | None = None  # the sampled index each frame stands for; None: ``indices``
+
+    @property
+    def frames_used(self) -> FramesUsed:
+        return FramesUsed(list(self.targets if self.targets is not None else self.indices), list(self.indices))
 
 
 def decode_train_frames(path: str | Path, frames_per_video: int, batch_size: int = 16,
-                        limits: MediaLimits = UNLIMITED) -> Decoded:
+                        limits: MediaLimits = UNLIMITED, policy: FramePolicy = EXACT_FRAMES,
+                        original: FramesUsed | None = None) -> Decoded:
+    """The train flow's sampled frames of one video under ``policy``.
+
+    ``original``: the frames its original was read at. A fake sampled at the same targets is
+    read at the original's frames (exactly, or from the reference frames where they are ones
+    here too), so that it can reuse the boxes detected there.
+    """
     started = time.perf_counter()
     info = probe(path, limits)
-    indices = evenly_spaced_indices(info.frames, int(frames_per_video))
+    targets = evenly_spaced_indices(info.frames, int(frames_per_video))
+    wanted, target_of = targets, {i: i for i in targets}
+    if original is not None and original.targets == targets:  # whatever its own B-frames are
+        wanted, target_of = original.used, dict(zip(original.used, original.targets))
+        if policy.name == NEAREST_REFERENCE:
+            policy = FramePolicy(NEAREST_REFERENCE, 0)  # those very frames, without decoding B-frames to reach them
+        else:
+            policy = EXACT_FRAMES
     report = DecodeReport()
-    decoded: dict[int, np.ndarray] = {}
-    for batch, frames in iter_frame_batches(path, indices, batch_size, limits=limits, report=report):
-        decoded.update(zip(batch, frames))
-    kept = [i for i in indices if i in decoded]  # frames that failed to decode are left out, counted
-    frames = np.stack([decoded[i] for i in kept]) if kept else np.zeros((0, info.height, info.width, 3), np.uint8)
-    return Decoded(info, kept, frames, time.perf_counter() - started, report)
+    decoded: dict[int, tuple[int, np.ndarray]] = {}  # target -> (used, frame)
+    for batch_targets, used, frames in iter_sampled_batches(path, wanted, policy, batch_size, limits=limits,
+                                                            report=report):
+        for target, index, frame in zip(batch_targets, used, frames):
+            decoded[target_of[target]] = (index, frame)
+    kept = [t for t in targets if t in decoded]  # frames that failed to decode are left out, counted
+    frames = (np.stack([decoded[t][1] for t in kept]) if kept
+              else np.zeros((0, info.height, info.width, 3), np.uint8))
+    return Decoded(info, [decoded[t][0] for t in kept], frames, time.perf_counter() - started, report, kept)
 
 
 @dataclass
@@ -185,14 +221,14 @@ class _Crops:
 
     def add(
         self, frame: np.ndarray, frame_index: int, face: int, box: np.ndarray, prob: float, landmarks: np.ndarray,
-        track: int = -1,
+        track: int = -1, target_frame: int | None = None,
     ):
         crop, crop_box = self.detector.crop(frame, box)
-        self.add_crop(crop, crop_box, frame_index, face, prob, landmarks, track)
+        self.add_crop(crop, crop_box, frame_index, face, prob, landmarks, track, target_frame)
 
     def add_crop(
         self, crop: np.ndarray, crop_box: tuple[int, int, int, int], frame_index: int, face: int, prob: float,
-        landmarks: np.ndarray, track: int = -1,
+        landmarks: np.ndarray, track: int = -1, target_frame: int | None = None,
     ):
         x0, y0, x1, y1 = crop_box
         points = np.asarray(landmarks, dtype=np.float32).reshape(-1)
@@ -202,6 +238,7 @@ class _Crops:
                 "video_id": self.video_id,
                 "face_id": f"{self.video_id}/{frame_index}/{face}",
                 "frame": int(frame_index),
+                "target_frame": int(frame_index if target_frame is None else target_frame),
                 "face": int(face),
                 "track": int(track),
                 "x0": float(x0),
@@ -248,9 +285,10 @@ def _train_flow(
             notes.append(f"{problem}; detected on this video")
     if faces is None:
         faces, crops.box_source = detector.detect(frames), SOURCE_SELF
-    for frame, frame_index, found in zip(frames, indices, faces):
+    targets = decoded.frames_used.targets
+    for frame, frame_index, target, found in zip(frames, indices, targets, faces):
         for face, (box, prob, points) in enumerate(zip(found.boxes, found.probs, found.landmarks)):
-            crops.add(frame, frame_index, face, box, prob, points)
+            crops.add(frame, frame_index, face, box, prob, points, target_frame=target)
     kept = len(crops.rows)
     with_faces = sum(1 for found in faces if len(found.boxes))
     if kept:
@@ -269,7 +307,7 @@ def _train_flow(
         "faces_kept": kept,
         "box_source": crops.box_source,
     }
-    return _damage(counts, decoded.report), VideoBoxes(crops.video_id, info, indices, faces)
+    return _damage(counts, decoded.report), VideoBoxes(crops.video_id, info, indices, faces, targets)
 
 
 def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
@@ -290,9 +328,12 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
     held: dict[tuple[int, int], tuple[np.ndarray, tuple[int, int, int, int]]] = {}
     held_bytes, holding = 0, True
     processed: list[int] = []  # the frame index of each detection (damaged frames are skipped)
-    for batch, frames in prefetch(iter_frame_batches(path, indices, detector.batch_size, limits=limits,
-                                                     report=report)):
+    targets: list[int] = []  # the sampled index each processed frame stands for (frame_policy)
+    policy = FramePolicy.from_settings(settings)
+    for batch_targets, batch, frames in prefetch(iter_sampled_batches(path, indices, policy, detector.batch_size,
+                                                                      limits=limits, report=report)):
         processed.extend(batch)
+        targets.extend(batch_targets)
         for frame, found in zip(frames, detector.detect(frames)):
             position = len(detections)
             detections.append(found)
@@ -343,7 +384,8 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
         for position, face, number in chosen:
             crop, crop_box = held[(position, face)]
             found = detections[position]
-            crops.add_crop(crop, crop_box, indices[position], face, found.probs[face], found.landmarks[face], track=number)
+            crops.add_crop(crop, crop_box, indices[position], face, found.probs[face], found.landmarks[face],
+                           track=number, target_frame=targets[position])
     else:
         by_frame: dict[int, list[tuple[int, int, int]]] = {}
         for position, face, number in chosen:
@@ -354,7 +396,7 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
                     found = detections[position]
                     crops.add(
                         frame, frame_index, face, found.boxes[face], found.probs[face], found.landmarks[face],
-                        track=number,
+                        track=number, target_frame=targets[position],
                     )
     lengths = ", ".join(str(len(tracks[i])) for i in sampled)
     counts.update(
@@ -395,7 +437,11 @@ def _extract(
             counts = {"status": MISSING, "message": f"file not found: {path}"}
         elif flow == "train":
             if decoded is None:
-                decoded = decode_train_frames(path, settings["frames_per_video"], detector.batch_size, limits)
+                used = None
+                if original_boxes is not None and original_boxes.targets is not None:
+                    used = FramesUsed(list(original_boxes.targets), list(original_boxes.frames))
+                decoded = decode_train_frames(path, settings["frames_per_video"], detector.batch_size, limits,
+                                              FramePolicy.from_settings(settings), used)
             else:  # decoded in another thread: count its time, not the wait for it
                 started -= decoded.seconds
             counts, boxes = _train_flow(decoded, detector, settings, crops, original_boxes, note)
@@ -504,17 +550,29 @@ def extract_chunk(
 
     listed_missing = (rows["status"] == MISSING).to_numpy() if "status" in rows else np.zeros(len(rows), bool)
 
+    policy = FramePolicy.from_settings(settings)
+
     def decode_ahead():
-        """Train flow: decode the next video's frames while the current one is detected."""
+        """Train flow: decode the next video's frames while the current one is detected. Reals
+        come first, so a fake's original has been read (here, in this thread) before the fake:
+        the fake is read at its original's frames, where it can reuse its boxes."""
+        frames_of: dict[str, FramesUsed] = {}
         for i in order:
             path = str(rows.iloc[i]["path"])
             if flow != "train" or listed_missing[i] or not Path(path).exists():
                 yield i, None
                 continue
+            video_id = str(rows.iloc[i]["video_id"])
+            original = frames_of.get(is_fake_of[i]) if is_fake_of[i] and settings["reuse_original_boxes"] else None
             try:
-                yield i, decode_train_frames(path, settings["frames_per_video"], detector.batch_size)
+                decoded = decode_train_frames(path, settings["frames_per_video"], detector.batch_size,
+                                              policy=policy, original=original)
             except Exception as err:  # noqa: BLE001 (reported in the video's status row)
                 yield i, err
+                continue
+            if video_id in originals_wanted:
+                frames_of[video_id] = decoded.frames_used
+            yield i, decoded
 
     boxes_of: dict[str, VideoBoxes] = {}
     status_of: dict[str, str] = {}

@@ -43,7 +43,10 @@ FACES_SCHEMA = pa.schema(
         ("dataset", pa.string()),
         ("video_id", pa.string()),
         ("face_id", pa.string()),  # f"{video_id}/{frame}/{face}", unique within the dataset
-        ("frame", pa.int32()),
+        ("frame", pa.int32()),  # the frame the face was cut from (the one decoded)
+        # the sampled frame index it stands for: frame itself under frame_policy exact, at most
+        # max_frame_offset away under nearest_reference
+        ("target_frame", pa.int32()),
         ("face", pa.int16()),  # index of the face within its frame
         ("track", pa.int32()),  # test flow: track id within the video; train flow: -1
         ("x0", pa.float32()),  # box with margin, full-resolution pixels, clipped to the frame

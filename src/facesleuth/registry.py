@@ -93,6 +93,16 @@ AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
 PRECISIONS: tuple[str, ...] = ("fp16", "bf16", "fp32")
 
 
+# ---------------------------------------------------------------- frame policies
+
+#: Which decoded frame stands for a sampled frame index (facesleuth.video.FramePolicy).
+FRAME_POLICIES: dict[str, str] = {
+    "exact": "the frame at the sampled index itself",
+    "nearest_reference": ("the nearest frame decoded with non-reference frames skipped, within max_frame_offset "
+                          "of the sampled index (the exact frame where none is)"),
+}
+
+
 def setup_names() -> tuple[str, ...]:
     return tuple(AUGMENTATION_SETUPS)
 

@@ -344,6 +344,7 @@ def train_flow_tables(manifest: Any, faces_per_video: int) -> tuple[pa.Table, pa
             "video_id": pa.array(video_col),
             "face_id": pa.array(face_ids),
             "frame": pa.array(frames),
+            "target_frame": pa.array(frames),
             "face": pa.array(np.zeros(n, np.int16)),
             "track": pa.array(np.full(n, -1, np.int32)),
             "x0": pa.array(np.full(n, 700, np.float32)), "y0": pa.array(np.full(n, 200, np.float32)),

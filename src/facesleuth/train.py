@@ -540,6 +540,8 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "trained_on": trained_on,
         # which data chose the best epoch (registry.validation_source; absent outside the workflow)
         "validation": settings.get("validation"),
+        # the frame policy its training faces were extracted with (extraction.train_flow; absent outside the workflow)
+        "frames": settings.get("frames"),
         "device": device,
         "processes": world_size,
         "facesleuth_version": __version__,

@@ -42,10 +42,10 @@ import re
 import threading
 import time
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -54,6 +54,7 @@ from PIL import Image, ImageOps
 # empty both as "unreadable" rows, with the message saying which.
 from facesleuth.registry import (
     EMPTY,
+    FRAME_POLICIES,
     LIMIT_STATUSES,
     TIMED_OUT,
     TOO_LARGE,
@@ -139,6 +140,37 @@ class MediaLimits:
 
 #: No bound at all: the pipeline's extraction of the datasets it was configured with.
 UNLIMITED = MediaLimits(max_pixels=None, max_seconds=None, max_frames=None)
+
+
+EXACT, NEAREST_REFERENCE = "exact", "nearest_reference"  # registry.FRAME_POLICIES
+
+
+@dataclass(frozen=True)
+class FramePolicy:
+    """Which decoded frame stands for a sampled index (registry.FRAME_POLICIES): ``exact``, the
+    frame itself; ``nearest_reference``, the nearest frame among those decoded with
+    non-reference frames skipped, at most ``max_frame_offset`` frames away, else the exact one."""
+
+    name: str = EXACT
+    max_frame_offset: int = 2
+
+    def __post_init__(self):
+        if self.name not in FRAME_POLICIES:
+            raise ValueError(f"frame policy must be one of {', '.join(FRAME_POLICIES)}, got {self.name!r}")
+        if int(self.max_frame_offset) < 0:
+            raise ValueError(f"max_frame_offset must be 0 or more, got {self.max_frame_offset}")
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any]) -> FramePolicy:
+        """From a flow's settings (``frame_policy``, ``max_frame_offset``)."""
+        return cls(str(settings.get("frame_policy", EXACT)), int(settings.get("max_frame_offset", 2)))
+
+    def describe(self) -> dict[str, Any]:
+        return {"frame_policy": self.name, "max_frame_offset": int(self.max_frame_offset)}
+
+
+#: Today's (and the thesis's) frames: each sampled index decoded exactly.
+EXACT_FRAMES = FramePolicy(EXACT)
 
 
 @dataclass
@@ -234,6 +266,7 @@ class _StreamIndex:
     """A video stream's packets, read without decoding: what probing and seeking need."""
 
     format: str
+    codec: str
     pts: tuple[int, ...] | None  # sorted presentation timestamps; None when some packet has none
     keyframes: tuple[int, ...]  # frame indices (ranks in ``pts``) of keyframes that are clean entry points
     packets: int
@@ -312,6 +345,7 @@ def _index_stream(path: Path, limits: MediaLimits) -> _StreamIndex:
             log.info("%s: packets stop after %d: %s", path, packets, _short(err))
         claimed = int(stream.frames or 0) or None
         format_name = container.format.name
+        codec = str(stream.codec_context.name or "")
     if time_base and first is not None and last is not None and not missing_pts:
         seconds = (last - first) * time_base + (1 / fps if fps else 0.0)
     else:
@@ -323,7 +357,7 @@ def _index_stream(path: Path, limits: MediaLimits) -> _StreamIndex:
         pts = tuple(sorted(timestamps))
         rank = {value: i for i, value in enumerate(pts)}
         keyframes = tuple(sorted({0, *(rank[value] for value in keyframe_pts)}))
-    return _StreamIndex(format_name, pts, keyframes, packets, fps, seconds, width, height, claimed)
+    return _StreamIndex(format_name, codec, pts, keyframes, packets, fps, seconds, width, height, claimed)
 
 
 @functools.lru_cache(maxsize=8)
@@ -543,9 +577,29 @@ def iter_frame_batches(
     is passed. A requested frame the decoder cannot produce (damage) is skipped and counted in
     ``report`` (with the packets it rejected).
     """
+    for _, used, frames in iter_sampled_batches(path, indices, EXACT_FRAMES, batch_size, resize_to,
+                                                limits=limits, report=report):
+        yield used, frames
+
+
+def iter_sampled_batches(
+    path: str | Path,
+    targets: Sequence[int],
+    policy: FramePolicy,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    resize_to: tuple[int, int] | None = None,
+    *,
+    limits: MediaLimits = UNLIMITED,
+    report: DecodeReport | None = None,
+) -> Iterator[tuple[list[int], list[int], np.ndarray]]:
+    """Yield ``(targets, used, frames)`` batches in increasing frame order: for each sampled
+    target index the index of the frame that stands for it under ``policy`` (the target itself
+    under ``exact``) and that frame. Used indices are distinct and increasing; otherwise as
+    :func:`iter_frame_batches`.
+    """
     import cv2  # half a second to import: extract imports this module, and its summary step never decodes
 
-    wanted = sorted({int(i) for i in indices})
+    wanted = sorted({int(i) for i in targets})
     if not wanted:
         return
     if wanted[0] < 0:
@@ -558,26 +612,137 @@ def iter_frame_batches(
         raise VideoError(UNREADABLE, f"stream ends after {index.packets} frames; frame {wanted[-1]} was asked for",
                          path)
     if _needs_rotation(path):
-        frames = _opencv_frames(path, wanted, limits, report)
+        frames = _as_exact(_opencv_frames(path, wanted, limits, report))
+    elif index.seekable and policy.name == NEAREST_REFERENCE and _skips_nonref(index):
+        frames = _nearest_reference_frames(path, wanted, policy.max_frame_offset, index, limits, report)
     elif index.seekable:
-        frames = _seeking_or_sequential(path, wanted, index, limits, report)
-    else:
-        frames = _av_frames(path, wanted, index, limits, report, seek=False)
-    batch_indices: list[int] = []
+        frames = _as_exact(_seeking_or_sequential(path, wanted, index, limits, report))
+    else:  # no timestamps to number the frames the decoder skips by: every frame is decoded
+        frames = _as_exact(_av_frames(path, wanted, index, limits, report, seek=False))
+    batch_targets: list[int] = []
+    batch_used: list[int] = []
     batch: list[np.ndarray] = []
     try:
-        for target, frame in frames:
+        for target, used, frame in frames:
             if resize_to is not None and (frame.shape[1], frame.shape[0]) != tuple(resize_to):
                 frame = cv2.resize(frame, tuple(resize_to), interpolation=cv2.INTER_AREA)
             batch.append(frame)
-            batch_indices.append(target)
+            batch_targets.append(target)
+            batch_used.append(used)
             if len(batch) == batch_size:
-                yield batch_indices, np.stack(batch)
-                batch_indices, batch = [], []
+                yield batch_targets, batch_used, np.stack(batch)
+                batch_targets, batch_used, batch = [], [], []
     except (_av_error(), MemoryError) as err:  # what the decoder raises past a packet: the file is damaged
         raise VideoError(UNREADABLE, f"decoding stopped ({_short(err)})", path) from None
     if batch:
-        yield batch_indices, np.stack(batch)
+        yield batch_targets, batch_used, np.stack(batch)
+
+
+def _as_exact(frames: Iterator[tuple[int, np.ndarray]]) -> Iterator[tuple[int, int, np.ndarray]]:
+    for position, frame in frames:
+        yield position, position, frame
+
+
+def _skips_nonref(index: _StreamIndex) -> bool:
+    """Whether the stream's codec is one whose non-reference frames FFmpeg's skip_frame drops
+    while the rest decode as usual (H.264 and HEVC; tested on the samples)."""
+    return index.codec in _ENTRY_NAL_TYPES
+
+
+def _windows(wanted: list[int], bound: int) -> list[tuple[int, int]]:
+    """For each target, the frame indices that may stand for it: within ``bound`` and nearer to
+    it than to its neighbours (a tie at a midpoint goes to the earlier target), so no frame
+    stands for two targets and every target's window holds the target itself."""
+    windows = []
+    for i, target in enumerate(wanted):
+        low, high = target - bound, target + bound
+        if i > 0:
+            low = max(low, (wanted[i - 1] + target) // 2 + 1)
+        if i + 1 < len(wanted):
+            high = min(high, (target + wanted[i + 1]) // 2)
+        windows.append((max(0, low), high))
+    return windows
+
+
+def _nearest_reference_frames(path: Path, wanted: list[int], bound: int, index: _StreamIndex, limits: MediaLimits,
+                              report: DecodeReport) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(target, used, RGB frame)`` per target, in order: the nearest frame to the target among
+    those decoded with non-reference frames skipped (FFmpeg's ``skip_frame = "NONREF"``), within
+    its window (:func:`_windows`); a target whose window holds no decoded frame is decoded
+    exactly, so nothing is lost. Frames are numbered by the rank of their timestamp among the
+    stream's packets, as the exact seeking decoder numbers them, and the decoder seeks to the
+    last clean keyframe before a window as that one does.
+    """
+    windows = _windows(wanted, bound)
+    rank = {value: i for i, value in enumerate(index.pts)}
+    keyframes = index.keyframes
+
+    def exactly(target: int) -> Iterator[tuple[int, int, np.ndarray]]:
+        for position, frame in _seeking_or_sequential(path, [target], index, limits, report):
+            yield target, position, frame
+
+    i, done = 0, -1
+    try:
+        with _open_container(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            stream.codec_context.skip_frame = "NONREF"
+            frames: Iterator | None = None
+            last, expected, best = -1, None, None  # best: (distance, position, frame) for target i
+            while i < len(wanted):
+                low, high = windows[i]
+                key = keyframes[max(0, bisect.bisect_right(keyframes, low) - 1)]
+                if frames is None or key > last + 1:
+                    if key > 0:
+                        if frames is None:  # prime the decoder with the first packet (see _av_frames)
+                            for _ in _decoded_frames(container, stream, report):
+                                report.frames_decoded += 1
+                                break
+                        container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+                        expected = index.pts[key]
+                    frames = _decoded_frames(container, stream, report)
+                progressed = False
+                for frame in frames:
+                    report.frames_decoded += 1
+                    if report.frames_decoded % _CLOCK_EVERY == 0:
+                        limits.check_clock(path)
+                    limits.check_frames(report.frames_decoded, path)
+                    if expected is not None and frame.pts != expected:
+                        raise _SeekMismatch
+                    expected = None
+                    position = rank.get(frame.pts)
+                    if position is None:
+                        continue
+                    last = position
+                    while i < len(wanted):
+                        low, high = windows[i]
+                        if position < low:
+                            break
+                        target = wanted[i]
+                        if position <= high and (best is None or abs(position - target) < best[0]):
+                            best = (abs(position - target), position, frame)
+                        if position < target:
+                            break  # a nearer frame may still come
+                        if best is not None:
+                            yield target, best[1], best[2].to_ndarray(format="rgb24")
+                        else:
+                            yield from exactly(target)
+                        done, best, i, progressed = target, None, i + 1, True
+                    if progressed:
+                        break
+                if not progressed:  # the stream ended before the rest
+                    break
+            for target in wanted[i:]:
+                if best is not None:
+                    yield target, best[1], best[2].to_ndarray(format="rgb24")
+                    best = None
+                else:
+                    yield from exactly(target)
+                done = target
+    except _SeekMismatch:
+        log.info("%s: a keyframe is no clean entry point; decoding the rest exactly from the start", path)
+        rest = [t for t in wanted if t > done]
+        yield from _as_exact(_av_frames(path, rest, index, limits, report, seek=False))
 
 
 def _seeking_or_sequential(path: Path, wanted: list[int], index: _StreamIndex, limits: MediaLimits,

@@ -218,6 +218,8 @@ def run_settings(wildcards):
         "training": settings,
         "augmentations": config["augmentations"] if registry.AUGMENTATION_SETUPS[setup].augments else {},
         "validation": validation_of(wildcards),
+        # the frames its training faces were cut from (extraction.train_flow), for run.yaml
+        "frames": {key: config["extraction"]["train_flow"][key] for key in ("frame_policy", "max_frame_offset")},
         # marks the run (run.yaml, and every scan of it) as trained on the embedded demo's synthetic faces
         "trained_on_demo": bool(config["demo"]["enabled"]),
     }

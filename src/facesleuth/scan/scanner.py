@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from facesleuth import registry
 from facesleuth.detect import encode_jpeg
 from facesleuth.ensembles import METHODS, combine_scores
 from facesleuth.extract import extract_video, make_detector
@@ -74,6 +75,7 @@ from facesleuth.video import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SECONDS,
+    NEAREST_REFERENCE,
     DecodeReport,
     MediaLimits,
     VideoError,
@@ -105,6 +107,10 @@ class ScanOptions:
     """How inputs are scanned. ``detection``: the config's ``extraction.detection`` (partial is fine)."""
 
     frames: int = 32
+    # which decoded frame stands for a sampled one (registry.FRAME_POLICIES): a frame or two away
+    # changes no track on frames a third of a second apart, and halves decoding of H.264 with B-frames
+    frame_policy: str = NEAREST_REFERENCE
+    max_frame_offset: int = 2
     device: str = "auto"
     detection: Mapping[str, Any] = field(default_factory=dict)
     iou_threshold: float = 0.3
@@ -130,6 +136,11 @@ class ScanOptions:
         problems = []
         if int(self.frames) < 1:
             problems.append(f"--frames must be at least 1, got {self.frames}")
+        if self.frame_policy not in registry.FRAME_POLICIES:
+            problems.append(f"--frame-policy must be one of {', '.join(registry.FRAME_POLICIES)}, "
+                            f"got {self.frame_policy!r}")
+        if int(self.max_frame_offset) < 0:
+            problems.append(f"--max-frame-offset must be 0 or more, got {self.max_frame_offset}")
         if not 0.0 <= float(self.iou_threshold) < 1.0:
             problems.append(f"--iou must be within [0, 1), got {self.iou_threshold}")
         if not 0.0 <= float(self.min_track_fraction) < 1.0:
@@ -156,6 +167,8 @@ class ScanOptions:
     def describe(self) -> dict[str, Any]:
         return {
             "frames": int(self.frames),
+            "frame_policy": self.frame_policy,
+            "max_frame_offset": int(self.max_frame_offset),
             "iou_threshold": float(self.iou_threshold),
             "min_track_fraction": float(self.min_track_fraction),
             "faces_per_video": int(self.faces_per_video),
@@ -367,6 +380,8 @@ class Scanner:
             "iou_threshold": float(self.options.iou_threshold),
             "min_track_length": 0,
             "faces_per_video": _EVERY_FACE,
+            "frame_policy": self.options.frame_policy,
+            "max_frame_offset": int(self.options.max_frame_offset),
         }
         faces, status = extract_video(path, "test", self.detector, flow, limits=limits)
         row = status.iloc[0]

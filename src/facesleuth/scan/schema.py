@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from facesleuth.registry import FRAME_POLICIES
 from facesleuth.scan.scanner import STATUSES, VERDICTS
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
@@ -132,6 +133,9 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
             "required": ["frames", "iou_threshold", "min_track_fraction", "faces_per_video", "detection"],
             "properties": {
                 "frames": {"type": "integer", "minimum": 1},
+                "frame_policy": {"type": "string", "enum": list(FRAME_POLICIES),
+                                 "description": "which decoded frame stands for a sampled one"},
+                "max_frame_offset": {"type": "integer", "minimum": 0},
                 "iou_threshold": {"type": "number"},
                 "min_track_fraction": {"type": "number"},
                 "faces_per_video": {"type": "integer", "minimum": 1},
