@@ -35,6 +35,7 @@ def matrix_config() -> dict:
     for study in ("precision_study", "robustness"):  # they name runs outside this grid
         config.pop(study)
     config["ensembles"] = {}
+    config["baselines"] = {}  # the grid alone: a baseline has a row of its own (tests/test_baselines.py)
     config["generalisation"] = {"training_sets": {
         "dfdc": {"datasets": ["dfdc_train"], "home_testset": "dfdc_test"},  # the grid's own split and run
         "celeb": {"datasets": ["celebdf_train"], "home_testset": "celebdf"},
