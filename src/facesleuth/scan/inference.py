@@ -13,6 +13,7 @@ file is never used. The cache is ``<run folder>/onnx/`` where that folder can be
 not inside the installed package (the built-in runs), else the user cache
 (``$FACESLEUTH_CACHE/onnx``, by default the platform's user cache folder for facesleuth).
 With an exported model cached, a run loads without building its torch model (no timm import).
+MTCNN stays on torch: ONNX Runtime ran its three networks no faster (benchmarks/README.md).
 """
 
 from __future__ import annotations
