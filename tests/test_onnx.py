@@ -167,3 +167,21 @@ def test_an_unknown_backend_is_a_usage_error(samples, capsys):
         main(["scan", str(samples / "images" / "ex_deepfakes.png"), "--backend", "tensorrt"])
     assert stopped.value.code == 2
     assert "--backend" in capsys.readouterr().err
+
+
+def test_a_run_folder_that_cannot_be_written_exports_to_the_user_cache(tmp_path, monkeypatch, onnx_cache):
+    import facesleuth.scan.inference as inference
+
+    run = write_run(tmp_path / "readonly", "mobilenetv3_small_050", 64)
+    real_atomic_path = inference.atomic_path
+
+    def refuse_the_run_folder(path):  # as a read-only mount answers (root ignores chmod)
+        if Path(path).is_relative_to(run):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_atomic_path(path)
+
+    monkeypatch.setattr(inference, "atomic_path", refuse_the_run_folder)
+    model = load_scan_run(run, "cpu", backend="onnx").model
+    assert model.path == onnx_cache / "onnx" / f"{run_digest(run / 'best.pt', False)}.onnx"
+    assert not (run / "onnx").exists()
+    assert load_scan_run(run, "cpu", backend="onnx").model.path == model.path  # found there next time
