@@ -17,6 +17,22 @@ SAMPLES_VARIABLE = "FACESLEUTH_SAMPLES"
 HOW_TO_GET_SAMPLES = f"run `facesleuth samples fetch DIR`, then set {SAMPLES_VARIABLE}=DIR"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def onnx_cache(tmp_path_factory) -> Path:
+    """The scanner's user cache of exported models (facesleuth.scan.inference), kept out of the
+    user's own; processes the tests start inherit it."""
+    from facesleuth.scan.inference import CACHE_ENV
+
+    folder = tmp_path_factory.mktemp("facesleuth-cache")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

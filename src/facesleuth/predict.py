@@ -173,10 +173,29 @@ def load_run(
     answering with the same two logits (real, fake) (:mod:`facesleuth.published.runfolder`).
     """
     path = Path(run_dir_or_checkpoint)
-    from facesleuth.published.runfolder import is_published_run, load_published_run
+    if is_published_checkpoint(path):
+        from facesleuth.published.runfolder import load_published_run
 
-    if is_published_run(path) or (path.is_file() and path.suffix != ".pt" and is_published_run(path.parent)):
         return load_published_run(path if path.is_dir() else path.parent, device)
+    checkpoint, info = _read_trained_run(path)
+    name = info.get("timm_name") or info["model"]
+    model = build_model(name, pretrained=False, weights=None, dropout=float(info["dropout"]))
+    model.load_state_dict(checkpoint["model_state"])
+    device = torch.device(device)
+    # channels_last: faster convolutions on GPU and on CPU (oneDNN) alike, as in training.
+    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    return model, info
+
+
+def is_published_checkpoint(path: Path) -> bool:
+    """Whether ``path`` (a run folder or its weights file) is an imported published detector's."""
+    from facesleuth.published.runfolder import is_published_run
+
+    return is_published_run(path) or (path.is_file() and path.suffix != ".pt" and is_published_run(path.parent))
+
+
+def _read_trained_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checkpoint, settings) of a trained run's best.pt (a run folder or the file)."""
     checkpoint_path = path / "best.pt" if path.is_dir() else path
     if not checkpoint_path.exists():
         raise FileNotFoundError(f"no trained model at {checkpoint_path} (train the run first, or name its best.pt)")
@@ -187,15 +206,20 @@ def load_run(
     for key in ("input_size", "dropout"):
         if key not in info:
             raise ValueError(f"{checkpoint_path} does not say its {key}: not a facesleuth checkpoint?")
-    name = info.get("timm_name") or info["model"]
-    model = build_model(name, pretrained=False, weights=None, dropout=float(info["dropout"]))
-    model.load_state_dict(checkpoint["model_state"])
-    device = torch.device(device)
-    # channels_last: faster convolutions on GPU and on CPU (oneDNN) alike, as in training.
-    model = model.to(device=device, memory_format=torch.channels_last).eval()
     info["checkpoint"] = str(checkpoint_path)
     info["best_epoch"] = checkpoint.get("epoch")
-    return model, info
+    return checkpoint, info
+
+
+def read_run_info(run_dir_or_checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The settings :func:`load_run` returns beside the model, without building the model
+    (no timm import: seconds of a scanner's cold start when an exported model stands in)."""
+    path = Path(run_dir_or_checkpoint)
+    if is_published_checkpoint(path):
+        from facesleuth.published.runfolder import published_run_info
+
+        return published_run_info(path if path.is_dir() else path.parent)
+    return _read_trained_run(path)[1]
 
 
 def predict_faces(

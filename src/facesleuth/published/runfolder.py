@@ -12,6 +12,7 @@ so that it answers like a trained run: two logits, (real, fake).
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,9 @@ class PublishedDetector(nn.Module):
             if y.ndim != 2 or y.shape[1] != 2:
                 raise ValueError(f"the network gave shape {tuple(y.shape)}, two_logits_fake_index needs N x 2")
             return y if self.fake_index == 1 else y.flip(1)
-        y = y.reshape(len(y))
+        if math.prod(y.shape[1:]) != 1:
+            raise ValueError(f"the network gave shape {tuple(y.shape)}, {self.output} needs one value per face")
+        y = y.reshape(-1)  # not len(y): an exported (traced) model would keep the batch size it was traced with
         if self.output == "fake_logit":
             return torch.stack([torch.zeros_like(y), y], dim=1)
         p_fake = y if self.output == "fake_probability" else 1 - y
@@ -162,21 +165,26 @@ def is_published_run(folder: str | Path) -> bool:
 
 def load_published_run(folder: str | Path, device: "str | torch.device" = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """The detector of an imported run folder (wrapped, eval mode, on ``device``) and its run.yaml settings."""
+    info = published_run_info(folder)
+    network, _ = formats()[info["format"]].load(info["variant"], Path(info["checkpoint"]))
+    preprocessing = info["preprocessing"]
+    model = PublishedDetector(network, preprocessing["output"], preprocessing.get("fake_index"))
+    model = model.to(torch.device(device)).eval()
+    return model, info
+
+
+def published_run_info(folder: str | Path) -> dict[str, Any]:
+    """An imported run folder's run.yaml settings, checked, as :func:`load_published_run` returns them."""
     folder = Path(folder)
     spec = read_run_yaml(folder) or {}
     for key in ("format", "variant", "weights", "preprocessing"):
         if key not in spec:
             raise ValueError(f"{folder / RUN_FILE} does not say its {key}: not an imported detector's run.yaml")
-    fmt = formats().get(spec["format"])
-    if fmt is None:
+    if spec["format"] not in formats():
         raise ValueError(f"{folder / RUN_FILE}: format {spec['format']!r} is not known to this facesleuth "
                          f"(known: {', '.join(sorted(formats()))})")
     checkpoint = folder / spec["weights"]
     if not checkpoint.is_file():
         raise ValueError(f"{folder / RUN_FILE} names the weights {spec['weights']}, which are not in the folder")
-    network, _ = fmt.load(spec["variant"], checkpoint)
     preprocessing = check_preprocessing(dict(spec["preprocessing"]), str(folder / RUN_FILE))
-    model = PublishedDetector(network, preprocessing["output"], preprocessing.get("fake_index"))
-    model = model.to(torch.device(device)).eval()
-    info = {**spec, "checkpoint": str(checkpoint), "best_epoch": None}
-    return model, info
+    return {**spec, "preprocessing": preprocessing, "checkpoint": str(checkpoint), "best_epoch": None}

@@ -26,6 +26,7 @@ from facesleuth.config import ConfigError, section_defaults
 from facesleuth.io import write_text_atomic
 from facesleuth.runtime import resolve_device, setup_logging
 from facesleuth.scan.formats import make_writer, summary_line
+from facesleuth.scan.inference import AUTO, BACKENDS, BackendError, resolve_backend
 from facesleuth.scan.runfolder import RunFolderError
 from facesleuth.scan.scanner import Scanner, ScanOptions
 from facesleuth.video import quiet_decoder_logs
@@ -102,10 +103,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="faces scored per video, shared among tracks by length (default 50, the thesis)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="faces per model batch (default 64)")
     parser.add_argument("--threads", default="auto", metavar="N",
-                        help="CPU threads for torch, or auto (default): the cores the load average leaves idle, "
+                        help="CPU threads for torch and ONNX Runtime, or auto (default): the cores the load average leaves idle, "
                              "at least 1")
     parser.add_argument("--html-faces", type=int, default=12, metavar="N",
                         help="face thumbnails per input in the HTML report, most suspicious first (default 12)")
+    add_backend_argument(parser)
     add_limit_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--verbose", "-v", action="store_true", help="log what happens to stderr")
@@ -124,6 +126,25 @@ LIMIT_FLAGS = (
     ("--max-frames", "max_frames", int, "most frames decoded for one video, skipped ones included (too_long)"),
     ("--input-seconds", "input_seconds", float, "wall-clock seconds one input may take (timed_out)"),
 )
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    """``--backend``: what runs the face classifier (scan, serve and worker alike)."""
+    parser.add_argument("--backend", choices=list(BACKENDS), default=AUTO,
+                        help="what runs the face classifier: torch, or onnx (ONNX Runtime, on the CPU; the model is "
+                             "exported once and cached in the run folder's onnx/, or the user cache when that cannot "
+                             "be written). auto (default): onnx on the CPU when onnxruntime is installed "
+                             "(pip install 'facesleuth[onnx]'), torch otherwise")
+
+
+def backend_setting(backend: str, device: str) -> str:
+    """The backend ``--backend`` resolves to on ``--device``; UsageError where it cannot run."""
+    try:
+        return resolve_backend(backend, resolve_device(device))
+    except RuntimeError as err:
+        raise UsageError(f"--device: {err}") from None
+    except BackendError as err:
+        raise UsageError(str(err)) from None
 
 
 def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
@@ -248,17 +269,14 @@ def _scan(args: argparse.Namespace) -> int:
         iou_threshold=args.iou, min_track_fraction=args.min_track, faces_per_video=args.faces,
         batch_size=args.batch_size, thumbnails=args.html_faces if fmt == "html" else 0,
         aggregation=args.aggregation, calibrate=not args.no_calibration, ensemble_method=args.ensemble_method,
-        **limit_settings(args, args.config),
+        backend=args.backend, **limit_settings(args, args.config),
     )
     try:
         options.check()
     except ValueError as err:
         raise UsageError(str(err)) from None
 
-    try:
-        resolve_device(args.device)
-    except RuntimeError as err:
-        raise UsageError(f"--device: {err}") from None
+    backend_setting(args.backend, args.device)
     torch.set_num_threads(threads)
     logging.getLogger(__name__).info("torch uses %d CPU threads", threads)
     _check_output(args.output)

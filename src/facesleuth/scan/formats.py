@@ -114,6 +114,7 @@ def run_header(run: ScanRun) -> list[str]:
     lines = [
         f"model    {run.name} ({what}, input {run.input_size} px, trained on {trained_on})",
         f"run      {run.folder}",
+        f"backend  {run.backend} on {run.device}",
         f"verdict  fake when the {run.aggregation} face score >= {run.threshold:.4f} ({source})",
     ]
     if run.members:

@@ -14,6 +14,9 @@ from typing import Any
 from facesleuth.video import DecodeReport
 
 
+BACKEND_NAMES = {"torch": "torch", "onnx": "ONNX Runtime"}
+
+
 def threshold_source_text(source: str) -> str:
     """How the reports name where a run's threshold comes from."""
     if source == "validation":
@@ -112,7 +115,8 @@ def render_html(document: dict[str, Any], headline: str) -> str:
         *([("Ensemble", f"{' + '.join(model['members'])}, joined by {model['ensemble_method']}")]
           if model.get("members") else []),
         ("Sampling", f"{settings['frames']} frames per video, tracks by IoU > {settings['iou_threshold']}"),
-        ("Scanned", f"{document['created']} with facesleuth {document['facesleuth_version']}, on {model['device']}"),
+        ("Scanned", f"{document['created']} with facesleuth {document['facesleuth_version']}, on {model['device']}, "
+                    f"the classifier run by {BACKEND_NAMES[model.get('backend', 'torch')]}"),
         ("Summary", headline),
     ] + [("Note", note) for note in model["notes"]]
     limits = "".join(f'<p class="limits"><strong>Limits:</strong> {escape(limit)}</p>'

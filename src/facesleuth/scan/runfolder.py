@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from torch import nn
 
 from facesleuth.calibration import apply_temperature
@@ -38,12 +37,12 @@ from facesleuth.ensembles import (
 from facesleuth.predict import (
     AGGREGATIONS,
     is_aggregation,
-    load_run,
     validation_threshold,
     validation_videos,
 )
 from facesleuth.preprocess import PREPROCESSING, is_published_preprocessing
 from facesleuth.published.runfolder import is_published_run, read_run_yaml
+from facesleuth.scan.inference import TORCH, OnnxClassifier, load_classifier
 from facesleuth.studies import fit_calibration
 
 log = logging.getLogger(__name__)
@@ -71,7 +70,7 @@ class ScanRun:
 
     folder: Path
     checkpoint: Path
-    model: nn.Module = field(repr=False)
+    model: nn.Module | OnnxClassifier = field(repr=False)  # called on prepared faces: two logits each
     info: dict[str, Any]
     device: str
     threshold: float
@@ -86,6 +85,7 @@ class ScanRun:
     ensemble_method: str | None = None
     #: what the run's verdicts cannot be trusted for (run.yaml ``limits``), stated in every output
     limits: list[str] = field(default_factory=list)
+    backend: str = TORCH  # what runs the classifier: torch or onnx (ONNX Runtime), facesleuth.scan.inference
 
     @property
     def calibrated(self) -> bool:
@@ -127,6 +127,7 @@ class ScanRun:
             "trained_on": list(self.info.get("trained_on") or []),
             "best_epoch": self.info.get("best_epoch"),
             "device": self.device,
+            "backend": self.backend,
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "eer": self.threshold_info.get("eer"),
@@ -181,29 +182,27 @@ def read_threshold(folder: Path) -> tuple[float, str, dict[str, Any]]:
 
 
 def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None = None,
-                  calibrate: bool = True) -> ScanRun:
+                  calibrate: bool = True, backend: str = TORCH) -> ScanRun:
     """Load the run at ``path`` (run folder, its best.pt, or an ensemble folder) onto ``device`` (already resolved).
 
     ``aggregation``: how to join face scores (default: the one the run's threshold was chosen
     with). ``calibrate``: report calibrated probabilities when the folder has calibration.json.
+    ``backend``: torch or onnx (:func:`facesleuth.scan.inference.resolve_backend` resolves auto).
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
     if Path(path).is_dir() and is_ensemble_folder(path):
-        return load_ensemble_folder(path, device, aggregation, calibrate)
-    run = _load_single_run(path, device)
+        return load_ensemble_folder(path, device, aggregation, calibrate, backend)
+    run = _load_single_run(path, device, backend)
     return _settle(run, [run.folder], aggregation, calibrate)
 
 
-def _load_single_run(path: str | Path, device: str) -> ScanRun:
+def _load_single_run(path: str | Path, device: str, backend: str = TORCH) -> ScanRun:
     """The run's model, settings and stored threshold, before aggregation and calibration are settled."""
     folder, checkpoint = _locate(Path(path))
     try:
-        model, info = load_run(checkpoint, device)
+        model, info = load_classifier(folder, checkpoint, device, backend)
     except Exception as err:  # noqa: BLE001 - any failure means the file is not a usable run
         raise RunFolderError(f"--model {path}: cannot load {checkpoint}: {err}. {RUN_FOLDER_HELP}") from None
-    # channels_last on CPU too (load_run does it on GPU): the same scores, and EfficientNet-B0
-    # spent 0.82 s of CPU on 30 faces instead of 1.28 s (benchmarks/README.md, scan latency).
-    model = model.to(memory_format=torch.channels_last)
     threshold, source, threshold_info = read_threshold(folder)
     notes = []
     published = info.get("kind") == "published"
@@ -233,6 +232,7 @@ def _load_single_run(path: str | Path, device: str) -> ScanRun:
         folder=folder, checkpoint=checkpoint, model=model, info=info, device=str(device),
         threshold=threshold, threshold_source=source, threshold_info=threshold_info,
         aggregation=aggregation, notes=notes, limits=[str(limit) for limit in info.get("limits") or []],
+        backend=backend,
     )
 
 
@@ -337,12 +337,12 @@ def _ensemble(folder: Path, members: list[ScanRun], method: str, info: dict[str,
         folder=folder, checkpoint=first.checkpoint, model=first.model, info={**first.info, **info},
         device=first.device, threshold=threshold[0], threshold_source=threshold[1], threshold_info=threshold[2],
         aggregation=first.aggregation, notes=notes, members=members, ensemble_method=method,
-        limits=list(dict.fromkeys(limit for m in members for limit in m.limits)),
+        limits=list(dict.fromkeys(limit for m in members for limit in m.limits)), backend=first.backend,
     )
 
 
 def load_ensemble_folder(path: str | Path, device: str = "cpu", aggregation: str | None = None,
-                         calibrate: bool = True) -> ScanRun:
+                         calibrate: bool = True, backend: str = TORCH) -> ScanRun:
     """An ensemble folder (``ensemble.yaml`` naming member run folders and the method) as one ScanRun."""
 
     folder = Path(path)
@@ -350,7 +350,7 @@ def load_ensemble_folder(path: str | Path, device: str = "cpu", aggregation: str
         spec = read_spec(folder)
     except EnsembleError as err:
         raise RunFolderError(str(err)) from None
-    members = [_load_single_run(member, device) for member in spec["members"]]
+    members = [_load_single_run(member, device, backend) for member in spec["members"]]
     threshold = read_threshold(folder)
     run = _ensemble(folder, members, spec["method"], {"ensemble": spec["name"]}, threshold)
     if threshold[1] == "default":
@@ -359,17 +359,17 @@ def load_ensemble_folder(path: str | Path, device: str = "cpu", aggregation: str
 
 
 def load_scan_runs(paths: list[str | Path], device: str = "cpu", aggregation: str | None = None,
-                   calibrate: bool = True, method: str = "mean_probability") -> ScanRun:
+                   calibrate: bool = True, method: str = "mean_probability", backend: str = TORCH) -> ScanRun:
     """One path: :func:`load_scan_run`. Several run folders: an ensemble of them joined by ``method``,
     its threshold and temperature chosen on the members' validation scores when they have them."""
 
     if len(paths) == 1:
-        return load_scan_run(paths[0], device, aggregation, calibrate)
+        return load_scan_run(paths[0], device, aggregation, calibrate, backend)
     try:
         check_method(method)
     except EnsembleError as err:
         raise RunFolderError(str(err)) from None
-    members = [_load_single_run(path, device) for path in paths]
+    members = [_load_single_run(path, device, backend) for path in paths]
     names = " + ".join(f"{m.info.get('model', '?')}/{m.info.get('setup', '?')}" for m in members)
     stored = members[0].threshold_info.get("aggregation", DEFAULT_AGGREGATION)
     # no stored threshold for this combination: chosen again from validation scores, else the default

@@ -69,6 +69,7 @@ from facesleuth.registry import (
 )
 from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
+from facesleuth.scan.inference import AUTO, BACKENDS, resolve_backend
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 from facesleuth.tracking import sample_track_faces
 from facesleuth.video import (
@@ -112,6 +113,7 @@ class ScanOptions:
     frame_policy: str = NEAREST_REFERENCE
     max_frame_offset: int = 2
     device: str = "auto"
+    backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.scan.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
     iou_threshold: float = 0.3
     min_track_fraction: float = 1 / 6
@@ -158,6 +160,8 @@ class ScanOptions:
                             ("--max-frames", self.max_frames), ("--input-seconds", self.input_seconds)):
             if value is not None and not float(value) > 0:
                 problems.append(f"{name} must be positive (or none for no limit), got {value}")
+        if self.backend not in BACKENDS:
+            problems.append(f"--backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.ensemble_method not in METHODS:
             problems.append(f"--ensemble-method must be one of {', '.join(METHODS)}, got {self.ensemble_method!r}")
         if problems:
@@ -256,11 +260,13 @@ class Scanner:
         device = resolve_device(str(self.options.device))
         if isinstance(run, ScanRun):
             self.run = run
-        elif isinstance(run, (list, tuple)):
-            self.run = load_scan_runs(list(run), device, self.options.aggregation, self.options.calibrate,
-                                      self.options.ensemble_method)
         else:
-            self.run = load_scan_run(run, device, self.options.aggregation, self.options.calibrate)
+            backend = resolve_backend(self.options.backend, device)
+            if isinstance(run, (list, tuple)):
+                self.run = load_scan_runs(list(run), device, self.options.aggregation, self.options.calibrate,
+                                          self.options.ensemble_method, backend)
+            else:
+                self.run = load_scan_run(run, device, self.options.aggregation, self.options.calibrate, backend)
         # One device for both networks: the run's (a ScanRun may come loaded elsewhere).
         detection = {**dict(self.options.detection), "device": self.run.device}
         if self.run.device == "cpu":

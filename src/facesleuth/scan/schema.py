@@ -97,7 +97,7 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
         "model": {
             "type": "object",
             "required": ["run", "checkpoint", "name", "model", "setup", "input_size", "trained_on", "device",
-                         "threshold", "threshold_source", "aggregation", "notes", "limits"],
+                         "backend", "threshold", "threshold_source", "aggregation", "notes", "limits"],
             "properties": {
                 "run": {"type": "string"},
                 "checkpoint": {"type": "string"},
@@ -110,6 +110,8 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "trained_on": {"type": "array", "items": {"type": "string"}},
                 "best_epoch": _INT_OR_NULL,
                 "device": {"type": "string"},
+                "backend": {"enum": ["torch", "onnx"],
+                            "description": "what ran the classifier: torch, or ONNX Runtime on a model exported from it"},
                 "threshold": {"type": "number"},
                 "threshold_source": {"type": "string"},
                 "eer": _NUMBER_OR_NULL,

@@ -573,6 +573,7 @@ class BrokerWorkerSettings:
     model: str
     frames: int = 32
     device: str = "auto"
+    backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
     thumbnails: int = 12

@@ -81,11 +81,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_scanning_arguments(parser: argparse.ArgumentParser) -> None:
     """How inputs are scanned, the same for the API's own workers and for `facesleuth worker`."""
-    from facesleuth.scan.cli import add_limit_arguments
+    from facesleuth.scan.cli import add_backend_argument, add_limit_arguments
 
     parser.add_argument("--frames", type=int, default=32, metavar="N",
                         help="evenly spaced frames per video to detect faces on (default 32)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
+    add_backend_argument(parser)
     parser.add_argument("--config", type=Path, metavar="YAML",
                         help="config whose extraction.detection and scan.limits settings to use "
                              "(default: the schema's)")
@@ -164,25 +165,29 @@ def settings_from_args(args: argparse.Namespace):
         args.data_dir, Path(args.model or DEFAULT_RUN).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
-        frames=args.frames, device=args.device, detection=detection, threads=_threads(args.threads, args.workers),
+        frames=args.frames, device=args.device, backend=args.backend, detection=detection,
+        threads=_threads(args.threads, args.workers),
         log_format=args.log_format, limits=limits,
     )
 
 
-def _check_model(model: str, device: str) -> tuple[str, ...]:
+def _check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ...]:
     """Fail at once with what a run folder holds, not in every worker after the server started;
-    the model's limits, for the upload page."""
-    from facesleuth.runtime import resolve_device
+    the model's limits, for the upload page. With the onnx backend the model is exported here,
+    once, before the workers load it."""
     from facesleuth.scan import RunFolderError, load_scan_run
+    from facesleuth.scan.cli import UsageError as ScanUsageError
+    from facesleuth.scan.cli import backend_setting
 
     try:
-        resolve_device(device)  # asks whether a GPU is visible; creates no CUDA context
-    except RuntimeError as err:
-        raise UsageError(f"--device: {err}") from None
+        # asks whether a GPU is visible; creates no CUDA context
+        backend = backend_setting(backend, device)
+    except ScanUsageError as err:
+        raise UsageError(str(err)) from None
     try:
         # on the CPU: a GPU copy would hold a CUDA context (and its memory) in the web process for
         # its whole life, while only the workers scan
-        return tuple(load_scan_run(model, "cpu").limits)
+        return tuple(load_scan_run(model, "cpu", backend=backend).limits)
     except RunFolderError as err:
         raise UsageError(str(err)) from None
 
@@ -202,7 +207,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         settings = settings_from_args(args)
-        settings.model_limits = _check_model(settings.worker.model, args.device)
+        settings.model_limits = _check_model(settings.worker.model, args.device, args.backend)
     except UsageError as err:
         print(f"facesleuth serve: {err}", file=sys.stderr)
         return EXIT_USAGE

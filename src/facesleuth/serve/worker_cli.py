@@ -96,7 +96,7 @@ def settings_from_args(args: argparse.Namespace):
     options = {"name": args.name} if args.name else {}
     model = str(Path(args.model or DEFAULT_RUN).resolve())
     return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=model,
-                                frames=args.frames, device=args.device, detection=detection,
+                                frames=args.frames, device=args.device, backend=args.backend, detection=detection,
                                 threads=_threads(args.threads, 1), limits=limits, **options)
 
 
@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         settings = settings_from_args(args)
-        _check_model(settings.model, args.device)
+        _check_model(settings.model, args.device, args.backend)
     except UsageError as err:
         print(f"facesleuth worker: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -56,6 +56,7 @@ class WorkerSettings:
     model: str
     frames: int = 32
     device: str = "auto"
+    backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
     thumbnails: int = 12  # face thumbnails per input kept for the page and the report
@@ -143,8 +144,8 @@ def load_scanner(settings: Any) -> Any:
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
     return Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                               detection=settings.detection, thumbnails=settings.thumbnails,
-                                               **settings.limits))
+                                               backend=settings.backend, detection=settings.detection,
+                                               thumbnails=settings.thumbnails, **settings.limits))
 
 
 def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int, busy_since: Any = None,

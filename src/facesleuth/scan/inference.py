@@ -1,0 +1,198 @@
+"""The scanner's face classifier backends: torch (the reference) and ONNX Runtime.
+
+On a CPU, ONNX Runtime runs the same network faster than torch eager (benchmarks/README.md,
+scan latency), so ``auto``, the default of ``facesleuth scan`` and ``serve``, takes it there
+when ``onnxruntime`` is installed (the ``onnx`` extra) and torch otherwise (or on a GPU).
+
+The ONNX model is exported from the run's torch model with ``torch.onnx.export`` (the
+TorchScript exporter: it handles every backbone of the registry and the published detectors
+without onnxscript) with a dynamic batch axis, once, and cached under a name made of the
+run's checkpoint's sha256 (with its run.yaml for an imported detector, whose run.yaml chooses the
+network's output mapping), so a retrained or replaced checkpoint is exported again and a stale
+file is never used. The cache is ``<run folder>/onnx/`` where that folder can be written and is
+not inside the installed package (the built-in runs), else the user cache
+(``$FACESLEUTH_CACHE/onnx``, by default the platform's user cache folder for facesleuth).
+With an exported model cached, a run loads without building its torch model (no timm import).
+MTCNN stays on torch: ONNX Runtime ran its three networks no faster (benchmarks/README.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facesleuth.io import atomic_path
+
+log = logging.getLogger(__name__)
+
+AUTO, TORCH, ONNX = "auto", "torch", "onnx"
+BACKENDS = (AUTO, TORCH, ONNX)
+CACHE_ENV = "FACESLEUTH_CACHE"
+ONNX_FOLDER = "onnx"  # beside the run's files, and in the user cache
+# Part of every cached file's key: raise it when the export changes, so older files are not used.
+EXPORT_VERSION = 1
+DIGEST_CHARS = 16  # of the sha256's hex digits in a cached file's name
+OPSET = 17
+INPUT_NAME, OUTPUT_NAME = "faces", "logits"
+
+
+class BackendError(ValueError):
+    """The asked backend cannot run here; the message says what to do."""
+
+
+def onnxruntime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str, device: str) -> str:
+    """The backend that runs on ``device`` (already resolved): ``auto`` is onnx on the CPU when
+    onnxruntime is installed, torch otherwise. BackendError for onnx where it cannot run."""
+    if backend not in BACKENDS:
+        raise BackendError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    on_cpu = str(device) == "cpu"
+    if backend == AUTO:
+        return ONNX if on_cpu and onnxruntime_available() else TORCH
+    if backend == ONNX and not on_cpu:
+        raise BackendError(f"--backend onnx runs on the CPU only, the device is {device}: "
+                           "add --device cpu or use --backend torch")
+    if backend == ONNX and not onnxruntime_available():
+        raise BackendError("--backend onnx needs onnxruntime: pip install 'facesleuth[onnx]' (or use --backend torch)")
+    return backend
+
+
+class OnnxClassifier:
+    """An exported classifier in an ONNX Runtime session, called like the torch model: a batch
+    of prepared faces (torch tensor) in, the two logits (real, fake) per face out."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        options = ort.SessionOptions()
+        # as many threads as torch was given, so the backends compare on the same cores
+        options.intra_op_num_threads = int(threads or torch.get_num_threads())
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.log_severity_level = 4  # its failures come back as exceptions; no second copy on stderr
+        self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
+        return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
+
+
+def run_digest(checkpoint: Path, published: bool) -> str:
+    """The cache key of a run's exported model: sha256 of its checkpoint (and run.yaml for an
+    imported detector) and of the export version."""
+    digest = hashlib.sha256(f"facesleuth-onnx-{EXPORT_VERSION}\n".encode())
+    files = [checkpoint] + ([checkpoint.parent / "run.yaml"] if published else [])
+    for path in files:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(2**20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:DIGEST_CHARS]
+
+
+def user_cache() -> Path:
+    """``$FACESLEUTH_CACHE``, else the platform's user cache folder for facesleuth."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import pooch  # a dependency already (facesleuth samples fetch); platformdirs underneath
+
+    return Path(pooch.os_cache("facesleuth"))
+
+
+def cache_folders(folder: Path) -> list[Path]:
+    """Where a run's exported model may be cached, first choice first."""
+    import facesleuth
+
+    package = Path(facesleuth.__file__).resolve().parent
+    inside_package = folder.resolve().is_relative_to(package)
+    return ([] if inside_package else [folder / ONNX_FOLDER]) + [user_cache() / ONNX_FOLDER]
+
+
+def cached_model(folder: Path, digest: str) -> Path | None:
+    """The exported model cached for ``digest``, or None."""
+    for cache in cache_folders(folder):
+        path = cache / f"{digest}.onnx"
+        if path.is_file():
+            return path
+    return None
+
+
+def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> Path:
+    """Export ``model`` (eval mode, CPU) to ``path`` atomically, the batch axis dynamic."""
+    import warnings
+
+    model = model.cpu().eval()
+    backbone = getattr(model, "backbone", None)
+    if getattr(backbone, "dynamic_img_size", False) and hasattr(backbone, "set_input_size"):
+        # A ViT with dynamic_img_size resizes its position embeddings on every call with an
+        # operator ONNX lacks (antialiased bicubic); at the run's one input size that is
+        # done once here, with the same operator, and the exported model takes that size only.
+        backbone.set_input_size(img_size=tuple(example.shape[-2:]))
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's tracer warnings say nothing about this export
+        torch.onnx.export(model, (example.contiguous(),), str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                          dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}})
+    return path
+
+
+def _example_input(info: dict[str, Any]) -> torch.Tensor:
+    """Two faces prepared as the scanner prepares them (the shape and scale the session will get)."""
+    from facesleuth.preprocess import prepare_faces
+
+    crops = [np.full((64, 48, 3), value, dtype=np.uint8) for value in (96, 160)]
+    return prepare_faces(crops, info, "cpu")
+
+
+def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, dict[str, Any]]:
+    from facesleuth.predict import load_run
+
+    model, info = load_run(checkpoint, "cpu")
+    example = _example_input(info)
+    problems = []
+    for cache in cache_folders(folder):
+        path = cache / f"{digest}.onnx"
+        try:
+            export_onnx(model, example, path)
+        except OSError as err:  # a read-only run folder: the next place
+            problems.append(f"{cache}: {err.strerror or err}")
+            continue
+        for stale in cache.glob("*.onnx"):  # earlier checkpoints' exports of this run folder
+            if stale != path and cache.parent == folder:
+                stale.unlink(missing_ok=True)
+        log.info("%s: exported the classifier to ONNX at %s", folder, path)
+        return path, info
+    raise OSError(f"cannot write the exported model anywhere ({'; '.join(problems)}); set {CACHE_ENV} to a "
+                  "writable folder or use --backend torch")
+
+
+def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -> tuple[Any, dict[str, Any]]:
+    """(model, settings) of a run for ``backend`` (torch or onnx, resolved): the torch model in
+    eval mode on ``device``, or an :class:`OnnxClassifier` of the cached (or newly exported) model."""
+    from facesleuth.predict import is_published_checkpoint, load_run, read_run_info
+
+    if backend == TORCH:
+        model, info = load_run(checkpoint, device)
+        # channels_last on CPU too (load_run does it on GPU): the same scores, and EfficientNet-B0
+        # spent 0.82 s of CPU on 30 faces instead of 1.28 s (benchmarks/README.md, scan latency).
+        return model.to(memory_format=torch.channels_last), info
+    digest = run_digest(checkpoint, is_published_checkpoint(checkpoint))
+    path = cached_model(folder, digest)
+    if path is not None:
+        info = read_run_info(checkpoint)
+    else:
+        path, info = _export_for_run(folder, checkpoint, digest)
+    return OnnxClassifier(path), info
