@@ -464,6 +464,30 @@ class _SeekMismatch(Exception):
     """The decoder did not start at the keyframe it was sent to (no clean entry point)."""
 
 
+def _decode_from(container, stream, index: _StreamIndex, key: int, report: DecodeReport,
+                 primed: bool) -> tuple[Iterator, int | None]:
+    """Frames decoded from keyframe ``key`` on, and the pts the first of them must have (None from
+    the start of the stream: no seek). Before a first seek the first packet primes the decoder:
+    x264 writes its version into an SEI there, which FFmpeg's H.264 decoder needs to decode x264's
+    4:4:4 streams right (a cold seek into FF++ gives green frames, even at an IDR frame)."""
+    if key == 0:
+        return _decoded_frames(container, stream, report), None
+    if not primed:
+        for _ in _decoded_frames(container, stream, report):
+            report.frames_decoded += 1
+            break
+    container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
+    return _decoded_frames(container, stream, report), index.pts[key]
+
+
+def _count_decoded(report: DecodeReport, limits: MediaLimits, path: Path) -> None:
+    """One more frame decoded: within the input's frame and time limits, or VideoError."""
+    report.frames_decoded += 1
+    if report.frames_decoded % _CLOCK_EVERY == 0:
+        limits.check_clock(path)
+    limits.check_frames(report.frames_decoded, path)
+
+
 def _av_frames(path: Path, wanted: list[int], index: _StreamIndex, limits: MediaLimits, report: DecodeReport,
                seek: bool) -> Iterator[tuple[int, np.ndarray]]:
     """``(index, RGB frame)`` for each wanted index that decodes, in order (PyAV).
@@ -485,23 +509,10 @@ def _av_frames(path: Path, wanted: list[int], index: _StreamIndex, limits: Media
             target = wanted[i]
             key = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
             if frames is None or key > last + 1:
-                if key > 0:
-                    if frames is None:
-                        # The first packet primes the decoder: x264 writes its version into an SEI
-                        # there, which FFmpeg's H.264 decoder needs to decode x264's 4:4:4 streams
-                        # right (a cold seek into FF++ gives green frames, even at an IDR frame).
-                        for _ in _decoded_frames(container, stream, report):
-                            report.frames_decoded += 1
-                            break
-                    container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
-                    expected = index.pts[key]
-                frames = _decoded_frames(container, stream, report)
+                frames, expected = _decode_from(container, stream, index, key, report, primed=frames is not None)
             progressed = False
             for frame in frames:
-                report.frames_decoded += 1
-                if report.frames_decoded % _CLOCK_EVERY == 0:
-                    limits.check_clock(path)
-                limits.check_frames(report.frames_decoded, path)
+                _count_decoded(report, limits, path)
                 if rank is not None:
                     if expected is not None and frame.pts != expected:
                         raise _SeekMismatch
@@ -693,20 +704,10 @@ def _nearest_reference_frames(path: Path, wanted: list[int], bound: int, index: 
                 low, high = windows[i]
                 key = keyframes[max(0, bisect.bisect_right(keyframes, low) - 1)]
                 if frames is None or key > last + 1:
-                    if key > 0:
-                        if frames is None:  # prime the decoder with the first packet (see _av_frames)
-                            for _ in _decoded_frames(container, stream, report):
-                                report.frames_decoded += 1
-                                break
-                        container.seek(index.pts[key], stream=stream, backward=True, any_frame=False)
-                        expected = index.pts[key]
-                    frames = _decoded_frames(container, stream, report)
+                    frames, expected = _decode_from(container, stream, index, key, report, primed=frames is not None)
                 progressed = False
                 for frame in frames:
-                    report.frames_decoded += 1
-                    if report.frames_decoded % _CLOCK_EVERY == 0:
-                        limits.check_clock(path)
-                    limits.check_frames(report.frames_decoded, path)
+                    _count_decoded(report, limits, path)
                     if expected is not None and frame.pts != expected:
                         raise _SeekMismatch
                     expected = None
