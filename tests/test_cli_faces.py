@@ -67,7 +67,8 @@ def test_train_flow_writes_faces_status_and_contact_sheet(tmp_path, samples, con
     assert code == 0
     faces = pd.read_parquet(out / "faces.parquet")
     status = pd.read_parquet(out / "status.parquet")
-    assert len(faces) == 2 and set(faces["frame"]) == {187, 563}  # 2 evenly spaced frames of 751
+    assert len(faces) == 2 and set(faces["target_frame"]) == {187, 563}  # 2 evenly spaced frames of 751
+    assert (faces["frame"] - faces["target_frame"]).abs().max() <= 2  # the train flow's nearest_reference
     assert status.iloc[0]["status"] == "ok" and status.iloc[0]["faces_kept"] == 2
     sheet = Image.open(out / "contact_sheet.png")
     assert sheet.width >= 2 * cli_faces.THUMB and sheet.height > cli_faces.THUMB

@@ -59,6 +59,7 @@ def rule_scripts() -> dict[str, str]:
 def study(tmp_path_factory) -> tuple[Path, list[str]]:
     workdir, _thesis, extended = study_configs(tmp_path_factory.mktemp("profiles"))
     extended["robustness"] = ROBUSTNESS
+    extended["baselines"] = ["Meso4_DF"]  # their prediction rules are GPU rules too
     (workdir / "config" / "extended.yaml").write_text(yaml.safe_dump(extended, sort_keys=False))
     return workdir, ["--configfile", "config/thesis.yaml", "config/extended.yaml"]
 

@@ -178,7 +178,8 @@ def test_video_faces_and_scores_are_the_pipelines(scanner, scan_run, samples):
     result = scanner.scan_file(video)
     assert result.status == "ok" and result.frames_total == 751
     flow = {"frame_step": math.ceil(751 / 4), "max_frames": 4, "iou_threshold": 0.3, "min_track_length": 0,
-            "faces_per_video": 50}
+            "faces_per_video": 50,  # and the scanner's frame policy
+            "frame_policy": scanner.options.frame_policy, "max_frame_offset": scanner.options.max_frame_offset}
     faces, status = extract_video(video, "test", {"detect_max_side": 480, "device": "cpu"}, flow)
     assert status.iloc[0]["status"] == "ok"
     model, info = load_run(scan_run, "cpu")
