@@ -33,7 +33,7 @@ time: with one torch thread they are about what the scan takes on an otherwise i
 the load was.
 
 Targets: 32 frames warm in at most 8 s (the DFDC competition's per-video budget on a P100);
-issue 23: with one thread, the scanner's defaults (ONNX Runtime, nearest-reference frames) at 32
+the goals: with one thread, the scanner's defaults (ONNX Runtime, nearest-reference frames) at 32
 frames warm in at most 0.5x the time of torch with exact frames and a cold start in at most 0.6x, in
 the same run (every configuration's ratios to torch with exact frames are printed at the end).
 """

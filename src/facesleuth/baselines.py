@@ -1,4 +1,4 @@
-"""Published detectors as baselines of the study (config ``baselines``, issue 20 item 6).
+"""Published detectors as baselines of the study (config ``baselines``).
 
 A baseline is an imported run folder (:mod:`facesleuth.published.runfolder`; a built-in one by
 its name, e.g. ``Meso4_DF``) that the workflow scores exactly as it scores a grid run: the same

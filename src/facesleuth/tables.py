@@ -509,7 +509,7 @@ def _with_kind(data: pd.DataFrame) -> pd.DataFrame:
     return data
 
 
-# ---------------------------------------------------------------- baseline rows (issue 20)
+# ---------------------------------------------------------------- baseline rows
 
 #: Under every table with baseline rows: what a baseline is.
 BASELINE_NOTE = ("Baselines: published detectors NOT trained by the pipeline (trained by their authors on the data "
