@@ -9,7 +9,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from facesleuth import cli_faces
+from facesleuth.cli import faces as cli_faces
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,7 +49,7 @@ def config_file(tmp_path):
 def test_registered_in_the_main_command():
     from facesleuth.cli import SUBCOMMANDS
 
-    assert SUBCOMMANDS["faces"].module == "facesleuth.cli_faces"
+    assert SUBCOMMANDS["faces"].module == "facesleuth.cli.faces"
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers(dest="command")
     cli_faces.register(subparsers)

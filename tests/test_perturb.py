@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesleuth import perturb
+from facesleuth.extract import perturb
 from facesleuth.demo.rendering import write_video
-from facesleuth.video import probe, read_frames
+from facesleuth.extract.video import probe, read_frames
 
 needs_h264 = pytest.mark.skipif(not perturb.h264_available(), reason="PyAV with libx264 is not installed")
 

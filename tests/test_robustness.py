@@ -9,13 +9,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from facesleuth import perturb, registry, robustness
+from facesleuth import registry
+from facesleuth.extract import perturb
+from facesleuth.evaluate import robustness
 from facesleuth.config import ConfigError, load_config, validate_config
 from facesleuth.demo.rendering import write_video
-from facesleuth.figures import severity_curves
+from facesleuth.report.figures import severity_curves
 from facesleuth.io import MANIFEST_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_parquet
 from facesleuth.runtime import chunk_of
-from facesleuth.video import probe, read_frames
+from facesleuth.extract.video import probe, read_frames
 
 
 def manifest_row(video_id, path, label, status="ok"):

@@ -168,7 +168,7 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
     import threading
 
     from facesleuth.scan import Scanner, ScanOptions
-    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.cli.scan import _detection_settings
     from facesleuth.serve.broker import (
         EXIT_INPUT_TIMED_OUT,
         BrokerWorkerSettings,
@@ -262,7 +262,7 @@ def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
     # the limits reach the worker's settings: flag over the config's scan.limits over the defaults
     from facesleuth.cli import build_parser
     from facesleuth.config import section_defaults
-    from facesleuth.serve.worker_cli import settings_from_args
+    from facesleuth.cli.worker import settings_from_args
 
     config = tmp_path / "limits.yaml"
     config.write_text("scan:\n  limits:\n    max_seconds: 30\n    max_frames: 900\n")

@@ -40,7 +40,7 @@ REGISTRY_ENUMS = {
 
 
 def _experiments():
-    from facesleuth import experiments  # on use: the schema needs only its names
+    from facesleuth.train import experiments  # on use: the schema needs only its names
 
     return experiments
 
