@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from facesleuth.config import load_config
-from facesleuth.extract.detect import FaceDetector, FrameFaces
+from facesleuth.extract.detect import FaceDetector, FrameFaces, no_landmarks
 from facesleuth.extract.tracking import iou
 from facesleuth.extract.video import evenly_spaced_indices, probe, read_frames, read_image
 

@@ -14,7 +14,7 @@ from sklearn import metrics as skm
 
 import results_factory as rf
 from facesleuth import registry
-from facesleuth.evaluate import robustness
+from facesleuth.report import robustness as report_robustness
 from facesleuth.report import studies as study_report
 from facesleuth.report import tables as T
 from facesleuth.evaluate.baselines import BaselineError, baseline_files, baseline_metrics, resolve_baseline
@@ -168,7 +168,7 @@ def test_robustness_cells_and_table_rows_of_a_baseline(study, tmp_path):
     videos = out["videos"]["dfdc_test"]
     path = tmp_path / "p.parquet"
     write_parquet(videos, path, VIDEO_PREDICTIONS_SCHEMA)
-    result = robustness.build_robustness({"predictions": [str(path)] * len(cells)},
+    result = report_robustness.build_robustness({"predictions": [str(path)] * len(cells)},
                                          {"cells": cells, "perturbations": ["jpeg_50"]}, "auc")
     row = result.data[result.data["run"] == f"{NAME}/baseline"].iloc[0]
     assert row["clean"] == pytest.approx(skm.roc_auc_score(videos["label"], videos["score"]))

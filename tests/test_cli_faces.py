@@ -10,6 +10,7 @@ import yaml
 from PIL import Image
 
 from facesleuth.cli import faces as cli_faces
+from facesleuth.config import extraction_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -86,7 +87,7 @@ def test_test_flow_labels_tracks(tmp_path, samples, config_file):
 
 
 def test_schema_defaults_without_config():
-    settings = cli_faces.extraction_settings(None)
+    settings = extraction_settings(None)
     assert settings["detection"]["min_face_size"] == 70 and settings["detection"]["margin"] == 30
     assert settings["train_flow"]["frames_per_video"] == 10
     assert settings["test_flow"]["iou_threshold"] == 0.75 and settings["test_flow"]["min_track_length"] == 50

@@ -234,7 +234,7 @@ def test_serve_checks_its_model_without_a_cuda_context(tmp_path, monkeypatch, sp
     train_run(split, tmp_path / "run", settings(precision="fp32", device="cpu", epochs=1))
     fake = FakeCuda(count=1).install(monkeypatch)
     try:
-        serve_cli._check_model(str(tmp_path / "run"), "auto")
+        serve_cli.check_model(str(tmp_path / "run"), "auto")
     finally:
         fake.uninstall()
     assert fake.placements["cuda"] == 0, "the web process put tensors on the GPU"

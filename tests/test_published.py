@@ -259,7 +259,7 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
     from scan_helpers import RUN_SETTINGS
 
     from facesleuth.serve.app import ServeSettings, Service
-    from facesleuth.cli.serve import _check_model
+    from facesleuth.cli.serve import check_model
     from facesleuth.train.loop import train_run
 
     split = write_split(tmp_path / "split.parquet", samples)
@@ -276,7 +276,7 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
     assert facesleuth_main(["scan", str(image), "--model", str(run), "--format", "html", "--output", str(report),
                             *FAST]) == 0
     assert "synthetic faces" in report.read_text()
-    limits = _check_model(str(run), "cpu")
+    limits = check_model(str(run), "cpu")
     page = Service(ServeSettings.make(tmp_path / "data", run, model_limits=limits)).page(None).body.decode()
     assert "Limits of this model" in page and "not validated on real media" in page
     plain = copy.deepcopy(RUN_SETTINGS)
@@ -317,11 +317,11 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
 def test_serve_without_model_uses_the_builtin_ensemble_and_its_page_states_the_limits(tmp_path):
     from facesleuth.cli import build_parser
     from facesleuth.serve.app import Service
-    from facesleuth.cli.serve import _check_model, settings_from_args
+    from facesleuth.cli.serve import check_model, settings_from_args
 
     args = build_parser("serve").parse_args(["serve", "--data-dir", str(tmp_path / "data")])
     settings = settings_from_args(args)
     assert Path(settings.worker.model) == DEFAULT_RUN
-    settings.model_limits = _check_model(settings.worker.model, "cpu")
+    settings.model_limits = check_model(settings.worker.model, "cpu")
     page = Service(settings).page(None).body.decode()
     assert "Limits of this model" in page and "MesoNet is a 2018 model" in page

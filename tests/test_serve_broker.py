@@ -168,7 +168,7 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
     import threading
 
     from facesleuth.scan import Scanner, ScanOptions
-    from facesleuth.cli.scan import _detection_settings
+    from facesleuth.cli.common import detection_settings
     from facesleuth.serve.broker import (
         EXIT_INPUT_TIMED_OUT,
         BrokerWorkerSettings,
@@ -189,7 +189,7 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
     (folder / inputs[1].stored).write_bytes((samples / IMAGE).read_bytes())
     assert jobs.submit(job_id, inputs, max_queued=10)
     limits = {"input_seconds": 0.3}
-    scanner = Scanner(str(run), ScanOptions(frames=int(FRAMES), device="cpu", detection=_detection_settings(config),
+    scanner = Scanner(str(run), ScanOptions(frames=int(FRAMES), device="cpu", detection=detection_settings(config),
                                             **limits))
     real_scan, scanned, exits, let_go = scanner.scan_file, [], [], threading.Event()
 

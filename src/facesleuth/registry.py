@@ -96,6 +96,15 @@ PRECISIONS: tuple[str, ...] = ("fp16", "bf16", "fp32")
 # ---------------------------------------------------------------- frame policies
 
 #: Which decoded frame stands for a sampled frame index (facesleuth.extract.video.FramePolicy).
+#: Experiment trackers a run can log to (facesleuth.train.experiments) and W&B's modes there.
+TRACKING_BACKENDS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard")
+WANDB_MODES: tuple[str, ...] = ("auto", "offline", "online")
+
+#: What runs the scanner's face classifier (facesleuth.scan.inference): auto picks onnx on a CPU
+#: with onnxruntime installed, torch otherwise.
+AUTO_BACKEND = "auto"
+INFERENCE_BACKENDS: tuple[str, ...] = (AUTO_BACKEND, "torch", "onnx")
+
 FRAME_POLICIES: dict[str, str] = {
     "exact": "the frame at the sampled index itself",
     "nearest_reference": ("the nearest frame decoded with non-reference frames skipped, within max_frame_offset "
@@ -131,12 +140,42 @@ CLEAN = "clean"
 PERTURBATION_FAMILIES: tuple[str, ...] = ("jpeg", "downscale", "blur", "noise", "framerate", "h264")
 
 
+def _check_family(name: str) -> None:
+    if name not in PERTURBATION_FAMILIES:
+        raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATION_FAMILIES)}")
+
+
+def format_value(value: float) -> str:
+    """A parameter value as names and axis labels write it: 70, 1.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def perturbation_name(family: str, value: float) -> str:
+    """``jpeg_70``, ``blur_1.5``: the name of one perturbation at one severity."""
+    _check_family(family)
+    return f"{family}_{format_value(value)}"
+
+
+def parse_perturbation(name: str) -> tuple[str, float]:
+    """``jpeg_70`` -> ("jpeg", 70.0); the inverse of :func:`perturbation_name`."""
+    family, sep, value = name.rpartition("_")
+    if not sep:
+        raise ValueError(f"a perturbation is named family_value (e.g. jpeg_70), got {name!r}")
+    _check_family(family)
+    try:
+        return family, float(value)
+    except ValueError:
+        raise ValueError(f"perturbation {name!r}: {value!r} is not a number") from None
+
+
+def perturbation_names(settings: dict[str, list[float]]) -> list[str]:
+    """Names of every family x value in ``settings`` ({family: [values]}), in the given order."""
+    return [perturbation_name(family, value) for family, values in settings.items() for value in values]
+
+
 def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
     """The robustness suite's test sets, runs (model/setup) and perturbation names (family_value)
     as the config asks, its defaults filled in; None without a ``robustness`` section."""
-    # facesleuth.extract.perturb names the perturbations; imported here, as it imports this module
-    from facesleuth.extract.perturb import perturbation_names
-
     settings = config.get("robustness")
     if not settings:
         return None
@@ -537,7 +576,7 @@ TABLES: dict[str, Table] = {
                 "Each perturbed test set is extracted with the test set's own settings, once, and scored "
                 f"like the clean one. {note} Rows whose run ends in /baseline are the configured baselines: "
                 "published detectors not trained by the pipeline, each with its own preprocessing.",
-                "facesleuth.evaluate.robustness:build_robustness", {"predictions": "robustness_predictions"},
+                "facesleuth.report.robustness:build_robustness", {"predictions": "robustness_predictions"},
                 ("cells", "perturbations"), {"metric": metric}, ("robustness",),
             )
             for metric, title, better, note in (

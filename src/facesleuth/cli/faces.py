@@ -9,16 +9,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
 
-import yaml
-from PIL import Image, ImageDraw
-
-from facesleuth.config import ConfigError, validate_config
-from facesleuth.extract.flows import extract_video
-from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, atomic_path, write_parquet
-from facesleuth.train.preprocess import decode_jpeg
-from facesleuth.runtime import resolve_device, setup_logging
+from facesleuth.config import ConfigError, extraction_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 THUMB = 160  # contact sheet cell side, pixels
@@ -44,36 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-def extraction_settings(config_path: Path | None) -> dict[str, Any]:
-    """The ``extraction`` section of ``config_path``, validated and with the schema's defaults."""
-    return config_section(config_path, "extraction")
-
-
-def config_section(config_path: Path | None, section: str) -> dict[str, Any]:
-    """One top-level section of ``config_path`` (None: no config), validated and with the schema's defaults.
-
-    Only that section is read: it is validated inside a minimal otherwise-valid config, so a
-    config written for another machine (dataset roots absent) still works here.
-    """
-    written: dict[str, Any] = {}
-    if config_path is not None:
-        with open(config_path) as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{config_path}: expected a YAML mapping at the top level")
-        written = loaded.get(section) or {}
-    minimal = {
-        "datasets": {"video": {"format": "csv", "root": ".", "labels": "labels.csv", "flow": "train"}},
-        "models": ["resnet50"],
-        "augmentation_setups": ["none"],
-        "splits": {"train_datasets": ["video"]},
-        "evaluation": {"testsets": []},
-        section: written,
-    }
-    return validate_config(minimal)[section]
-
-
 def run(args: argparse.Namespace) -> int:
+    from facesleuth.extract.flows import extract_video
+    from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
+    from facesleuth.runtime import resolve_device, setup_logging
+
     setup_logging()
     try:
         settings = extraction_settings(args.config)
@@ -107,6 +74,11 @@ def run(args: argparse.Namespace) -> int:
 def contact_sheet(faces, path: Path, title: str = "", columns: int = 8) -> Path:
     """Grid of the crops (letterboxed to THUMB px) labelled ``f<frame>`` and ``t<track>``; with no
     faces, a small image carrying ``title`` so the file is always there to look at."""
+    from PIL import Image, ImageDraw
+
+    from facesleuth.io import atomic_path
+    from facesleuth.train.preprocess import decode_jpeg
+
     count = len(faces)
     columns = max(1, min(columns, count)) if count else 1
     rows = (count + columns - 1) // columns if count else 0

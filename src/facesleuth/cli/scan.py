@@ -14,22 +14,22 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
-
-import torch
-import yaml
-from tqdm.auto import tqdm
+from typing import TYPE_CHECKING, TextIO
 
 from facesleuth import registry
-from facesleuth.cli.faces import config_section, extraction_settings
-from facesleuth.config import ConfigError, section_defaults
-from facesleuth.io import write_text_atomic
-from facesleuth.runtime import resolve_device, setup_logging
-from facesleuth.scan.formats import make_writer, summary_line
-from facesleuth.scan.inference import AUTO, BACKENDS, BackendError, resolve_backend
-from facesleuth.scan.runfolder import RunFolderError
-from facesleuth.scan.scanner import Scanner, ScanOptions
-from facesleuth.extract.video import quiet_decoder_logs
+from facesleuth.cli.common import (
+    THREADS_HELP,
+    UsageError,
+    add_backend_argument,
+    add_limit_arguments,
+    backend_setting,
+    detection_settings,
+    limit_settings,
+    thread_count,
+)
+
+if TYPE_CHECKING:
+    from facesleuth.scan.scanner import Scanner
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -103,8 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="faces scored per video, shared among tracks by length (default 50, the thesis)")
     parser.add_argument("--batch-size", type=int, default=64, metavar="N", help="faces per model batch (default 64)")
     parser.add_argument("--threads", default="auto", metavar="N",
-                        help="CPU threads for torch and ONNX Runtime, or auto (default): the cores the load average leaves idle, "
-                             "at least 1")
+                        help=THREADS_HELP)
     parser.add_argument("--html-faces", type=int, default=12, metavar="N",
                         help="face thumbnails per input in the HTML report, most suspicious first (default 12)")
     add_backend_argument(parser)
@@ -115,115 +114,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return parser
 
 
-class UsageError(Exception):
-    """A bad option: the message says which and what to do (exit 2)."""
-
-
-#: The limits on one input: flag, config key under scan.limits, type, what it bounds.
-LIMIT_FLAGS = (
-    ("--max-pixels", "max_pixels", int, "largest frame or image in pixels, checked before decoding (too_large)"),
-    ("--max-seconds", "max_seconds", float, "longest video in seconds (too_long)"),
-    ("--max-frames", "max_frames", int, "most frames decoded for one video, skipped ones included (too_long)"),
-    ("--input-seconds", "input_seconds", float, "wall-clock seconds one input may take (timed_out)"),
-)
-
-
-def add_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """``--backend``: what runs the face classifier (scan, serve and worker alike)."""
-    parser.add_argument("--backend", choices=list(BACKENDS), default=AUTO,
-                        help="what runs the face classifier: torch, or onnx (ONNX Runtime, on the CPU; the model is "
-                             "exported once and cached in the run folder's onnx/, or the user cache when that cannot "
-                             "be written). auto (default): onnx on the CPU when onnxruntime is installed "
-                             "(pip install 'facesleuth[onnx]'), torch otherwise")
-
-
-def backend_setting(backend: str, device: str) -> str:
-    """The backend ``--backend`` resolves to on ``--device``; UsageError where it cannot run."""
-    try:
-        return resolve_backend(backend, resolve_device(device))
-    except RuntimeError as err:
-        raise UsageError(f"--device: {err}") from None
-    except BackendError as err:
-        raise UsageError(str(err)) from None
-
-
-def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
-    """The flags of :data:`LIMIT_FLAGS`; each overrides the config's scan.limits and takes ``none``."""
-    defaults = section_defaults("scan", "limits")
-    for flag, key, _, what in LIMIT_FLAGS:
-        parser.add_argument(flag, dest=key, metavar="N", default=None,
-                            help=f"{what}; default {defaults[key]} (config scan.limits.{key}), none for no limit")
-
-
-def limit_settings(args: argparse.Namespace, config: Path | None) -> dict[str, Any]:
-    """The limits in force: flags over the config's scan.limits over the schema's defaults."""
-    try:
-        limits = dict(config_section(config, "scan")["limits"]) if config is not None else section_defaults(
-            "scan", "limits")
-    except (OSError, ValueError, ConfigError, yaml.YAMLError) as err:
-        raise UsageError(f"--config {config}: {err}") from None
-    for flag, key, kind, _ in LIMIT_FLAGS:
-        value = getattr(args, key, None)
-        if value is None:
-            continue
-        if str(value).lower() == "none":
-            limits[key] = None
-            continue
-        try:
-            number = kind(value)
-        except ValueError:
-            number = 0
-        if not number > 0:
-            raise UsageError(f"{flag} must be a positive {'whole ' if kind is int else ''}number or none, got {value!r}")
-        limits[key] = number
-    return limits
-
-
-def _threads(value: str) -> int:
-    """``--threads``: a number, or ``auto``: the cores left idle by the 1-minute load average.
-
-    Why: MTCNN runs thousands of tiny operations, each a parallel region whose threads wait for
-    each other; with the cores busy (a shared server) every wait costs a scheduling slice. On the
-    2-core development machine under a load of 8, two threads made detection and classification
-    2-5 times slower than one (benchmarks/README.md, scan latency).
-    """
-    if value == "auto":
-        try:
-            idle = (os.cpu_count() or 1) - int(os.getloadavg()[0] + 0.5)
-        except OSError:  # no load average on this platform
-            return torch.get_num_threads()
-        return max(1, min(torch.get_num_threads(), idle))
-    try:
-        threads = int(value)
-    except ValueError:
-        threads = 0
-    if threads < 1:
-        raise UsageError(f"--threads must be a positive number or auto, got {value!r}")
-    return threads
-
-
 def _output_format(args: argparse.Namespace) -> str:
     if args.jsonl and args.fmt not in (None, "jsonl"):
         raise UsageError(f"--jsonl and --format {args.fmt} contradict each other; give one")
     return "jsonl" if args.jsonl else (args.fmt or "table")
-
-
-def _detection_settings(config: Path | None) -> dict[str, Any]:
-    """The settings the config's ``extraction.detection`` names, validated; {} without --config.
-
-    Only the keys the config writes are returned, so where it is silent the package's defaults
-    apply, the same with or without a config (the scanner's CPU batch size among them).
-    """
-    if config is None:
-        return {}
-    if not config.is_file():
-        raise UsageError(f"--config {config}: no such file; name a facesleuth config YAML (e.g. config/config.yaml)")
-    try:
-        validated = extraction_settings(config)["detection"]
-        written = ((yaml.safe_load(config.read_text()) or {}).get("extraction") or {}).get("detection") or {}
-    except (OSError, ValueError, ConfigError, yaml.YAMLError) as err:
-        raise UsageError(f"--config {config}: {err}") from None
-    return {key: validated[key] for key in written}
 
 
 def _check_output(path: Path | None) -> None:
@@ -251,21 +145,28 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
             return open(path, "w", encoding="utf-8"), sys.stdout.write
         except OSError as err:
             raise UsageError(f"--output {path}: cannot write ({err.strerror})") from None
+    from facesleuth.io import write_text_atomic
+
     return None, lambda text: write_text_atomic(text, path)
 
 
 def _scan(args: argparse.Namespace) -> int:
+    import torch
+
+    from facesleuth.scan.runfolder import RunFolderError
+    from facesleuth.scan.scanner import Scanner, ScanOptions
+
     fmt = _output_format(args)
     if not args.model:
         from facesleuth.published.builtin import DEFAULT_RUN
 
         args.model = [str(DEFAULT_RUN)]
-    threads = _threads(args.threads)
+    threads = thread_count(args.threads)
     if args.html_faces < 0:
         raise UsageError(f"--html-faces must be 0 or more, got {args.html_faces}")
     options = ScanOptions(
         frames=args.frames, frame_policy=args.frame_policy, max_frame_offset=args.max_frame_offset,
-        device=args.device, detection=_detection_settings(args.config),
+        device=args.device, detection=detection_settings(args.config),
         iou_threshold=args.iou, min_track_fraction=args.min_track, faces_per_video=args.faces,
         batch_size=args.batch_size, thumbnails=args.html_faces if fmt == "html" else 0,
         aggregation=args.aggregation, calibrate=not args.no_calibration, ensemble_method=args.ensemble_method,
@@ -295,6 +196,10 @@ def _scan(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO | None,
             write: Callable[[str], None]) -> int:
     """Scan, print or write the results as they come, and return the exit code."""
+    from tqdm.auto import tqdm
+
+    from facesleuth.scan.formats import make_writer, summary_line
+
     if stream is not None:
         def emit(line: str) -> None:
             stream.write(line + "\n")
@@ -329,6 +234,9 @@ def _report(args: argparse.Namespace, fmt: str, scanner: Scanner, stream: TextIO
 def run(args: argparse.Namespace) -> int:
     # FFmpeg's and OpenCV's own lines (thousands on a damaged file) would drown the report; the
     # damage reaches the results instead (frames_failed, unreadable inputs with a message).
+    from facesleuth.extract.video import quiet_decoder_logs
+    from facesleuth.runtime import setup_logging
+
     quiet_decoder_logs()
     setup_logging(level=logging.INFO if args.verbose else logging.WARNING)
     try:

@@ -10,9 +10,19 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
+
+from facesleuth.cli.common import (
+    THREADS_HELP,
+    UsageError,
+    add_backend_argument,
+    add_limit_arguments,
+    backend_setting,
+    detection_settings,
+    limit_settings,
+    thread_count,
+)
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -53,8 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser.add_argument("--workers", type=int, default=2, metavar="N",
                         help="worker processes, each with its own copy of the model (default 2)")
     parser.add_argument("--threads", default="auto", metavar="N",
-                        help="torch CPU threads per worker, or auto (default): the cores divided among the "
-                             "workers, at least 1")
+                        help=THREADS_HELP)
     parser.add_argument("--max-upload-mb", type=float, default=200, metavar="MB",
                         help="largest upload accepted, all files of a request together (default 200)")
     parser.add_argument("--max-queue", type=int, default=100, metavar="N",
@@ -81,7 +90,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_scanning_arguments(parser: argparse.ArgumentParser) -> None:
     """How inputs are scanned, the same for the API's own workers and for `facesleuth worker`."""
-    from facesleuth.cli.scan import add_backend_argument, add_limit_arguments
 
     parser.add_argument("--frames", type=int, default=32, metavar="N",
                         help="evenly spaced frames per video to detect faces on (default 32)")
@@ -102,18 +110,6 @@ def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
                              "job (implies --verbose)")
 
 
-class UsageError(Exception):
-    pass
-
-
-def _threads(value: str, workers: int) -> int:
-    if value == "auto":
-        return max(1, (os.cpu_count() or 1) // workers)
-    if not value.isdigit() or int(value) < 1:
-        raise UsageError(f"--threads must be a positive number or auto, got {value!r}")
-    return int(value)
-
-
 def _token(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -128,8 +124,6 @@ def _token(path: Path | None) -> str | None:
 
 def settings_from_args(args: argparse.Namespace):
     """The service's settings, every option checked (UsageError says which is wrong)."""
-    from facesleuth.cli.scan import UsageError as ScanUsageError
-    from facesleuth.cli.scan import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.serve.app import ServeSettings
 
@@ -152,8 +146,8 @@ def settings_from_args(args: argparse.Namespace):
     try:
         limits = limit_settings(args, args.config)
         ScanOptions(frames=args.frames, **limits).check()
-        detection = _detection_settings(args.config)
-    except (ValueError, ScanUsageError) as err:
+        detection = detection_settings(args.config)
+    except ValueError as err:
         raise UsageError(str(err)) from None
     try:
         args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -166,24 +160,18 @@ def settings_from_args(args: argparse.Namespace):
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
         frames=args.frames, device=args.device, backend=args.backend, detection=detection,
-        threads=_threads(args.threads, args.workers),
+        threads=thread_count(args.threads, args.workers),
         log_format=args.log_format, limits=limits,
     )
 
 
-def _check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ...]:
+def check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ...]:
     """Fail at once with what a run folder holds, not in every worker after the server started;
     the model's limits, for the upload page. With the onnx backend the model is exported here,
     once, before the workers load it."""
     from facesleuth.scan import RunFolderError, load_scan_run
-    from facesleuth.cli.scan import UsageError as ScanUsageError
-    from facesleuth.cli.scan import backend_setting
 
-    try:
-        # asks whether a GPU is visible; creates no CUDA context
-        backend = backend_setting(backend, device)
-    except ScanUsageError as err:
-        raise UsageError(str(err)) from None
+    backend = backend_setting(backend, device)  # asks whether a GPU is visible; creates no CUDA context
     try:
         # on the CPU: a GPU copy would hold a CUDA context (and its memory) in the web process for
         # its whole life, while only the workers scan
@@ -207,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         settings = settings_from_args(args)
-        settings.model_limits = _check_model(settings.worker.model, args.device, args.backend)
+        settings.model_limits = check_model(settings.worker.model, args.device, args.backend)
     except UsageError as err:
         print(f"facesleuth serve: {err}", file=sys.stderr)
         return EXIT_USAGE

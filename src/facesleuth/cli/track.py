@@ -17,7 +17,8 @@ import yaml
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from facesleuth.train.experiments import BACKENDS, WANDB_MODES
+    from facesleuth.registry import TRACKING_BACKENDS as BACKENDS
+    from facesleuth.registry import WANDB_MODES
 
     parser = subparsers.add_parser(
         "track",

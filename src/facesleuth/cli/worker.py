@@ -15,14 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from facesleuth.cli.serve import (
-    EXIT_USAGE,
-    UsageError,
-    _check_model,
-    _threads,
-    add_logging_arguments,
-    add_scanning_arguments,
-)
+from facesleuth.cli.common import THREADS_HELP, UsageError, detection_settings, limit_settings, thread_count
+from facesleuth.cli.serve import EXIT_USAGE, add_logging_arguments, add_scanning_arguments, check_model
 
 _EPILOG = """\
 examples:
@@ -57,8 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="the API's --data-dir, as this machine sees it (a shared mount on a cluster): "
                              "the uploads are read from DIR/uploads")
     parser.add_argument("--threads", default="auto", metavar="N",
-                        help="torch CPU threads, or auto (default): every core (give cores/N to each of N workers "
-                             "on one machine)")
+                        help=THREADS_HELP)
     add_scanning_arguments(parser)  # as the API's; an input stuck past --input-seconds ends this worker (exit 3)
     parser.add_argument("--name", metavar="NAME", help="this worker's name in logs and heartbeats (default HOST:PID)")
     parser.add_argument("--heartbeat-seconds", type=float, default=5.0, metavar="S",
@@ -76,8 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def settings_from_args(args: argparse.Namespace):
-    from facesleuth.cli.scan import UsageError as ScanUsageError
-    from facesleuth.cli.scan import _detection_settings, limit_settings
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.published.builtin import DEFAULT_RUN
     from facesleuth.serve.broker import BrokerSettings, BrokerWorkerSettings
@@ -87,8 +78,8 @@ def settings_from_args(args: argparse.Namespace):
                                 heartbeat_seconds=args.heartbeat_seconds, stop_timeout=args.stop_timeout).check()
         limits = limit_settings(args, args.config)
         ScanOptions(frames=args.frames, **limits).check()
-        detection = _detection_settings(args.config)
-    except (ValueError, ScanUsageError) as err:
+        detection = detection_settings(args.config)
+    except ValueError as err:
         raise UsageError(str(err)) from None
     if not (args.data_dir / "uploads").is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: no uploads/ folder in it; give the API's --data-dir "
@@ -97,7 +88,7 @@ def settings_from_args(args: argparse.Namespace):
     model = str(Path(args.model or DEFAULT_RUN).resolve())
     return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=model,
                                 frames=args.frames, device=args.device, backend=args.backend, detection=detection,
-                                threads=_threads(args.threads, 1), limits=limits, **options)
+                                threads=thread_count(args.threads, 1), limits=limits, **options)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     try:
         settings = settings_from_args(args)
-        _check_model(settings.model, args.device, args.backend)
+        check_model(settings.model, args.device, args.backend)
     except UsageError as err:
         print(f"facesleuth worker: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -4,9 +4,9 @@ For each test set x perturbation (:mod:`facesleuth.extract.perturb`, e.g. ``jpeg
 manifest chunk is perturbed into a lossless file (:func:`perturb_chunk`), the chunk goes through
 the test set's own extraction once (cached by the workflow; the perturbed files are temporary),
 and each selected run scores the faces as it scores the clean test set. This module turns the
-resulting video predictions into two tables, ROC-AUC and video log loss, with one row per run
-and test set and one column per perturbation (``clean`` first: the unperturbed test set); the
-figure of AUC against severity is :func:`facesleuth.report.figures.severity_curves`.
+resulting video predictions into scores per run, test set and perturbation (:func:`score_grid`);
+their tables are :mod:`facesleuth.report.robustness`, the figure of AUC against severity
+:func:`facesleuth.report.figures.severity_curves`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import os
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,7 +26,6 @@ from facesleuth.extract import perturb
 from facesleuth.extract.flows import chunk_rows
 from facesleuth.evaluate.metrics import evaluated_videos, roc_auc, video_log_loss
 from facesleuth.registry import MISSING
-from facesleuth.report.tables import BASELINE_NOTE, Table, markdown_table
 from facesleuth.extract.video import VideoError
 
 log = logging.getLogger(__name__)
@@ -58,7 +56,7 @@ def perturb_chunk(
     perturbed (missing, unreadable) becomes a ``missing`` row whose message says why, so the
     extraction reports it and never falls back to the clean video.
     """
-    family, value = perturb.parse_perturbation(perturbation)
+    family, value = registry.parse_perturbation(perturbation)
     if not perturb.family_of(family).needs():
         raise RuntimeError(f"perturbation {perturbation}: this installation cannot run {family} (see facesleuth.extract.perturb)")
     Path(out_dir).mkdir(parents=True, exist_ok=True)  # the rule's output, even for a chunk without videos
@@ -83,10 +81,6 @@ def perturb_chunk(
 # ---------------------------------------------------------------------- scores
 
 
-def run_name(model: str, aug: str) -> str:
-    return f"{model}/{aug}"
-
-
 def scores(videos_df: pd.DataFrame) -> dict[str, float]:
     """ROC-AUC and video log loss of one run's video predictions (as the metrics rule counts
     videos: no-face fallbacks included, unlabelled and unscored left out); NaN where one class
@@ -108,36 +102,3 @@ def score_grid(cells: Sequence[Mapping[str, str]], paths: Sequence[str | os.Path
     for cell, path in zip(cells, paths):
         rows.append({**{key: cell[key] for key in ("testset", "run", "perturbation")}, **scores(pd.read_parquet(path))})
     return pd.DataFrame(rows, columns=["testset", "run", "perturbation", *METRICS])
-
-
-def wide(grid: pd.DataFrame, metric: str, perturbations: Sequence[str]) -> pd.DataFrame:
-    """Rows: test set and run; columns: ``clean`` then each perturbation, in the given order."""
-    table = grid.pivot_table(index=["testset", "run"], columns="perturbation", values=metric, aggfunc="first", dropna=False)
-    columns = [CLEAN, *perturbations]
-    return table.reindex(columns=columns).reset_index().rename_axis(columns=None)
-
-
-def _markdown(data: pd.DataFrame, metric: str, number: str | None) -> str:
-    title, _, better = METRICS[metric]
-    value_columns = [c for c in data.columns if c not in ("testset", "run")]
-    rows = [
-        [row.testset, row.run, *("n/a" if pd.isna(v) else f"{v:.3f}" for v in row[value_columns])]
-        for _, row in data.iterrows()
-    ]
-    head = f"**{number}.** " if number else ""
-    caption = (
-        f"{head}Video {title} of each run on perturbed copies of its test sets ({better} is better). "
-        "`clean`: the test set as it is; `family_value`: every video perturbed (see facesleuth.extract.perturb)."
-    )
-    return caption + "\n\n" + markdown_table(["test set", "run", *value_columns], rows)
-
-
-def build_robustness(inputs: dict[str, list[str]], settings: dict[str, Any], metric: str) -> Table:
-    """Registry builder of ``robustness_auc`` / ``robustness_logloss``: ``inputs["predictions"]``
-    are video prediction files in the order of ``settings["cells"]``."""
-    grid = score_grid(settings["cells"], inputs["predictions"])
-    data = wide(grid, metric, settings["perturbations"])
-    markdown = _markdown(data, metric, registry.TABLES[f"robustness_{metric}"].number)
-    if any(cell.get("baseline") for cell in settings["cells"]):
-        markdown += f"\nRuns ending in /{registry.BASELINE}: {BASELINE_NOTE[len('Baselines: '):]}  \n"
-    return Table(data, markdown)

@@ -283,34 +283,6 @@ def family_of(name: str) -> Family:
     return FAMILIES[name]
 
 
-def format_value(value: float) -> str:
-    """A parameter value as names and axis labels write it: 70, 1.5."""
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-def perturbation_name(family: str, value: float) -> str:
-    """``jpeg_70``, ``blur_1.5``: the name of one perturbation at one severity."""
-    family_of(family)
-    return f"{family}_{format_value(value)}"
-
-
-def parse_perturbation(name: str) -> tuple[str, float]:
-    """``jpeg_70`` -> ("jpeg", 70.0); the inverse of :func:`perturbation_name`."""
-    family, sep, value = name.rpartition("_")
-    if not sep:
-        raise ValueError(f"a perturbation is named family_value (e.g. jpeg_70), got {name!r}")
-    family_of(family)
-    try:
-        return family, float(value)
-    except ValueError:
-        raise ValueError(f"perturbation {name!r}: {value!r} is not a number") from None
-
-
-def perturbation_names(settings: dict[str, list[float]]) -> list[str]:
-    """Names of every family x value in ``settings`` ({family: [values]}), in the given order."""
-    return [perturbation_name(family, value) for family, values in settings.items() for value in values]
-
-
 def unavailable(settings: dict[str, list[float]]) -> list[str]:
     """Families in ``settings`` this installation cannot run (h264 without PyAV's libx264)."""
     return [family for family in settings if not family_of(family).needs()]

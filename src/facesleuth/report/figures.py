@@ -586,7 +586,7 @@ def severity_curves(data: pd.DataFrame, metric: str = "auc") -> "Figure":
     families: dict[str, list[tuple[float, str]]] = {}
     for column in data.columns:
         if column not in ("testset", "run", CLEAN):
-            family, value = perturb.parse_perturbation(column)
+            family, value = registry.parse_perturbation(column)
             families.setdefault(family, []).append((value, column))
     if not families:
         raise TableError("the robustness table has no perturbation column")
@@ -599,7 +599,7 @@ def severity_curves(data: pd.DataFrame, metric: str = "auc") -> "Figure":
         for _, row in data.iterrows():
             ys = [row[CLEAN]] + [row[column] for _, column in columns]
             ax.plot(xs, ys, marker="o", label=f"{row['run']} ({row['testset']})")
-        ax.set_xticks(xs, [CLEAN] + [perturb.format_value(value) for value, _ in columns], fontsize=8)
+        ax.set_xticks(xs, [CLEAN] + [registry.format_value(value) for value, _ in columns], fontsize=8)
         ax.set_xlabel(entry.parameter, fontsize=8)
         ax.set_title(family, fontsize=9)
         ax.grid(alpha=0.3)

@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from facesleuth.io import atomic_path
+from facesleuth.registry import INFERENCE_BACKENDS
 
 log = logging.getLogger(__name__)
 
-AUTO, TORCH, ONNX = "auto", "torch", "onnx"
-BACKENDS = (AUTO, TORCH, ONNX)
+BACKENDS = INFERENCE_BACKENDS
+AUTO, TORCH, ONNX = BACKENDS
 CACHE_ENV = "FACESLEUTH_CACHE"
 ONNX_FOLDER = "onnx"  # beside the run's files, and in the user cache
 # Part of every cached file's key: raise it when the export changes, so older files are not used.

@@ -54,11 +54,11 @@ import pandas as pd
 import yaml
 
 from facesleuth.io import write_json
+from facesleuth.registry import TRACKING_BACKENDS, WANDB_MODES
 
 log = logging.getLogger("facesleuth.train.experiments")
 
-BACKENDS = ("mlflow", "wandb", "tensorboard")
-WANDB_MODES = ("auto", "offline", "online")
+BACKENDS = TRACKING_BACKENDS
 ENV_VAR = "FACESLEUTH_TRACKING"
 STATE_FILE = "tracking.json"
 #: Logged per epoch (step = epoch): the history.csv columns and the learning rate.
