@@ -1,19 +1,14 @@
 """A faster drop-in for facenet-pytorch's MTCNN ``detect_face``: same networks, same faces.
 
 facenet-pytorch 2.5.3 loses most of its CPU time to layout and call overhead, not to the
-networks' arithmetic (8 street frames at 960x540, one thread: about 1 s, of which 0.2 s
-building the pyramid, 0.08 s cutting candidates and 0.6 s in R-Net/O-Net):
+networks' arithmetic (benchmarks/README.md, "MTCNN" has the measured split). What changes:
 
-- R-Net and O-Net receive their stacked 24x24 / 48x48 crops in NCHW layout, where CPU
-  max-pooling with ``ceil_mode`` is about ten times slower than in channels-last layout;
-  on channels-last crops both networks run about three times faster, same weights, and
-  another 2.5x faster in chunks of 64 crops instead of 512 (see CPU_CROP_CHUNK).
-- Every pyramid level is ``interpolate(mode="area")`` (``adaptive_avg_pool2d``) of the whole
-  frame in channels-last float: slow for three channels. Here (CPU, 8-bit frames) a level is
-  the difference of integer prefix sums, rows then columns.
-- Stage 2 and 3 cut and resize each candidate with its own call (``pad`` + ``imresample`` in a
-  Python loop). On CPU that loop stays (a vectorised gather costs more there) with less
-  overhead per box; on a GPU, where thousands of tiny kernel launches are the cost, all
+- R-Net and O-Net receive their stacked 24x24 / 48x48 crops in channels-last layout, where CPU
+  max-pooling with ``ceil_mode`` is far faster than in NCHW, in chunks of CPU_CROP_CHUNK crops.
+- A pyramid level (``interpolate(mode="area")`` there) is, on CPU and 8-bit frames, the
+  difference of integer prefix sums, rows then columns.
+- Stage 2 and 3 cut and resize each candidate with less overhead per box on CPU (a vectorised
+  gather costs more there); on a GPU, where thousands of tiny kernel launches are the cost, all
   crops come from one summed-area table in a few vectorised gathers.
 
 Area resampling is the mean over integer windows ``[floor(i*n/s), ceil((i+1)*n/s))``; with

@@ -283,11 +283,6 @@ def family_of(name: str) -> Family:
     return FAMILIES[name]
 
 
-def unavailable(settings: dict[str, list[float]]) -> list[str]:
-    """Families in ``settings`` this installation cannot run (h264 without PyAV's libx264)."""
-    return [family for family in settings if not family_of(family).needs()]
-
-
 def perturb_stream(
     frames: Iterable[np.ndarray], fps: float, family: str, value: float | None, rng: np.random.Generator
 ) -> tuple[Iterator[np.ndarray], float]:

@@ -1,11 +1,8 @@
 """Frame access for the extraction flows and the scanner: exact frames, bounded work, quiet decoders.
 
-Why care: random access is not trustworthy on the very datasets this project reads. On the
-FaceForensics++ samples ffmpeg's fast seek (``-ss`` before ``-i``) gives corrupt green frames,
-and decord's ``get_batch`` gives flat gray, corrupt frames whenever it has to seek to them from
-a fresh reader (frame 400 of 519_515 differs from sequential decoding by 60 grey levels on
-average); on the MPEG-4 AVI sample it returns the wrong frames altogether (frame 23 for 121).
-Sequential decoding (OpenCV, PyAV, decord's ``next``) agrees frame for frame on every sample.
+Why: random access (ffmpeg's fast seek, decord's ``get_batch``) returns corrupt or wrong frames
+on the very datasets this project reads, while sequential decoding agrees frame for frame on
+every sample (benchmarks/README.md, "Decoding").
 
 So frames are decoded with PyAV (FFmpeg) and numbered in presentation order. In MP4/MOV and
 Matroska, whose packets carry presentation timestamps, a frame's index is the rank of its
