@@ -1,4 +1,4 @@
-"""MTCNN detection speed and equivalence: facenet-pytorch's detect_face against facesleuth.mtcnn_fast.
+"""MTCNN detection speed and equivalence: facenet-pytorch's detect_face against facesleuth.extract.mtcnn_fast.
 
     python benchmarks/detect.py                      # speed (CPU, 1 thread) and equivalence
     python benchmarks/detect.py --skip-equivalence --rounds 5 --json detect.json
@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from facesleuth.config import load_config
-from facesleuth.detect import FaceDetector, FrameFaces
-from facesleuth.tracking import iou
-from facesleuth.video import evenly_spaced_indices, probe, read_frames, read_image
+from facesleuth.extract.detect import FaceDetector, FrameFaces, no_landmarks
+from facesleuth.extract.tracking import iou
+from facesleuth.extract.video import evenly_spaced_indices, probe, read_frames, read_image
 
 SPEED_VIDEOS = ["dfdc/dfdc_train_part_10/widuwuoiur.mp4", "multiface/street.mp4"]
 IMAGES = ["images/multiface.jpg", "images/ex_original.png", "images/ex_deepfakes.png"]

@@ -4,7 +4,7 @@
     python benchmarks/extract.py --device cuda --rounds 3 --json results.json
     python benchmarks/extract.py --quick             # a smoke run: 4 videos, 3 frames, 1 round
 
-Pipeline: ``facesleuth.extract.extract_chunk`` (sequential decoding converting only the
+Pipeline: ``facesleuth.extract.flows.extract_chunk`` (sequential decoding converting only the
 sampled frames in a thread beside detection, batched MTCNN on frames downscaled to
 ``detect_max_side`` with its smallest searched face raised to what the size filter keeps, fakes
 reusing their original's boxes), with ``--threads`` torch threads (the extraction rule's 1).
@@ -52,10 +52,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from facesleuth.config import load_config
-from facesleuth.detect import FaceDetector, _as_boxes, crop_with_margin, encode_jpeg
-from facesleuth.extract import extract_chunk
-from facesleuth.tracking import iou
-from facesleuth.video import evenly_spaced_indices, probe
+from facesleuth.extract.detect import FaceDetector, _as_boxes, crop_with_margin, encode_jpeg
+from facesleuth.extract.flows import extract_chunk
+from facesleuth.extract.tracking import iou
+from facesleuth.extract.video import evenly_spaced_indices, probe
 
 FFPP_PAIRS = [("519", "519_515", "Deepfakes"), ("634", "634_660", "FaceSwap"), ("004", "004_982", "NeuralTextures")]
 
@@ -202,7 +202,7 @@ def explain_misses(baseline_faces, found, status, settings) -> dict:
 def detector_recall(manifest, baseline_faces, settings, frames_per_video) -> float:
     """Share of baseline faces the pipeline's detector (downscaled, batched) locates before the
     size and probability filters: separates detection quality from threshold flips."""
-    from facesleuth.video import read_frames
+    from facesleuth.extract.video import read_frames
 
     unfiltered = FaceDetector.from_config({**settings, "min_face_size": 1, "min_probability": 0.0})
     hits = 0

@@ -95,9 +95,9 @@ class Check:
 
 
 def step_mtcnn(args, work: Path) -> dict:
-    from facesleuth.detect import FaceDetector
-    from facesleuth.rehearsal import StudySize, sample_face_crops, write_split
-    from facesleuth.video import evenly_spaced_indices, probe, read_frames
+    from facesleuth.extract.detect import FaceDetector
+    from facesleuth.demo.rehearsal import StudySize, sample_face_crops, write_split
+    from facesleuth.extract.video import evenly_spaced_indices, probe, read_frames
 
     video = samples_folder() / DFDC_VIDEO
     frames = read_frames(video, evenly_spaced_indices(probe(video).frames, args.frames))
@@ -121,7 +121,7 @@ def step_mtcnn(args, work: Path) -> dict:
 def step_train(args, work: Path, precision: str) -> dict:
     import yaml
 
-    from facesleuth.train import train_run
+    from facesleuth.train.loop import train_run
 
     summary = train_run(work / "split.parquet", work / f"run_{precision}", training_settings(args, precision))
     run = yaml.safe_load((work / f"run_{precision}" / "run.yaml").read_text())
@@ -135,7 +135,7 @@ def step_train(args, work: Path, precision: str) -> dict:
 def step_resume(args, work: Path) -> dict:
     import pandas as pd
 
-    from facesleuth.train import load_checkpoint, train_run
+    from facesleuth.train.loop import load_checkpoint, train_run
 
     run_dir = work / "run_resumed"
     settings = training_settings(args, "fp16")
@@ -164,7 +164,7 @@ def step_resume(args, work: Path) -> dict:
 
 
 def step_validate(args, work: Path) -> dict:
-    from facesleuth.predict import score_validation_faces
+    from facesleuth.evaluate.predict import score_validation_faces
 
     evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": args.batch}
     clock = time.perf_counter()
@@ -197,7 +197,7 @@ def step_scan(args, work: Path) -> dict:
 def step_ddp(args, work: Path) -> dict:
     import torch
 
-    from facesleuth.train import load_checkpoint, train_or_launch
+    from facesleuth.train.loop import load_checkpoint, train_or_launch
 
     if args.device.startswith("cuda") and torch.cuda.device_count() < 2:
         return {"skipped": f"{torch.cuda.device_count()} GPU visible, DDP needs two"}
@@ -218,7 +218,7 @@ def step_ddp(args, work: Path) -> dict:
 
 
 def train_child(split: str, run_dir: str, settings_file: str) -> int:
-    from facesleuth.train import train_run
+    from facesleuth.train.loop import train_run
 
     train_run(split, run_dir, json.loads(Path(settings_file).read_text()))
     return 0

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Relative cost of the thesis's eight backbones: training and prediction images/s, one process.
 
-Every model runs the same synthetic training step (``facesleuth.train.Trainer.train_step`` on a
+Every model runs the same synthetic training step (``facesleuth.train.loop.Trainer.train_step`` on a
 random uint8 batch already on the device) and the same no-grad forward pass, at the thesis's
 input size, rounds alternating between models so that load from other work falls on all of
 them. The figures are reported with their ratio to ResNet-50 measured in the same run: the
@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO / "src"))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    from facesleuth.backbones import THESIS_MODELS
+    from facesleuth.train.backbones import THESIS_MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(THESIS_MODELS), help="config or timm names (default: the eight thesis models)")
@@ -76,10 +76,10 @@ def timed(step, steps: int, warmup: int, device) -> float:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from facesleuth.backbones import resolve
-    from facesleuth.models import build_model, count_parameters
+    from facesleuth.train.backbones import resolve
+    from facesleuth.train.models import build_model, count_parameters
     from facesleuth.runtime import machine_info, resolve_device
-    from facesleuth.train import Trainer
+    from facesleuth.train.loop import Trainer
 
     args = parse_args(argv)
     device = torch.device(resolve_device(args.device))

@@ -72,7 +72,7 @@ def scan_all(run, inputs: list[Path], options) -> dict[str, float]:
 
 
 def metrics(labels: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
-    from facesleuth.metrics import roc_auc, video_log_loss
+    from facesleuth.evaluate.metrics import roc_auc, video_log_loss
 
     keep = np.isfinite(scores)
     labels, scores = labels[keep], scores[keep]
@@ -94,7 +94,7 @@ def main() -> int:
 
     import torch
 
-    from facesleuth.ensembles import combine_scores
+    from facesleuth.evaluate.ensembles import combine_scores
     from facesleuth.published.builtin import BUILTIN_RUNS
     from facesleuth.runtime import machine_info
     from facesleuth.scan import ScanOptions

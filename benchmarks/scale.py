@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """The study at its real size, rehearsed: planning, manifests, split, input pipeline, memory, prediction.
 
-Lays out the thesis's datasets at full size (``facesleuth.rehearsal``: 119,197 DFDC training
+Lays out the thesis's datasets at full size (``facesleuth.demo.rehearsal``: 119,197 DFDC training
 videos in 50 parts with DFDC's ``metadata.json``, 4,000 validation and 5,000 test videos with
 ``labels.csv``, 6,529 Celeb-DF-v2 videos; every video a symbolic link to a DFDC sample) and
 face files built from real face crops of the samples, then measures, each step in its own
@@ -98,7 +98,7 @@ def child(step: str, *args: str) -> list[str]:
 
 
 def step_layout(work: Path, size, samples: Path) -> dict:
-    from facesleuth.rehearsal import lay_out_study
+    from facesleuth.demo.rehearsal import lay_out_study
 
     started, cpu = time.perf_counter(), time.process_time()
     datasets = lay_out_study(work / "datasets", samples, size)
@@ -174,7 +174,7 @@ def face_crops(work: Path, samples: Path, count: int) -> list[bytes]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from facesleuth.rehearsal import sample_face_crops
+    from facesleuth.demo.rehearsal import sample_face_crops
 
     path = crops_path(work)
     if path.is_file():
@@ -190,7 +190,7 @@ def step_splits(work: Path, samples: Path, fraction: float, pool: int) -> dict:
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from facesleuth.rehearsal import write_train_flow_chunks
+    from facesleuth.demo.rehearsal import write_train_flow_chunks
 
     manifest_path = work / "manifests" / "dfdc_train.parquet"
     if not manifest_path.is_file():
@@ -227,7 +227,7 @@ def child_splits(faces_dir: str, manifest: str, out: str) -> None:
     import yaml
 
     from facesleuth.io import read_parquets, write_csv
-    from facesleuth.splits import make_splits, write_split
+    from facesleuth.train.splits import make_splits, write_split
 
     settings = yaml.safe_load((REPO / "config" / "thesis.yaml").read_text())["splits"]
     faces_paths = sorted(str(p) for p in Path(faces_dir).glob("[0-9][0-9][0-9].parquet"))
@@ -244,8 +244,8 @@ def child_choose_split(manifest: str) -> None:
     import pyarrow.parquet as pq
     import yaml
 
-    from facesleuth.rehearsal import train_flow_tables
-    from facesleuth.splits import make_splits
+    from facesleuth.demo.rehearsal import train_flow_tables
+    from facesleuth.train.splits import make_splits
 
     settings = yaml.safe_load((REPO / "config" / "thesis.yaml").read_text())["splits"]
     manifest_df = pq.read_table(manifest).to_pandas()
@@ -259,7 +259,7 @@ def child_choose_split(manifest: str) -> None:
 
 def split_for(work: Path, samples: Path, fraction: float, pool: int) -> tuple[Path, dict]:
     """A splits file of ``fraction`` of the thesis's 415,405 faces (made once)."""
-    from facesleuth.rehearsal import StudySize, write_split
+    from facesleuth.demo.rehearsal import StudySize, write_split
 
     size = StudySize.thesis().scaled(fraction) if fraction < 1 else StudySize.thesis()
     path = work / "splits" / f"rehearsal_{size.split_faces}.parquet"
@@ -295,8 +295,8 @@ def child_pipeline(split: str, setup: str, workers: str, images: str, out: str) 
     import psutil
     import torch
 
-    from facesleuth.augment import build_augmentation
-    from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
+    from facesleuth.train.augment import build_augmentation
+    from facesleuth.train.data import EpochBatchSampler, FaceDataset, make_loader
 
     torch.set_num_threads(1)
     workers_n, batch = int(workers), 32
@@ -359,12 +359,12 @@ def _pss(process) -> int:
 
 
 def child_memory(split: str, workers: str, setup: str, out: str) -> None:
-    """The data side of facesleuth.train.train_run: both datasets, the epoch sampler, the loader."""
+    """The data side of facesleuth.train.loop.train_run: both datasets, the epoch sampler, the loader."""
     import psutil
     import torch
 
-    from facesleuth.augment import build_augmentation
-    from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
+    from facesleuth.train.augment import build_augmentation
+    from facesleuth.train.data import EpochBatchSampler, FaceDataset, make_loader
 
     torch.set_num_threads(1)
     me = psutil.Process()
@@ -423,8 +423,8 @@ def child_predict(path: str, model_name: str, out: str) -> None:
     import pyarrow.parquet as pq
     import torch
 
-    from facesleuth.models import build_model
-    from facesleuth.predict import predict_faces
+    from facesleuth.train.models import build_model
+    from facesleuth.evaluate.predict import predict_faces
 
     torch.set_num_threads(1)
     table = pq.read_table(path)
@@ -463,7 +463,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
 
-    from facesleuth.rehearsal import StudySize
+    from facesleuth.demo.rehearsal import StudySize
     from facesleuth.runtime import machine_info
 
     samples = find_samples()

@@ -60,8 +60,8 @@ TARGET_SECONDS = 8.0
 def make_random_efb0_run(folder: Path) -> Path:
     """A run folder (best.pt + run.yaml) for efb0_ns at 224 px, randomly initialised."""
     sys.path.insert(0, str(REPO / "src"))
-    from facesleuth.models import build_model
-    from facesleuth.train import run_info, save_checkpoint, write_run_yaml
+    from facesleuth.train.models import build_model
+    from facesleuth.train.loop import run_info, save_checkpoint, write_run_yaml
 
     settings = {
         "model": "efb0_ns",
@@ -84,7 +84,7 @@ def worker(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO / "src"))
-    from facesleuth.detect import FaceDetector
+    from facesleuth.extract.detect import FaceDetector
     from facesleuth.scan import Scanner, ScanOptions
 
     import facesleuth.scan.scanner as scanner_module

@@ -115,9 +115,9 @@ def measure_ceiling(trainer, batch: int, size: int, warmup: int, steps: int) -> 
 
 
 def real_loader(split: Path, setup: str, batch: int, size: int, workers: int, device, batches: int):
-    """The training input pipeline exactly as :func:`facesleuth.train.train_run` builds it."""
-    from facesleuth.augment import build_augmentation
-    from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
+    """The training input pipeline exactly as :func:`facesleuth.train.loop.train_run` builds it."""
+    from facesleuth.train.augment import build_augmentation
+    from facesleuth.train.data import EpochBatchSampler, FaceDataset, make_loader
 
     dataset = FaceDataset.from_split(split, "train", size, build_augmentation(setup, size, {}), seed=0)
     sampler = EpochBatchSampler(len(dataset), batch, shuffle=True, drop_last=True, seed=0)
@@ -172,10 +172,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from facesleuth.backbones import resolve
-    from facesleuth.models import build_model
+    from facesleuth.train.backbones import resolve
+    from facesleuth.train.models import build_model
     from facesleuth.runtime import available_cpus, resolve_device
-    from facesleuth.train import Trainer, configure_float32_math
+    from facesleuth.train.loop import Trainer, configure_float32_math
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, FACES_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_parquet
-from facesleuth.metrics import evaluate
+from facesleuth.evaluate.metrics import evaluate
 
 MODELS = ["efb4_ns", "resnet50"]
 SETUPS = ["none", "default", "coarse", "grid"]

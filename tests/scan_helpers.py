@@ -1,7 +1,7 @@
 """A real trained run folder for scanner tests, and small broken media files.
 
-The run is made the way the pipeline makes one: :func:`facesleuth.train.train_run` on a tiny
-split of real face crops (``face_crops.write_split``), then :func:`facesleuth.predict.validate_run`
+The run is made the way the pipeline makes one: :func:`facesleuth.train.loop.train_run` on a tiny
+split of real face crops (``face_crops.write_split``), then :func:`facesleuth.evaluate.predict.validate_run`
 for threshold.json. A 1-epoch mobilenetv3_small_050 at 64 px scores near 0.5; the tests check
 the machinery (scores, aggregation, verdicts at the threshold), not the accuracy.
 """
@@ -32,8 +32,8 @@ FAST_DETECTION_YAML = "extraction:\n  detection:\n    detect_max_side: 480\n    
 
 def make_trained_run(samples: Path, folder: Path) -> Path:
     """Train a tiny run into ``folder`` and write its validation threshold.json; returns ``folder``."""
-    from facesleuth.predict import validate_run
-    from facesleuth.train import train_run
+    from facesleuth.evaluate.predict import validate_run
+    from facesleuth.train.loop import train_run
 
     split = write_split(folder.parent / f"{folder.name}.split.parquet", samples)
     train_run(split, folder, copy.deepcopy(RUN_SETTINGS))
@@ -62,8 +62,8 @@ def make_calibrated_copy(run: Path, folder: Path) -> Path:
     face and video scores and calibration.json (the temperature fitted on the video scores)."""
     import pandas as pd
 
-    from facesleuth.predict import score_validation_faces, validation_videos
-    from facesleuth.studies import fit_calibration
+    from facesleuth.evaluate.predict import score_validation_faces, validation_videos
+    from facesleuth.evaluate.studies import fit_calibration
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("best.pt", "threshold.json"):

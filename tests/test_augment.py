@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from face_crops import face_crop
 
-from facesleuth.augment import SETUPS, augmentation_defaults, build_augmentation
-from facesleuth.preprocess import letterbox
+from facesleuth.train.augment import SETUPS, augmentation_defaults, build_augmentation
+from facesleuth.train.preprocess import letterbox
 
 
 @pytest.fixture(scope="module")

@@ -13,12 +13,14 @@ import yaml
 from sklearn import metrics as skm
 
 import results_factory as rf
-from facesleuth import registry, robustness, study_report
-from facesleuth import tables as T
-from facesleuth.baselines import BaselineError, baseline_files, baseline_metrics, resolve_baseline
+from facesleuth import registry
+from facesleuth.report import robustness as report_robustness
+from facesleuth.report import studies as study_report
+from facesleuth.report import tables as T
+from facesleuth.evaluate.baselines import BaselineError, baseline_files, baseline_metrics, resolve_baseline
 from facesleuth.config import ConfigError, validate_config
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_parquet
-from facesleuth.predict import predict_testset
+from facesleuth.evaluate.predict import predict_testset
 from facesleuth.published.builtin import BUILTIN_RUNS
 
 NAME = "Meso4_DF"
@@ -166,7 +168,7 @@ def test_robustness_cells_and_table_rows_of_a_baseline(study, tmp_path):
     videos = out["videos"]["dfdc_test"]
     path = tmp_path / "p.parquet"
     write_parquet(videos, path, VIDEO_PREDICTIONS_SCHEMA)
-    result = robustness.build_robustness({"predictions": [str(path)] * len(cells)},
+    result = report_robustness.build_robustness({"predictions": [str(path)] * len(cells)},
                                          {"cells": cells, "perturbations": ["jpeg_50"]}, "auc")
     row = result.data[result.data["run"] == f"{NAME}/baseline"].iloc[0]
     assert row["clean"] == pytest.approx(skm.roc_auc_score(videos["label"], videos["score"]))
@@ -200,7 +202,7 @@ def test_config_names_baselines_and_rejects_bad_ones(tmp_path):
 
 
 def test_roc_figure_draws_the_baseline_dash_dotted_with_its_auc(study):
-    from facesleuth.figures import draw_roc
+    from facesleuth.report.figures import draw_roc
 
     root, out = study
     metrics = rf.paths(root, "metrics", "dfdc_test")

@@ -7,8 +7,8 @@ import pytest
 from scipy import optimize, special
 from sklearn.metrics import log_loss, roc_auc_score
 
-from facesleuth import calibration as C
-from facesleuth.metrics import MetricsError
+from facesleuth.evaluate import calibration as C
+from facesleuth.evaluate.metrics import MetricsError
 
 
 def _videos(scale: float, seed: int = 5, n: int = 300):

@@ -1,4 +1,4 @@
-"""facesleuth.checkpoint: atomic checkpoint files, readable without the trainer."""
+"""facesleuth.train.checkpoint: atomic checkpoint files, readable without the trainer."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from facesleuth.checkpoint import load_checkpoint, save_checkpoint
+from facesleuth.train.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_round_trip_keeps_tensors_and_plain_values(tmp_path):
@@ -38,8 +38,8 @@ def test_a_truncated_checkpoint_is_named_in_the_error(tmp_path):
 
 
 def test_prediction_and_the_scanner_do_not_import_the_trainer():
-    code = ("import sys, facesleuth.predict, facesleuth.scan, facesleuth.scan.cli; "
-            "print(sorted(m for m in ('facesleuth.train', 'facesleuth.checkpoint') if m in sys.modules))")
+    code = ("import sys, facesleuth.evaluate.predict, facesleuth.scan, facesleuth.cli.scan; "
+            "print(sorted(m for m in ('facesleuth.train.loop', 'facesleuth.train.checkpoint') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     # checkpoint is imported (so the check sees the real import graph), train is not
-    assert loaded.strip() == "['facesleuth.checkpoint']"
+    assert loaded.strip() == "['facesleuth.train.checkpoint']"

@@ -35,9 +35,9 @@ def test_a_subcommand_help_shows_its_own_options(capsys, name, option):
 
 def test_the_parser_for_a_command_loads_that_command_only():
     code = ("import sys, facesleuth.cli as c; c.build_parser('faces'); "
-            "print(sorted(m for m in ('facesleuth.cli_faces', 'facesleuth.scan.cli') if m in sys.modules))")
+            "print(sorted(m for m in ('facesleuth.cli.faces', 'facesleuth.cli.scan') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert loaded.strip() == "['facesleuth.cli_faces']"
+    assert loaded.strip() == "['facesleuth.cli.faces']"
 
 
 def test_no_command_and_an_unknown_command_are_usage_errors(capsys):

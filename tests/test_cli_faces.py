@@ -9,7 +9,8 @@ import pytest
 import yaml
 from PIL import Image
 
-from facesleuth import cli_faces
+from facesleuth.cli import faces as cli_faces
+from facesleuth.config import extraction_settings
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -49,7 +50,7 @@ def config_file(tmp_path):
 def test_registered_in_the_main_command():
     from facesleuth.cli import SUBCOMMANDS
 
-    assert SUBCOMMANDS["faces"].module == "facesleuth.cli_faces"
+    assert SUBCOMMANDS["faces"].module == "facesleuth.cli.faces"
     parser = argparse.ArgumentParser()
     subparsers = parser.add_subparsers(dest="command")
     cli_faces.register(subparsers)
@@ -86,7 +87,7 @@ def test_test_flow_labels_tracks(tmp_path, samples, config_file):
 
 
 def test_schema_defaults_without_config():
-    settings = cli_faces.extraction_settings(None)
+    settings = extraction_settings(None)
     assert settings["detection"]["min_face_size"] == 70 and settings["detection"]["margin"] == 30
     assert settings["train_flow"]["frames_per_video"] == 10
     assert settings["test_flow"]["iou_threshold"] == 0.75 and settings["test_flow"]["min_track_length"] == 50

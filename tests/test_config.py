@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from facesleuth import config, registry
-from facesleuth.augment import augmentation_defaults
+from facesleuth.train.augment import augmentation_defaults
 from facesleuth.cli import main
-from facesleuth.extract import extraction_defaults
+from facesleuth.extract.flows import extraction_defaults
 
 REPO = Path(__file__).resolve().parents[1]
 

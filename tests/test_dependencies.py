@@ -20,7 +20,7 @@ for module in pkgutil.walk_packages(facesleuth.__path__, "facesleuth."):
     except ImportError as err:
         failed.append(f"{module.name}: {err}")
 print("\\n".join(failed), flush=True)
-from facesleuth.cli_faces import extraction_settings
+from facesleuth.config import extraction_settings
 print("extraction defaults:", sorted(extraction_settings(None)), flush=True)  # schema validation, defaults filled
 from facesleuth.cli import main
 main(["scan", "--help"])  # prints the scanner's usage and exits 0

@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesleuth.detect import (
+from facesleuth.extract.detect import (
     FaceDetector,
     _as_boxes,
     crop_with_margin,
     detection_size,
     encode_jpeg,
 )
-from facesleuth.preprocess import decode_jpeg
-from facesleuth.tracking import iou
-from facesleuth.video import read_image
+from facesleuth.train.preprocess import decode_jpeg
+from facesleuth.extract.tracking import iou
+from facesleuth.extract.video import read_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -39,8 +39,8 @@ def test_from_config_defaults_and_unknown_keys():
 
 
 def test_defaults_agree_with_schema():
-    from facesleuth.detect import DETECTION_DEFAULTS
-    from facesleuth.extract import extraction_defaults
+    from facesleuth.extract.detect import DETECTION_DEFAULTS
+    from facesleuth.extract.flows import extraction_defaults
 
     assert extraction_defaults()["detection"] == DETECTION_DEFAULTS
 

@@ -24,9 +24,9 @@ import torch.multiprocessing as mp
 from face_crops import write_split
 from train_settings import TINY_RUN as SETTINGS
 
-from facesleuth.data import EpochBatchSampler, FaceDataset, make_loader
-from facesleuth.models import build_model
-from facesleuth.train import (
+from facesleuth.train.data import EpochBatchSampler, FaceDataset, make_loader
+from facesleuth.train.models import build_model
+from facesleuth.train.loop import (
     Distributed,
     Trainer,
     convert_batchnorm,
@@ -87,7 +87,7 @@ def test_batch_must_divide_among_processes(split, tmp_path):
 
 @pytest.mark.parametrize("size,batch,world", [(28, 8, 2), (30, 8, 4), (5, 8, 2), (64, 16, 1)])
 def test_processes_share_each_global_batch_without_overlap(size, batch, world):
-    from facesleuth.data import EpochBatchSampler
+    from facesleuth.train.data import EpochBatchSampler
 
     single = EpochBatchSampler(size, batch, shuffle=True, drop_last=True, seed=3)
     single.set_epoch(2)
@@ -202,6 +202,6 @@ def test_batchnorm_becomes_syncbatchnorm_for_several_cuda_processes(caplog):
     # One process, the setting off, or CPU processes (torch refuses SyncBatchNorm there): unchanged.
     assert convert_batchnorm(model, torch.device("cuda", 0), Distributed()) is model
     assert convert_batchnorm(model, torch.device("cuda", 0), two, enabled=False) is model
-    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.loop"):
         assert convert_batchnorm(model, torch.device("cpu"), two) is model
     assert "SyncBatchNorm on CUDA only" in caplog.text

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facesleuth import ensembles as E
+from facesleuth.evaluate import ensembles as E
 from facesleuth import registry
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA
 

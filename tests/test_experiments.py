@@ -25,9 +25,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from train_settings import tiny_run_settings
 from wandb_records import read_run
 
-from facesleuth import experiments
-from facesleuth.experiments import ENV_VAR, EPOCH_METRICS, STATE_FILE, TrackingSettings
-from facesleuth.train import train_run
+from facesleuth.train import experiments
+from facesleuth.train.experiments import ENV_VAR, EPOCH_METRICS, STATE_FILE, TrackingSettings
+from facesleuth.train.loop import train_run
 
 SETTINGS = tiny_run_settings("none", epochs=3)
 HISTORY_METRICS = [m for m in EPOCH_METRICS if m != "lr"]
@@ -137,7 +137,7 @@ KILLED_EPOCHS = 6
 TRAIN_IN_SUBPROCESS = """
 import json, sys
 import torch
-from facesleuth.train import train_run
+from facesleuth.train.loop import train_run
 torch.set_num_threads(1)
 split, run_dir, settings = sys.argv[1:4]
 train_run(split, run_dir, json.loads(settings))
@@ -310,7 +310,7 @@ def test_an_unreachable_tracker_is_one_warning_not_a_failed_run(split, tmp_path,
     settings = TrackingSettings(backends=("mlflow",), experiment="x", mlflow_uri="http://127.0.0.1:9", timeout_s=2)
     monkeypatch.setenv(ENV_VAR, settings.to_json())
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with caplog.at_level(logging.WARNING, logger="facesleuth.experiments"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.experiments"):
         summary = train_run(split, tmp_path, copy.deepcopy(SETTINGS) | {"training": {**SETTINGS["training"], "epochs": 1}})
     assert summary["epochs"] == 1 and pd.read_csv(tmp_path / "history.csv")["epoch"].tolist() == [1]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -354,7 +354,7 @@ def test_wandb_online_without_a_network_falls_back_to_offline_files(tmp_path, mo
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens there
     settings = TrackingSettings(backends=("wandb",), experiment="offline-fallback", timeout_s=5)
     started = time.monotonic()
-    with caplog.at_level(logging.WARNING, logger="facesleuth.experiments"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.experiments"):
         with experiments.TrackedRun(settings, tmp_path / STATE_FILE, "m/none", tags={"model": "m"}).open() as run:
             run.log_epochs([{"epoch": 1, "train_loss": 0.5, "val_loss": 0.25, "seconds": 2.0, "images_per_s": 8.0}], 0.01)
     assert time.monotonic() - started < 60

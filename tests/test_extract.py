@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import facesleuth.extract as extract_module
-from facesleuth.detect import FaceDetector
-from facesleuth.extract import (
+import facesleuth.extract.flows as extract_module
+from facesleuth.extract.detect import FaceDetector
+from facesleuth.extract.flows import (
     chunk_rows,
     decode_train_frames,
     extract_chunk,
@@ -22,10 +22,10 @@ from facesleuth.extract import (
     summarize_status,
 )
 from facesleuth.io import FACES_SCHEMA, MANIFEST_SCHEMA, STATUS_SCHEMA, write_parquet
-from facesleuth.preprocess import decode_jpeg
+from facesleuth.train.preprocess import decode_jpeg
 from facesleuth.runtime import chunk_of
-from facesleuth.tracking import iou, link_tracks, sample_track_faces
-from facesleuth.video import (
+from facesleuth.extract.tracking import iou, link_tracks, sample_track_faces
+from facesleuth.extract.video import (
     FramePolicy,
     evenly_spaced_indices,
     every_kth_indices,

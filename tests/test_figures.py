@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 import results_factory as rf
-from facesleuth import figures as F
+from facesleuth.report import figures as F
 from facesleuth.io import SPLITS_SCHEMA, write_parquet
-from facesleuth.preprocess import decode_jpeg, letterbox
-from facesleuth.tables import read_metrics
+from facesleuth.train.preprocess import decode_jpeg, letterbox
+from facesleuth.report.tables import read_metrics
 
 SETTINGS = {"models": rf.MODELS, "setups": rf.SETUPS}
 
@@ -198,7 +198,7 @@ def test_augmentation_examples_from_the_split(tmp_path, samples):
 
 
 def test_augmentation_steps_are_listed_one_by_one():
-    from facesleuth.augment import build_augmentation
+    from facesleuth.train.augment import build_augmentation
 
     names = [name for name, _ in F._steps(build_augmentation("coarse", 96, {}))]
     assert names[:4] == ["ImageCompression", "GaussNoise", "GaussianBlur", "Sharpen"]

@@ -9,7 +9,7 @@ import pytest
 
 from facesleuth import registry
 from facesleuth.config import section_defaults
-from facesleuth.video import (
+from facesleuth.extract.video import (
     EXACT,
     EXACT_FRAMES,
     NEAREST_REFERENCE,

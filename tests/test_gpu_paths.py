@@ -21,10 +21,10 @@ from face_crops import write_split
 from fake_cuda import FakeCuda
 from train_settings import tiny_run_settings
 
-from facesleuth import train as train_module
-from facesleuth.backbones import REGISTRY, THESIS_MODELS
-from facesleuth.models import build_model
-from facesleuth.train import (
+from facesleuth.train import loop as train_module
+from facesleuth.train.backbones import REGISTRY, THESIS_MODELS
+from facesleuth.train.models import build_model
+from facesleuth.train.loop import (
     FLOAT32_MATH,
     Distributed,
     convert_batchnorm,
@@ -210,7 +210,7 @@ def test_dataloader_workers_follow_the_jobs_cpus_not_the_nodes(monkeypatch):
 def test_prediction_on_cuda_scores_as_on_the_cpu(samples, tmp_path, monkeypatch):
     from face_crops import faces_frame
 
-    from facesleuth.predict import predict_faces
+    from facesleuth.evaluate.predict import predict_faces
 
     torch.manual_seed(0)
     model = build_model("mobilenetv3_small_050", pretrained=False, dropout=0.0).eval()
@@ -229,12 +229,12 @@ def test_prediction_on_cuda_scores_as_on_the_cpu(samples, tmp_path, monkeypatch)
 
 def test_serve_checks_its_model_without_a_cuda_context(tmp_path, monkeypatch, split):
     """The web process only checks the run folder; the workers load the model where they scan."""
-    from facesleuth.serve import cli as serve_cli
+    from facesleuth.cli import serve as serve_cli
 
     train_run(split, tmp_path / "run", settings(precision="fp32", device="cpu", epochs=1))
     fake = FakeCuda(count=1).install(monkeypatch)
     try:
-        serve_cli._check_model(str(tmp_path / "run"), "auto")
+        serve_cli.check_model(str(tmp_path / "run"), "auto")
     finally:
         fake.uninstall()
     assert fake.placements["cuda"] == 0, "the web process put tensors on the GPU"

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from sklearn import metrics as skm
 
-from facesleuth import metrics as M
+from facesleuth.evaluate import metrics as M
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from facesleuth import models
-from facesleuth.backbones import REGISTRY, THESIS_MODELS, display_name, resolve
-from facesleuth.models import WeightsUnavailableError, build_model, count_parameters
+from facesleuth.train import models
+from facesleuth.train.backbones import REGISTRY, THESIS_MODELS, display_name, resolve
+from facesleuth.train.models import WeightsUnavailableError, build_model, count_parameters
 
 # Table 2.1 (millions of trainable parameters), with the 2-class head.
 TABLE_2_1 = {

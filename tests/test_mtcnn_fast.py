@@ -1,4 +1,4 @@
-"""facesleuth.mtcnn_fast against facenet-pytorch's own detect_face: same faces on real frames,
+"""facesleuth.extract.mtcnn_fast against facenet-pytorch's own detect_face: same faces on real frames,
 bit-identical resampling, batches, empty results, the inputs facenet accepts."""
 
 from __future__ import annotations
@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesleuth import mtcnn_fast
-from facesleuth.detect import FaceDetector, detection_size
-from facesleuth.tracking import iou
-from facesleuth.video import read_frames, read_image
+from facesleuth.extract import mtcnn_fast
+from facesleuth.extract.detect import FaceDetector, detection_size
+from facesleuth.extract.tracking import iou
+from facesleuth.extract.video import read_frames, read_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from face_crops import jittered_crops
-from facesleuth.backbones import REGISTRY
-from facesleuth.checkpoint import save_checkpoint
-from facesleuth.models import build_model
-from facesleuth.predict import load_run, predict_crops
-from facesleuth.preprocess import decode_jpeg, prepare_faces
+from facesleuth.train.backbones import REGISTRY
+from facesleuth.train.checkpoint import save_checkpoint
+from facesleuth.train.models import build_model
+from facesleuth.evaluate.predict import load_run, predict_crops
+from facesleuth.train.preprocess import decode_jpeg, prepare_faces
 from facesleuth.published.builtin import DEFAULT_RUN
 from facesleuth.scan import Scanner, ScanOptions, load_scan_run
 from facesleuth.scan.inference import BackendError, OnnxClassifier, resolve_backend, run_digest

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesleuth import perturb
+from facesleuth import registry
+from facesleuth.extract import perturb
 from facesleuth.demo.rendering import write_video
-from facesleuth.video import probe, read_frames
+from facesleuth.extract.video import probe, read_frames
 
 needs_h264 = pytest.mark.skipif(not perturb.h264_available(), reason="PyAV with libx264 is not installed")
 
@@ -101,7 +102,7 @@ def test_higher_crf_loses_more(frames):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["blur_0", "jpeg_50", "framerate_2", "h264_35"])
 def test_perturbed_videos_are_written_losslessly(tmp_path, frames, name):
-    family, value = perturb.parse_perturbation(name)
+    family, value = registry.parse_perturbation(name)
     if not perturb.FAMILIES[family].needs():
         pytest.skip(f"{family} cannot run here")
     source = write_video(frames, tmp_path / "source.mp4", 25.0)
@@ -118,11 +119,11 @@ def test_perturbed_videos_are_written_losslessly(tmp_path, frames, name):
 
 
 def test_names_round_trip_and_unknown_families_fail():
-    assert perturb.perturbation_name("jpeg", 70.0) == "jpeg_70"
-    assert perturb.perturbation_name("blur", 1.5) == "blur_1.5"
-    assert perturb.parse_perturbation("downscale_4") == ("downscale", 4.0)
-    assert perturb.perturbation_names({"jpeg": [90, 50], "h264": [23]}) == ["jpeg_90", "jpeg_50", "h264_23"]
+    assert registry.perturbation_name("jpeg", 70.0) == "jpeg_70"
+    assert registry.perturbation_name("blur", 1.5) == "blur_1.5"
+    assert registry.parse_perturbation("downscale_4") == ("downscale", 4.0)
+    assert registry.perturbation_names({"jpeg": [90, 50], "h264": [23]}) == ["jpeg_90", "jpeg_50", "h264_23"]
     with pytest.raises(ValueError, match="unknown perturbation"):
-        perturb.parse_perturbation("sepia_3")
+        registry.parse_perturbation("sepia_3")
     with pytest.raises(ValueError, match="not a number"):
-        perturb.parse_perturbation("jpeg_high")
+        registry.parse_perturbation("jpeg_high")

@@ -19,7 +19,7 @@ from facesleuth.io import (
     VIDEO_PREDICTIONS_SCHEMA,
     write_parquet,
 )
-from facesleuth.predict import (
+from facesleuth.evaluate.predict import (
     AGGREGATIONS,
     aggregate_videos,
     get_aggregation,
@@ -30,7 +30,7 @@ from facesleuth.predict import (
     predict_testset,
     validate_run,
 )
-from facesleuth.train import train_run
+from facesleuth.train.loop import train_run
 
 
 def _manifest(videos: dict[str, int]) -> pd.DataFrame:
@@ -112,7 +112,7 @@ def test_load_run_rebuilds_the_trained_model(trained, samples):
 
 
 def test_crops_in_memory_score_like_their_jpeg_bytes(trained, samples):
-    from facesleuth.preprocess import decode_jpeg
+    from facesleuth.train.preprocess import decode_jpeg
 
     model, info = load_run(trained[0], "cpu")
     faces = faces_frame(samples, {"v": (0, 3)})

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from facesleuth.preprocess import (
+from facesleuth.train.preprocess import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     decode_jpeg,

@@ -19,8 +19,8 @@ import torch
 import yaml
 
 from facesleuth.cli import main as facesleuth_main
-from facesleuth.predict import load_run, predict_crops
-from facesleuth.preprocess import recrop
+from facesleuth.evaluate.predict import load_run, predict_crops
+from facesleuth.train.preprocess import recrop
 from facesleuth.published import get_format, mesonet
 from facesleuth.published.builtin import BUILTIN_RUNS, DEFAULT_MEMBERS, DEFAULT_RUN
 from facesleuth.published.catalogue import FetchError, fetch
@@ -259,8 +259,8 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
     from scan_helpers import RUN_SETTINGS
 
     from facesleuth.serve.app import ServeSettings, Service
-    from facesleuth.serve.cli import _check_model
-    from facesleuth.train import train_run
+    from facesleuth.cli.serve import check_model
+    from facesleuth.train.loop import train_run
 
     split = write_split(tmp_path / "split.parquet", samples)
     run = tmp_path / "demo_run"
@@ -276,11 +276,11 @@ def test_demo_trained_run_says_so_everywhere(samples, tmp_path, capsys):
     assert facesleuth_main(["scan", str(image), "--model", str(run), "--format", "html", "--output", str(report),
                             *FAST]) == 0
     assert "synthetic faces" in report.read_text()
-    limits = _check_model(str(run), "cpu")
+    limits = check_model(str(run), "cpu")
     page = Service(ServeSettings.make(tmp_path / "data", run, model_limits=limits)).page(None).body.decode()
     assert "Limits of this model" in page and "not validated on real media" in page
     plain = copy.deepcopy(RUN_SETTINGS)
-    from facesleuth.train import run_info
+    from facesleuth.train.loop import run_info
 
     assert "limits" not in run_info(plain, ["x"], "cpu", 1, {})
 
@@ -291,8 +291,8 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
     hand on the same JPEGs (OpenCV decode, stretch to 256, /255, 1 - P(real))."""
     from face_crops import write_split
 
-    from facesleuth.data import read_split
-    from facesleuth.predict import score_validation_faces, validate_run
+    from facesleuth.train.data import read_split
+    from facesleuth.evaluate.predict import score_validation_faces, validate_run
 
     split = write_split(tmp_path / "split.parquet", samples)
     run = BUILTIN_RUNS["Meso4_DF"]
@@ -317,11 +317,11 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
 def test_serve_without_model_uses_the_builtin_ensemble_and_its_page_states_the_limits(tmp_path):
     from facesleuth.cli import build_parser
     from facesleuth.serve.app import Service
-    from facesleuth.serve.cli import _check_model, settings_from_args
+    from facesleuth.cli.serve import check_model, settings_from_args
 
     args = build_parser("serve").parse_args(["serve", "--data-dir", str(tmp_path / "data")])
     settings = settings_from_args(args)
     assert Path(settings.worker.model) == DEFAULT_RUN
-    settings.model_limits = _check_model(settings.worker.model, "cpu")
+    settings.model_limits = check_model(settings.worker.model, "cpu")
     page = Service(settings).page(None).body.decode()
     assert "Limits of this model" in page and "MesoNet is a 2018 model" in page

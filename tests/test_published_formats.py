@@ -433,8 +433,8 @@ def selimsef_checkpoint(path):
 def test_imported_run_scores_as_its_format_and_preprocessing_say(samples, tmp_path, capsys, format_name, variant,
                                                                  write_checkpoint, scores_comparable):
     from facesleuth.cli import main as facesleuth_main
-    from facesleuth.predict import predict_crops
-    from facesleuth.preprocess import prepare_faces
+    from facesleuth.evaluate.predict import predict_crops
+    from facesleuth.train.preprocess import prepare_faces
     from facesleuth.published import get_format
     from facesleuth.scan.runfolder import load_scan_run
 

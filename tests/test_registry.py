@@ -10,11 +10,13 @@ import albumentations as A
 import pandas as pd
 import pytest
 
-from facesleuth import augment, config, registry, tables
-from facesleuth.extract import NO_TRACK
-from facesleuth.figures import make_figures
+from facesleuth import config, registry
+from facesleuth.train import augment
+from facesleuth.report import tables
+from facesleuth.extract.flows import NO_TRACK
+from facesleuth.report.figures import make_figures
 from facesleuth.scan import scanner
-from facesleuth.video import EMPTY, UNREADABLE
+from facesleuth.extract.video import EMPTY, UNREADABLE
 
 REPO = Path(__file__).resolve().parents[1]
 

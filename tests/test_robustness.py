@@ -9,13 +9,16 @@ import pandas as pd
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from facesleuth import perturb, registry, robustness
+from facesleuth import registry
+from facesleuth.extract import perturb
+from facesleuth.evaluate import robustness
+from facesleuth.report import robustness as report_robustness
 from facesleuth.config import ConfigError, load_config, validate_config
 from facesleuth.demo.rendering import write_video
-from facesleuth.figures import severity_curves
+from facesleuth.report.figures import severity_curves
 from facesleuth.io import MANIFEST_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_parquet
 from facesleuth.runtime import chunk_of
-from facesleuth.video import probe, read_frames
+from facesleuth.extract.video import probe, read_frames
 
 
 def manifest_row(video_id, path, label, status="ok"):
@@ -108,7 +111,7 @@ def test_tables_have_a_row_per_run_and_a_column_per_perturbation(tmp_path):
         expected[(cell["run"], cell["perturbation"])] = (roc_auc_score(labels, scores), log_loss(labels, scores))
     settings = {"cells": cells, "perturbations": ["jpeg_70", "jpeg_30", "blur_2"]}
     for metric, index in (("auc", 0), ("logloss", 1)):
-        table = robustness.build_robustness({"predictions": paths}, settings, metric)
+        table = report_robustness.build_robustness({"predictions": paths}, settings, metric)
         assert list(table.data.columns) == ["testset", "run", "clean", "jpeg_70", "jpeg_30", "blur_2"]
         assert list(table.data["run"]) == ["m/default", "m/sbi"]
         for _, row in table.data.iterrows():

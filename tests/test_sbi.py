@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from facesleuth.detect import FaceDetector
-from facesleuth.sbi import SelfBlender, SelfBlendSettings, blend, crop_landmarks, hull_mask, landmarks_array
-from facesleuth.video import read_image
+from facesleuth.extract.detect import FaceDetector
+from facesleuth.train.sbi import SelfBlender, SelfBlendSettings, blend, crop_landmarks, hull_mask, landmarks_array
+from facesleuth.extract.video import read_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 SEEDS = range(8)
@@ -116,7 +116,7 @@ def split(samples, tmp_path_factory):
 
 
 def test_real_only_pairs_each_real_with_its_blend(split):
-    from facesleuth.data import SelfBlendedFaceDataset
+    from facesleuth.train.data import SelfBlendedFaceDataset
 
     dataset = SelfBlendedFaceDataset.from_split(split, "train", 64, seed=3, real_only=True)
     reals = np.flatnonzero(dataset.face_labels == 0)
@@ -129,7 +129,7 @@ def test_real_only_pairs_each_real_with_its_blend(split):
     # the blend is the SelfBlender's on the decoded crop, seeded by (seed, epoch, index)
     crop = dataset.decode(int(reals[0]))
     expected = SelfBlender()(crop, dataset.landmarks[int(reals[0])], np.random.default_rng([3, 0, 12, 1])).image
-    from facesleuth.preprocess import letterbox
+    from facesleuth.train.preprocess import letterbox
 
     assert np.array_equal(blended, letterbox(expected, 64))
     assert np.array_equal(dataset.load(12), blended)  # same epoch, same blend
@@ -138,7 +138,7 @@ def test_real_only_pairs_each_real_with_its_blend(split):
 
 
 def test_with_real_fakes_adds_the_blends_to_the_whole_split(split):
-    from facesleuth.data import SelfBlendedFaceDataset
+    from facesleuth.train.data import SelfBlendedFaceDataset
 
     dataset = SelfBlendedFaceDataset.from_split(split, "train", 64, real_only=False)
     assert len(dataset) == 24 + 12
@@ -148,8 +148,8 @@ def test_with_real_fakes_adds_the_blends_to_the_whole_split(split):
 def test_faces_without_landmarks_cannot_be_blended(face):
     import pyarrow as pa
 
-    from facesleuth.data import SelfBlendedFaceDataset
-    from facesleuth.detect import encode_jpeg
+    from facesleuth.train.data import SelfBlendedFaceDataset
+    from facesleuth.extract.detect import encode_jpeg
 
     crop, landmarks = face
     jpegs = pa.array([encode_jpeg(crop)] * 3, type=pa.binary())
@@ -165,7 +165,7 @@ def test_an_sbi_run_trains_on_the_self_blended_set(split, tmp_path, real_only, i
     with batches of 8 the last incomplete one dropped)."""
     import torch
 
-    from facesleuth.train import train_run
+    from facesleuth.train.loop import train_run
 
     torch.set_num_threads(1)
     settings = {

@@ -15,10 +15,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from facesleuth.data import FaceDataset
+from facesleuth.train.data import FaceDataset
 from facesleuth.io import LABEL_FAKE, LABEL_REAL, read_parquets
 from facesleuth.manifests import build_manifest
-from facesleuth.rehearsal import (
+from facesleuth.demo.rehearsal import (
     DFDC_MEDIAN_CROP,
     StudySize,
     lay_out_study,
@@ -27,7 +27,7 @@ from facesleuth.rehearsal import (
     write_split,
     write_train_flow_chunks,
 )
-from facesleuth.splits import make_splits
+from facesleuth.train.splits import make_splits
 
 REPO = Path(__file__).resolve().parents[1]
 FRACTION = 1 / 200

@@ -34,7 +34,7 @@ from facesleuth.scan import (
 )
 from facesleuth.scan.discover import discover
 from facesleuth.scan.schema import DOCUMENT_SCHEMA, RESULT_SCHEMA
-from facesleuth.video import every_kth_indices
+from facesleuth.extract.video import every_kth_indices
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -171,8 +171,8 @@ def test_street_video_yields_several_tracks(scanner, samples):
 
 def test_video_faces_and_scores_are_the_pipelines(scanner, scan_run, samples):
     """The scan equals the pipeline's test flow (extract_video) scored by predict_faces (load_run)."""
-    from facesleuth.extract import extract_video
-    from facesleuth.predict import load_run, predict_faces
+    from facesleuth.extract.flows import extract_video
+    from facesleuth.evaluate.predict import load_run, predict_faces
 
     video = samples / "ffpp/manipulated_sequences/Deepfakes/c23/videos/519_515.mp4"
     result = scanner.scan_file(video)
@@ -396,7 +396,7 @@ def test_scan_is_registered_and_help_is_light(capsys):
 
     from facesleuth.cli import SUBCOMMANDS
 
-    assert SUBCOMMANDS["scan"].module == "facesleuth.scan.cli"
+    assert SUBCOMMANDS["scan"].module == "facesleuth.cli.scan"
     code = ("import sys, facesleuth.cli as c; c.build_parser(); "
             "print(sorted(m for m in ('torch', 'cv2', 'timm', 'pandas') if m in sys.modules))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -18,8 +18,8 @@ from scan_helpers import make_calibrated_copy, make_trained_run
 from scipy import special
 
 from facesleuth.cli import main as facesleuth_main
-from facesleuth.ensembles import write_spec
-from facesleuth.metrics import equal_error_rate
+from facesleuth.evaluate.ensembles import write_spec
+from facesleuth.evaluate.metrics import equal_error_rate
 from facesleuth.scan import Scanner, ScanOptions
 from facesleuth.scan.schema import DOCUMENT_SCHEMA, RESULT_SCHEMA
 

@@ -168,7 +168,7 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
     import threading
 
     from facesleuth.scan import Scanner, ScanOptions
-    from facesleuth.scan.cli import _detection_settings
+    from facesleuth.cli.common import detection_settings
     from facesleuth.serve.broker import (
         EXIT_INPUT_TIMED_OUT,
         BrokerWorkerSettings,
@@ -189,7 +189,7 @@ def test_stuck_input_ends_the_worker_and_the_next_answers_timed_out(redis_server
     (folder / inputs[1].stored).write_bytes((samples / IMAGE).read_bytes())
     assert jobs.submit(job_id, inputs, max_queued=10)
     limits = {"input_seconds": 0.3}
-    scanner = Scanner(str(run), ScanOptions(frames=int(FRAMES), device="cpu", detection=_detection_settings(config),
+    scanner = Scanner(str(run), ScanOptions(frames=int(FRAMES), device="cpu", detection=detection_settings(config),
                                             **limits))
     real_scan, scanned, exits, let_go = scanner.scan_file, [], [], threading.Event()
 
@@ -262,7 +262,7 @@ def test_broker_usage_errors_exit_2(tmp_path, capsys, run_and_config) -> None:
     # the limits reach the worker's settings: flag over the config's scan.limits over the defaults
     from facesleuth.cli import build_parser
     from facesleuth.config import section_defaults
-    from facesleuth.serve.worker_cli import settings_from_args
+    from facesleuth.cli.worker import settings_from_args
 
     config = tmp_path / "limits.yaml"
     config.write_text("scan:\n  limits:\n    max_seconds: 30\n    max_frames: 900\n")
@@ -385,15 +385,24 @@ def test_fifty_concurrent_uploads_none_lost_or_duplicated(deployment, samples) -
 
 def test_api_stopped_with_jobs_queued_loses_none(deployment, samples) -> None:
     video, image = (samples / VIDEO).read_bytes(), (samples / IMAGE).read_bytes()
-    with httpx.Client(timeout=60) as client:
-        ids = [post_files(client, deployment.api.url, [("first.mp4", video)]).json()["id"]]
-        ids += [post_files(client, deployment.api.url, [(f"q{i}.png", image)]).json()["id"] for i in range(8)]
-    # SIGTERM: the API stops within its bound (uvicorn ends a clean stop by re-raising the signal)
-    stopping = time.monotonic()
-    deployment.api.process.send_signal(signal.SIGTERM)
-    assert deployment.api.process.wait(20) == -signal.SIGTERM and time.monotonic() - stopping < 15
-    jobs = deployment.jobs()
-    assert sum(jobs.get(i).state == "queued" for i in ids) >= 1  # still waiting when the API stopped
+    # The workers (solo pool: one process each) are paused while the jobs go in, so that jobs are
+    # still queued when the API stops however fast this machine scans.
+    paused = [worker.process for worker in deployment.workers.values()]
+    for process in paused:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        with httpx.Client(timeout=60) as client:
+            ids = [post_files(client, deployment.api.url, [("first.mp4", video)]).json()["id"]]
+            ids += [post_files(client, deployment.api.url, [(f"q{i}.png", image)]).json()["id"] for i in range(8)]
+        # SIGTERM: the API stops within its bound (uvicorn ends a clean stop by re-raising the signal)
+        stopping = time.monotonic()
+        deployment.api.process.send_signal(signal.SIGTERM)
+        assert deployment.api.process.wait(20) == -signal.SIGTERM and time.monotonic() - stopping < 15
+        jobs = deployment.jobs()
+        assert all(jobs.get(i).state == "queued" for i in ids)  # waiting when the API stopped
+    finally:
+        for process in paused:
+            process.send_signal(signal.SIGCONT)
     deployment.api = deployment.new_api()  # same Redis and data dir, new port
     with httpx.Client(timeout=60) as client:
         done = deployment.api.wait_done(client, ids)
@@ -461,7 +470,7 @@ def test_worker_killed_mid_scan_job_finished_once_by_the_other(deployment, sampl
     finished_once(jobs, [job_id])
     # a worker whose job cannot finish within --stop-timeout gives it back, attempt returned, and exits
     third = Worker(*deployment.run_and_config, deployment.data, deployment.redis.url, deployment.base / "worker-c",
-                   "worker-c", "--stop-timeout", "0.5").start()
+                   "worker-c", "--stop-timeout", "0.01").start()  # no scan finishes within 10 ms
     deployment.workers["worker-c"] = third
     wait_ready(api.url, 1)
     with httpx.Client(timeout=60) as client:

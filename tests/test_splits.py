@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from facesleuth.io import FACES_SCHEMA, SPLITS_SCHEMA, write_parquet
-from facesleuth.splits import SplitError, make_splits, write_split
+from facesleuth.train.splits import SplitError, make_splits, write_split
 
 SETTINGS = {"validation_fraction": 0.25, "group_by": "original", "fake_downsample": 2, "seed": 42, "exclude": None}
 

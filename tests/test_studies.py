@@ -8,8 +8,8 @@ import pytest
 from scipy import special
 from sklearn.metrics import log_loss, roc_auc_score
 
-from facesleuth import studies as S
-from facesleuth.metrics import equal_error_rate, evaluate
+from facesleuth.evaluate import studies as S
+from facesleuth.evaluate.metrics import equal_error_rate, evaluate
 
 
 def _manifest(labels: dict[str, int]) -> pd.DataFrame:

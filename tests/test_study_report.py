@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from facesleuth import figures as F
-from facesleuth import study_report as R
-from facesleuth import tables as T
-from facesleuth.metrics import evaluate
-from facesleuth.tables import TableError, logloss_table
+from facesleuth.report import figures as F
+from facesleuth.report import studies as R
+from facesleuth.report import tables as T
+from facesleuth.evaluate.metrics import evaluate
+from facesleuth.report.tables import TableError, logloss_table
 
 TESTSETS = ["dfdc_test", "celebdf", "ffpp_test"]
 
@@ -134,7 +134,7 @@ def test_ensemble_rows_join_the_thesis_tables_and_roc():
     assert f"{ensemble['log_loss']:.4f}" in table.markdown and "mean_logit:" in table.markdown
     assert T.with_ensembles(base, [], {}, {}) is base
 
-    from facesleuth.figures import roc_curves
+    from facesleuth.report.figures import roc_curves
 
     fig = F.add_ensemble_rocs(roc_curves(runs, ["efb4_ns", "resnet50"], ["none", "default"]), [ensemble])
     lines = fig.axes[0].get_lines()

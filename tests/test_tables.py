@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 
 import results_factory as rf
-from facesleuth import tables as T
+from facesleuth.report import tables as T
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,7 @@ def test_precision_table(study, tmp_path):
 def test_params_table_counts_trainable_parameters(tmp_path):
     import torch
 
-    from facesleuth.models import build_model
+    from facesleuth.train.models import build_model
 
     torch.set_num_threads(1)
     data, md = make("params", tmp_path, tmp_path, {}, {"models": ["resnet10t", "mobilenetv3_small_050"], "dropout": 0.2})

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import yaml
 
-import facesleuth.extract as extract_module
-from facesleuth.detect import FaceDetector
-from facesleuth.extract import extract_video
-from facesleuth.tracking import link_tracks
+import facesleuth.extract.flows as extract_module
+from facesleuth.extract.detect import FaceDetector
+from facesleuth.extract.flows import extract_video
+from facesleuth.extract.tracking import link_tracks
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from facesleuth.tracking import (
+from facesleuth.extract.tracking import (
     evenly_spaced,
     iou,
     link_tracks,

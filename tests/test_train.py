@@ -11,9 +11,9 @@ import yaml
 from face_crops import write_split
 from train_settings import tiny_run_settings
 
-from facesleuth import models
-from facesleuth import train as train_module
-from facesleuth.train import (
+from facesleuth.train import models
+from facesleuth.train import loop as train_module
+from facesleuth.train.loop import (
     CHOSEN_BY_LAST_EPOCH,
     CHOSEN_BY_VAL_LOSS,
     HISTORY_COLUMNS,
@@ -75,7 +75,7 @@ def test_killed_run_resumes_to_the_same_end_state(split, tmp_path, monkeypatch):
     reference = train_run(split, tmp_path / "uninterrupted", settings(epochs=3))
 
     run_dir = tmp_path / "killed"
-    real_evaluate = __import__("facesleuth.train", fromlist=["Trainer"]).Trainer.evaluate
+    real_evaluate = __import__("facesleuth.train.loop", fromlist=["Trainer"]).Trainer.evaluate
 
     def killed_in_epoch_3(self, loader, epoch, note="", **options):
         if epoch == 3:
@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_end_state(split, tmp_path, monkeypatch):
         return real_evaluate(self, loader, epoch, note, **options)
 
     with monkeypatch.context() as patch:
-        patch.setattr("facesleuth.train.Trainer.evaluate", killed_in_epoch_3)
+        patch.setattr("facesleuth.train.loop.Trainer.evaluate", killed_in_epoch_3)
         with pytest.raises(KeyboardInterrupt):
             train_run(split, run_dir, settings(epochs=3))
     # Snakemake deletes the declared outputs before the rerun, not last.pt.
@@ -114,7 +114,7 @@ def test_finished_run_rerun_rewrites_outputs_without_training(split, tmp_path):
 
 def test_changed_settings_start_fresh_and_say_so(split, tmp_path, caplog):
     train_run(split, tmp_path, settings(epochs=1))
-    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.loop"):
         summary = train_run(split, tmp_path, settings(epochs=1, lr=0.0005))
     assert summary["resumed_from"] is None
     assert "starting fresh" in caplog.text and "training" in caplog.text
@@ -195,7 +195,7 @@ class _NaNValidationIn:
 @pytest.mark.parametrize("nan_epochs", [(2,), (1, 2)])
 def test_nan_validation_loss_is_recorded_never_best_and_training_goes_on(split, tmp_path, monkeypatch, caplog, nan_epochs):
     monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(*nan_epochs))
-    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.loop"):
         summary = train_run(split, tmp_path, settings(epochs=3))
 
     assert f"epoch {nan_epochs[0]}: validation loss is nan" in caplog.text
@@ -219,7 +219,7 @@ def test_nan_validation_loss_is_recorded_never_best_and_training_goes_on(split, 
 
 def test_no_finite_validation_loss_keeps_the_last_epoch_flagged(split, tmp_path, monkeypatch, caplog):
     monkeypatch.setattr(train_module, "build_model", _NaNValidationIn(1, 2))
-    with caplog.at_level(logging.WARNING, logger="facesleuth.train"):
+    with caplog.at_level(logging.WARNING, logger="facesleuth.train.loop"):
         summary = train_run(split, tmp_path, settings(epochs=2))
     assert pd.read_csv(tmp_path / "history.csv")["val_loss"].isna().all()
     best, last = load_checkpoint(tmp_path / "best.pt"), load_checkpoint(tmp_path / "last.pt")

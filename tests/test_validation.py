@@ -29,9 +29,9 @@ from train_settings import TINY_RUN as TRAIN_SETTINGS
 from facesleuth import registry
 from facesleuth.config import reference_problems, validate_config
 from facesleuth.io import STATUS_SCHEMA, write_parquet
-from facesleuth.predict import load_run, predict_faces, validate_on_dataset, validate_run
-from facesleuth.splits import make_splits
-from facesleuth.train import train_run
+from facesleuth.evaluate.predict import load_run, predict_faces, validate_on_dataset, validate_run
+from facesleuth.train.splits import make_splits
+from facesleuth.train.loop import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET_SOURCE = {"kind": "dataset", "name": "dfdc_val", "flow": "test"}
@@ -91,7 +91,7 @@ def test_torchrun_launch_passes_the_validation_faces_on(validation_run, samples,
     line. The launch is replaced by running that command line in this process."""
     import subprocess
 
-    from facesleuth import train as train_module
+    from facesleuth.train import loop as train_module
 
     root, files, labelled, _ = validation_run
     commands = []
@@ -101,7 +101,7 @@ def test_torchrun_launch_passes_the_validation_faces_on(validation_run, samples,
         root_logger = logging.getLogger()
         handlers, level = root_logger.handlers[:], root_logger.level
         try:  # main() configures logging as a torchrun process does (force=True); pytest's capture stays
-            assert train_module.main(command[command.index("facesleuth.train") + 1 :]) == 0
+            assert train_module.main(command[command.index("facesleuth.train.loop") + 1 :]) == 0
         finally:
             root_logger.handlers[:] = handlers
             root_logger.setLevel(level)

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from facesleuth.video import (
+from facesleuth.extract.video import (
     EMPTY,
     UNREADABLE,
     DecodeReport,
@@ -309,7 +309,7 @@ def test_a_broken_png_chunk_is_unreadable_not_a_syntax_error(tmp_path, samples):
 def test_image_pixel_limit_is_inclusive_and_checked_on_the_header(tmp_path, samples):
     from PIL import Image
 
-    from facesleuth.video import TOO_LARGE, MediaLimits
+    from facesleuth.extract.video import TOO_LARGE, MediaLimits
 
     source = samples / "images/ex_original.png"
     with Image.open(source) as image:

@@ -58,7 +58,7 @@ def run_installed(target: Path, cwd: Path, *args: str, check: bool = True) -> su
 
 def test_installed_wheel_is_self_contained(installed, tmp_path):
     probe = run_installed(installed, tmp_path, "-c", (
-        "import json, facesleuth, facesleuth.augment as a, facesleuth.extract as e, facesleuth.config as c; "
+        "import json, facesleuth, facesleuth.train.augment as a, facesleuth.extract.flows as e, facesleuth.config as c; "
         "import facesleuth.serve.app as s; "
         "print(json.dumps({'file': facesleuth.__file__, 'aug': a.augmentation_defaults(), "
         "'detection': e.extraction_defaults()['detection'], 'docs': len(c.schema_markdown()), "

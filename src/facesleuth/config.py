@@ -34,15 +34,9 @@ REGISTRY_ENUMS = {
     "perturbations": lambda: registry.PERTURBATION_FAMILIES,
     "aggregations": lambda: registry.AGGREGATIONS,
     "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
-    "tracking_backends": lambda: _experiments().BACKENDS,
-    "wandb_modes": lambda: _experiments().WANDB_MODES,
+    "tracking_backends": lambda: registry.TRACKING_BACKENDS,
+    "wandb_modes": lambda: registry.WANDB_MODES,
 }
-
-
-def _experiments():
-    from facesleuth import experiments  # on use: the schema needs only its names
-
-    return experiments
 
 
 class ConfigError(ValueError):
@@ -374,3 +368,32 @@ def write_docs(output: Path | None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def extraction_settings(config_path: Path | None) -> dict[str, Any]:
+    """The ``extraction`` section of ``config_path``, validated and with the schema's defaults."""
+    return config_section(config_path, "extraction")
+
+
+def config_section(config_path: Path | None, section: str) -> dict[str, Any]:
+    """One top-level section of ``config_path`` (None: no config), validated and with the schema's defaults.
+
+    Only that section is read: it is validated inside a minimal otherwise-valid config, so a
+    config written for another machine (dataset roots absent) still works here.
+    """
+    written: dict[str, Any] = {}
+    if config_path is not None:
+        with open(config_path) as fh:
+            loaded = yaml.safe_load(fh) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{config_path}: expected a YAML mapping at the top level")
+        written = loaded.get(section) or {}
+    minimal = {
+        "datasets": {"video": {"format": "csv", "root": ".", "labels": "labels.csv", "flow": "train"}},
+        "models": ["resnet50"],
+        "augmentation_setups": ["none"],
+        "splits": {"train_datasets": ["video"]},
+        "evaluation": {"testsets": []},
+        section: written,
+    }
+    return validate_config(minimal)[section]

@@ -6,8 +6,8 @@
 - the thesis's tables and figures: builder, report caption, thesis number, the config they need.
 
 The config schema's enums, the workflow's ``aug`` wildcard, its table rules, its targets, the
-report captions and labels, and the dispatch of :func:`facesleuth.tables.make_table` and
-:func:`facesleuth.figures.make_figures` are all built from these entries, so adding a setup or
+report captions and labels, and the dispatch of :func:`facesleuth.report.tables.make_table` and
+:func:`facesleuth.report.figures.make_figures` are all built from these entries, so adding a setup or
 a table means an entry here and its builder, nothing else. (A new figure also needs its rule in
 workflow/rules/figures.smk, where each figure's inputs are spelled out.)
 
@@ -65,24 +65,24 @@ AUGMENTATION_SETUPS: dict[str, AugmentationSetup] = {
     setup.name: setup
     for setup in (
         AugmentationSetup(
-            "none", "No augmentation", "without augmentation", "facesleuth.augment:no_chain", "Fig. 3.3", augments=False
+            "none", "No augmentation", "without augmentation", "facesleuth.train.augment:no_chain", "Fig. 3.3", augments=False
         ),
         AugmentationSetup(
             "default", "Default", "with the default augmentation chain (Table 2.2)",
-            "facesleuth.augment:default_setup_chain", "Fig. 3.4",
+            "facesleuth.train.augment:default_setup_chain", "Fig. 3.4",
         ),
         AugmentationSetup(
             "coarse", "Default + CoarseDropout", "with the default chain plus CoarseDropout",
-            "facesleuth.augment:coarse_chain", "Fig. 3.6",
+            "facesleuth.train.augment:coarse_chain", "Fig. 3.6",
         ),
         AugmentationSetup(
             "grid", "Default + GridDropout", "with the default chain plus GridDropout",
-            "facesleuth.augment:grid_chain", "Fig. 3.5",
+            "facesleuth.train.augment:grid_chain", "Fig. 3.5",
         ),
         AugmentationSetup(
             "sbi", "Self-blended images", "on self-blended fakes (SBI) with the default chain",
-            "facesleuth.augment:default_setup_chain", None, train_set="facesleuth.data:self_blended_train_set",
-            examples="facesleuth.figures:self_blend_examples",
+            "facesleuth.train.augment:default_setup_chain", None, train_set="facesleuth.train.data:self_blended_train_set",
+            examples="facesleuth.report.figures:self_blend_examples",
         ),
     )
 }
@@ -95,7 +95,16 @@ PRECISIONS: tuple[str, ...] = ("fp16", "bf16", "fp32")
 
 # ---------------------------------------------------------------- frame policies
 
-#: Which decoded frame stands for a sampled frame index (facesleuth.video.FramePolicy).
+#: Which decoded frame stands for a sampled frame index (facesleuth.extract.video.FramePolicy).
+#: Experiment trackers a run can log to (facesleuth.train.experiments) and W&B's modes there.
+TRACKING_BACKENDS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard")
+WANDB_MODES: tuple[str, ...] = ("auto", "offline", "online")
+
+#: What runs the scanner's face classifier (facesleuth.scan.inference): auto picks onnx on a CPU
+#: with onnxruntime installed, torch otherwise.
+AUTO_BACKEND = "auto"
+INFERENCE_BACKENDS: tuple[str, ...] = (AUTO_BACKEND, "torch", "onnx")
+
 FRAME_POLICIES: dict[str, str] = {
     "exact": "the frame at the sampled index itself",
     "nearest_reference": ("the nearest frame decoded with non-reference frames skipped, within max_frame_offset "
@@ -126,17 +135,47 @@ def aug_pattern() -> str:
 
 #: The robustness tables' column of the unperturbed test set (scored by the usual predictions).
 CLEAN = "clean"
-#: Families of the robustness suite's perturbations, implemented in facesleuth.perturb (each
+#: Families of the robustness suite's perturbations, implemented in facesleuth.extract.perturb (each
 #: with one parameter; the config lists the values to test per family).
 PERTURBATION_FAMILIES: tuple[str, ...] = ("jpeg", "downscale", "blur", "noise", "framerate", "h264")
+
+
+def _check_family(name: str) -> None:
+    if name not in PERTURBATION_FAMILIES:
+        raise ValueError(f"unknown perturbation {name!r}; known: {', '.join(PERTURBATION_FAMILIES)}")
+
+
+def format_value(value: float) -> str:
+    """A parameter value as names and axis labels write it: 70, 1.5."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def perturbation_name(family: str, value: float) -> str:
+    """``jpeg_70``, ``blur_1.5``: the name of one perturbation at one severity."""
+    _check_family(family)
+    return f"{family}_{format_value(value)}"
+
+
+def parse_perturbation(name: str) -> tuple[str, float]:
+    """``jpeg_70`` -> ("jpeg", 70.0); the inverse of :func:`perturbation_name`."""
+    family, sep, value = name.rpartition("_")
+    if not sep:
+        raise ValueError(f"a perturbation is named family_value (e.g. jpeg_70), got {name!r}")
+    _check_family(family)
+    try:
+        return family, float(value)
+    except ValueError:
+        raise ValueError(f"perturbation {name!r}: {value!r} is not a number") from None
+
+
+def perturbation_names(settings: dict[str, list[float]]) -> list[str]:
+    """Names of every family x value in ``settings`` ({family: [values]}), in the given order."""
+    return [perturbation_name(family, value) for family, values in settings.items() for value in values]
 
 
 def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
     """The robustness suite's test sets, runs (model/setup) and perturbation names (family_value)
     as the config asks, its defaults filled in; None without a ``robustness`` section."""
-    # facesleuth.perturb names the perturbations; imported here, as it imports this module
-    from facesleuth.perturb import perturbation_names
-
     settings = config.get("robustness")
     if not settings:
         return None
@@ -196,7 +235,7 @@ def baseline_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
 
 # ---------------------------------------------------------------- aggregations and ensembles
 
-#: How a video's face scores become its score (implemented in :data:`facesleuth.predict.AGGREGATIONS`;
+#: How a video's face scores become its score (implemented in :data:`facesleuth.evaluate.predict.AGGREGATIONS`;
 #: the scanner also takes ``top<k>_mean`` for any k).
 AGGREGATIONS: dict[str, str] = {
     "mean": "the mean fake confidence of the sampled faces (the thesis)",
@@ -207,7 +246,7 @@ AGGREGATIONS: dict[str, str] = {
     "max_track_mean": "the largest mean score of one tracked person (a video is as fake as its most suspicious person)",
 }
 
-#: How an ensemble joins its runs' video scores (implemented in :mod:`facesleuth.ensembles`).
+#: How an ensemble joins its runs' video scores (implemented in :mod:`facesleuth.evaluate.ensembles`).
 ENSEMBLE_METHODS: dict[str, str] = {
     "mean_probability": "the mean of the members' fake probabilities",
     "mean_logit": "the sigmoid of the mean of the members' logits (geometric mean of the odds)",
@@ -250,9 +289,9 @@ SCAN_STATUSES: tuple[str, ...] = (OK, NO_FACE, UNREADABLE, UNSUPPORTED, MISSING,
 #: Scan statuses of inputs that could not be scanned (exit code 1).
 FAILED_SCAN_STATUSES: frozenset[str] = frozenset({UNREADABLE, UNSUPPORTED, MISSING, TOO_LARGE, TOO_LONG, TIMED_OUT,
                                                   ERROR})
-#: Statuses of inputs past one of the limits on what one input may cost (facesleuth.video.MediaLimits).
+#: Statuses of inputs past one of the limits on what one input may cost (facesleuth.extract.video.MediaLimits).
 LIMIT_STATUSES: tuple[str, ...] = (TOO_LARGE, TOO_LONG, TIMED_OUT)
-#: Kinds of :class:`facesleuth.video.VideoError`.
+#: Kinds of :class:`facesleuth.extract.video.VideoError`.
 VIDEO_ERRORS: tuple[str, ...] = (UNREADABLE, EMPTY, TOO_LARGE, TOO_LONG, TIMED_OUT)
 
 # ---------------------------------------------------------------- tables and figures
@@ -404,7 +443,7 @@ class Report:
 
 @dataclass(frozen=True)
 class Table(Report):
-    """A table: ``builder(inputs, settings, **options) -> facesleuth.tables.Table``.
+    """A table: ``builder(inputs, settings, **options) -> facesleuth.report.tables.Table``.
 
     ``inputs`` maps the builder's input names to the kind of files they are (keys of the
     workflow's ``REPORT_INPUTS``, e.g. ``dfdc_metrics``: every grid run's metrics on the DFDC
@@ -464,7 +503,7 @@ def _errors_by_tag(label: str, kind: str, number: str, examples: str, note: str 
         f"percentage of DFDC test {label} videos called {other}, per {kind}{examples}, for each model's best "
         f"setup (lowest DFDC log loss, Table 3.1 bold).{note} **Bold** (``worst_<model>`` in the CSV): the "
         f"worst {kind} for the model. {_THRESHOLDS}",
-        "facesleuth.tables:build_errors_by_tag", _DFDC_METRICS, _GRID, {"label": label, "kind": kind},
+        "facesleuth.report.tables:build_errors_by_tag", _DFDC_METRICS, _GRID, {"label": label, "kind": kind},
         ("dfdc_testset",),
     )
 
@@ -480,7 +519,7 @@ TABLES: dict[str, Table] = {
             "here: the timm backbone with its classifier replaced by Dropout + Linear(2) (thesis section "
             "2.5). Built without pretrained weights (the count does not depend on them). No threshold is "
             "involved.",
-            "facesleuth.tables:build_params", settings=("models", "dropout"),
+            "facesleuth.report.tables:build_params", settings=("models", "dropout"),
         ),
         Table(
             "precision", "Table 2.3",
@@ -495,7 +534,7 @@ TABLES: dict[str, Table] = {
             "half-precision matrix units (such as Intel AMX). On other CPUs autocast to FP16 or BF16 runs "
             "several times slower than FP32, so its epoch times would measure the conversion, not the "
             "precision: a study run on such a CPU, like the embedded demo's, lists FP32 alone.",
-            "facesleuth.tables:build_precision",
+            "facesleuth.report.tables:build_precision",
             {"histories": "precision_histories", "metrics": "precision_metrics"},
             ("precision_study",), needs=("precision_study", "dfdc_testset"),
         ),
@@ -506,7 +545,7 @@ TABLES: dict[str, Table] = {
             "setup. Lower is better. *Italic*: the best model for a setup (``best_for_setup_<setup>`` in "
             "the CSV); **bold**: the best setup for a model (``best_setup``). Log loss uses the scores "
             "directly: no threshold." + _ENSEMBLE_NOTE + _BASELINE_NOTE,
-            "facesleuth.tables:build_logloss", _DFDC_WITH_ENSEMBLES, _GRID, needs=("dfdc_testset",),
+            "facesleuth.report.tables:build_logloss", _DFDC_WITH_ENSEMBLES, _GRID, needs=("dfdc_testset",),
         ),
         _errors_by_tag("fake", "distractor", "Table 3.2", " (overlaid dots, shapes, text, faces, images, filters)"),
         _errors_by_tag("real", "distractor", "Table 3.3", ""),
@@ -523,7 +562,7 @@ TABLES: dict[str, Table] = {
             "as a deployed scanner would) and Celeb-DF-v2's own EER threshold (the "
             "thesis's choice; it makes sensitivity and specificity nearly equal by construction)." + _ENSEMBLE_NOTE
             + _BASELINE_NOTE + _BASELINE_THRESHOLD_NOTE,
-            "facesleuth.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
+            "facesleuth.report.tables:build_sensitivity_specificity", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"),
             needs=("celebdf_testset",),
         ),
         *(
@@ -537,7 +576,7 @@ TABLES: dict[str, Table] = {
                 "Each perturbed test set is extracted with the test set's own settings, once, and scored "
                 f"like the clean one. {note} Rows whose run ends in /baseline are the configured baselines: "
                 "published detectors not trained by the pipeline, each with its own preprocessing.",
-                "facesleuth.robustness:build_robustness", {"predictions": "robustness_predictions"},
+                "facesleuth.report.robustness:build_robustness", {"predictions": "robustness_predictions"},
                 ("cells", "perturbations"), {"metric": metric}, ("robustness",),
             )
             for metric, title, better, note in (
@@ -551,7 +590,7 @@ TABLES: dict[str, Table] = {
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
             "run's validation EER threshold (chosen on {validation}) and Celeb-DF-v2's own EER threshold (the "
             "thesis's choice)." + _ENSEMBLE_NOTE + _BASELINE_NOTE + _BASELINE_THRESHOLD_NOTE,
-            "facesleuth.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
+            "facesleuth.report.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
         ),
         # beyond the thesis: the future work of its discussion (3.3)
         Table(
@@ -561,7 +600,7 @@ TABLES: dict[str, Table] = {
             "their log loss (``calibration.json`` in the run folder), then applied to its test scores. **Bold**: "
             "calibration lowered the test log loss. Temperature scaling is monotonic: AUC and the EER do not "
             "change. No threshold is involved.",
-            "facesleuth.study_report:build_calibration",
+            "facesleuth.report.studies:build_calibration",
             {"metrics": "calibration_metrics", "ensembles": "calibration_ensemble_metrics"},
             ("calibration_testsets",), needs=("calibration",),
         ),
@@ -571,14 +610,14 @@ TABLES: dict[str, Table] = {
             "scores into a video score (config ``evaluation.aggregations``): the thesis's mean, the median, "
             "the maximum, the mean of the most confident faces, and the largest mean of one tracked person. "
             "**Bold**: the run's lowest log loss. Made from the stored face scores; no threshold is involved.",
-            "facesleuth.study_report:build_aggregations", {"studies": "aggregation_studies"},
+            "facesleuth.report.studies:build_aggregations", {"studies": "aggregation_studies"},
             ("aggregations", "testsets"), needs=("aggregations",),
         ),
         Table(
             "auc", None,
             "ROC-AUC (fake positive) of every run and ensemble on every configured test set. **Bold**: the "
             "best of each test set. The curve spans every threshold, so none is chosen." + _BASELINE_NOTE,
-            "facesleuth.study_report:build_auc",
+            "facesleuth.report.studies:build_auc",
             {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics", "baselines": "all_baseline_metrics"},
             (*_GRID, "testsets"), needs=("auc_table",),
         ),
@@ -591,7 +630,7 @@ TABLES: dict[str, Table] = {
             "follow, one row each with the training set ``-``: published detectors NOT trained by the pipeline, so "
             "their row is the same whatever the training set (what their authors trained them on is in the "
             "``trained_on`` column of the CSV).",
-            "facesleuth.study_report:build_generalisation",
+            "facesleuth.report.studies:build_generalisation",
             {"metrics": "generalisation_metrics", "baselines": "generalisation_baseline_metrics"},
             ("generalisation",), needs=("generalisation",),
         ),
@@ -601,17 +640,17 @@ TABLES: dict[str, Table] = {
 #: Figure drawings: ``make_figures(kind, ...)`` calls the builder, which returns its figures by
 #: output name (``png``; ``train_loss`` and ``validation_loss`` for ``losses``).
 DRAWINGS: dict[str, str | Builder] = {
-    "augmentation_examples": "facesleuth.figures:draw_augmentation_examples",
-    "losses": "facesleuth.figures:draw_losses",
-    "precision_epoch_time": "facesleuth.figures:draw_precision_epoch_time",
-    "eer": "facesleuth.figures:draw_eer",
-    "thresholds": "facesleuth.figures:draw_thresholds",
-    "dfdc_logloss": "facesleuth.figures:draw_logloss",
-    "dfdc_roc": "facesleuth.figures:draw_roc",
-    "celebdf_f1": "facesleuth.figures:draw_f1",
-    "misclassified": "facesleuth.figures:draw_misclassified",
-    "robustness": "facesleuth.figures:draw_robustness",
-    "generalisation_heatmap": "facesleuth.figures:draw_generalisation",
+    "augmentation_examples": "facesleuth.report.figures:draw_augmentation_examples",
+    "losses": "facesleuth.report.figures:draw_losses",
+    "precision_epoch_time": "facesleuth.report.figures:draw_precision_epoch_time",
+    "eer": "facesleuth.report.figures:draw_eer",
+    "thresholds": "facesleuth.report.figures:draw_thresholds",
+    "dfdc_logloss": "facesleuth.report.figures:draw_logloss",
+    "dfdc_roc": "facesleuth.report.figures:draw_roc",
+    "celebdf_f1": "facesleuth.report.figures:draw_f1",
+    "misclassified": "facesleuth.report.figures:draw_misclassified",
+    "robustness": "facesleuth.report.figures:draw_robustness",
+    "generalisation_heatmap": "facesleuth.report.figures:draw_generalisation",
 }
 
 

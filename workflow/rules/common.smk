@@ -15,7 +15,7 @@ sys.path.insert(0, SRC)
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
 from facesleuth import registry  # noqa: E402
-from facesleuth.baselines import BaselineError, baseline_files  # noqa: E402
+from facesleuth.evaluate.baselines import BaselineError, baseline_files  # noqa: E402
 from facesleuth.config import validate_config, ConfigError  # noqa: E402
 from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402

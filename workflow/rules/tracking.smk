@@ -1,8 +1,8 @@
-# Experiment tracking (config tracking, facesleuth.experiments). The settings reach the training
+# Experiment tracking (config tracking, facesleuth.train.experiments). The settings reach the training
 # jobs through an environment variable, not params, so changing them reruns no job; the study's
 # results (run folders, ensembles, generalisation matrix, robustness suite) are logged when the
 # workflow ends, successfully or not.
-from facesleuth import experiments  # noqa: E402
+from facesleuth.train import experiments  # noqa: E402
 
 TRACKING = experiments.TrackingSettings.from_config(config.get("tracking"), "results")
 experiments.export_settings(TRACKING)

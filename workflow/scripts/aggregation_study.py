@@ -6,7 +6,7 @@ import pandas as pd
 
 from facesleuth.io import read_parquets, write_json
 from facesleuth.runtime import setup_logging
-from facesleuth.studies import aggregation_metrics
+from facesleuth.evaluate.studies import aggregation_metrics
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

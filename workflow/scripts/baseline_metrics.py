@@ -3,7 +3,7 @@
 import pandas as pd
 import yaml
 
-from facesleuth.baselines import baseline_metrics
+from facesleuth.evaluate.baselines import baseline_metrics
 from facesleuth.io import write_json
 from facesleuth.runtime import setup_logging
 

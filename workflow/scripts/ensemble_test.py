@@ -7,7 +7,7 @@ import pandas as pd
 
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_json, write_parquet
 from facesleuth.runtime import setup_logging
-from facesleuth.studies import calibrated_metrics, ensemble_metrics
+from facesleuth.evaluate.studies import calibrated_metrics, ensemble_metrics
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

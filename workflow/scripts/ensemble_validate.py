@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from facesleuth.ensembles import write_spec
+from facesleuth.evaluate.ensembles import write_spec
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_json, write_parquet
 from facesleuth.runtime import setup_logging
-from facesleuth.studies import ensemble_validation
+from facesleuth.evaluate.studies import ensemble_validation
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

@@ -3,7 +3,7 @@
 import pandas as pd
 import torch
 
-from facesleuth.extract import extract_chunk
+from facesleuth.extract.flows import extract_chunk
 from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
 from facesleuth.runtime import setup_logging
 

@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from facesleuth.extract import merge_status, summarize_status
+from facesleuth.extract.flows import merge_status, summarize_status
 from facesleuth.io import STATUS_SCHEMA, write_csv, write_parquet
 from facesleuth.runtime import setup_logging
 

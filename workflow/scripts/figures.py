@@ -1,6 +1,6 @@
 """Rules figure_*: the pipeline's outputs -> one thesis figure (two for figure_losses) as PNG."""
 
-from facesleuth.figures import make_figures
+from facesleuth.report.figures import make_figures
 from facesleuth.runtime import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)

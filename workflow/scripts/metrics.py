@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from facesleuth.io import write_json
-from facesleuth.metrics import evaluate
+from facesleuth.evaluate.metrics import evaluate
 from facesleuth.runtime import setup_logging
-from facesleuth.studies import calibrated_metrics
+from facesleuth.evaluate.studies import calibrated_metrics
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

@@ -3,7 +3,7 @@
 import pandas as pd
 
 from facesleuth.io import MANIFEST_SCHEMA, write_parquet
-from facesleuth.robustness import perturb_chunk
+from facesleuth.evaluate.robustness import perturb_chunk
 from facesleuth.runtime import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)

@@ -3,7 +3,7 @@
 import torch
 
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_parquet
-from facesleuth.predict import predict_testset
+from facesleuth.evaluate.predict import predict_testset
 from facesleuth.runtime import job_device, setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)

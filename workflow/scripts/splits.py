@@ -1,7 +1,7 @@
 """Rule splits: train-flow faces + status + manifests -> balanced train/validation split."""
 
 from facesleuth.io import read_parquets, write_csv
-from facesleuth.splits import make_splits, write_split
+from facesleuth.train.splits import make_splits, write_split
 from facesleuth.runtime import setup_logging
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)

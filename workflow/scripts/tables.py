@@ -1,7 +1,7 @@
 """Rules table_*: the pipeline's outputs -> one thesis table as CSV and Markdown."""
 
 from facesleuth.runtime import setup_logging
-from facesleuth.tables import make_table
+from facesleuth.report.tables import make_table
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

@@ -7,7 +7,7 @@ resumes from the run folder's last.pt when it is rerun.
 from pathlib import Path
 
 from facesleuth.runtime import setup_logging
-from facesleuth.train import train_or_launch
+from facesleuth.train.loop import train_or_launch
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 

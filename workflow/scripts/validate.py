@@ -8,9 +8,9 @@ is fitted on the same video scores.
 import torch
 
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_json, write_parquet
-from facesleuth.predict import score_validation_faces, validate_on_dataset, validation_threshold, validation_videos
+from facesleuth.evaluate.predict import score_validation_faces, validate_on_dataset, validation_threshold, validation_videos
 from facesleuth.runtime import job_device, setup_logging
-from facesleuth.studies import fit_calibration
+from facesleuth.evaluate.studies import fit_calibration
 
 log = setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected)
 torch.set_num_threads(snakemake.threads)  # noqa: F821

@@ -19,7 +19,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from facesleuth import perturb
+from facesleuth.extract import perturb
 
 AUGMENTERS = (
     "blur",

@@ -11,7 +11,7 @@ preprocessing)``: the network in eval mode on the CPU, and how its inputs are pr
 (docs/weights.md, "Preprocessing"). The network's output means what ``preprocessing["output"]``
 says; :class:`PublishedDetector` turns it into the two logits (real, fake) every trained run of
 the pipeline gives, so prediction, validation, calibration, ensembles and the scanner need no
-branch for it, only for the preprocessing (:func:`facesleuth.preprocess.prepare_faces`).
+branch for it, only for the preprocessing (:func:`facesleuth.train.preprocess.prepare_faces`).
 
 An imported detector's run folder (``facesleuth weights import``) holds the checkpoint file and
 ``run.yaml`` (:func:`run_spec`); :mod:`.runfolder` writes and reads it.

@@ -2,7 +2,7 @@
 
 Every path named on the command line yields a result, whatever it holds (a missing path is
 reported ``missing``, a text file ``unsupported``). Inside folders, files are recognised by
-content (:func:`facesleuth.video.sniff_media`), so a PNG renamed ``.dat`` is scanned; files that
+content (:func:`facesleuth.extract.video.sniff_media`), so a PNG renamed ``.dat`` is scanned; files that
 are neither media by content nor named like media (``metadata.json``, ``README``) are skipped
 and counted, since every folder of videos carries such files and reporting each as a failure
 would bury the real ones. A file *named* like media whose content is not is reported.

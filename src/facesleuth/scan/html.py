@@ -11,7 +11,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from facesleuth.video import DecodeReport
+from facesleuth.extract.video import DecodeReport
 
 
 BACKEND_NAMES = {"torch": "torch", "onnx": "ONNX Runtime"}

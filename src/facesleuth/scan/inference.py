@@ -28,11 +28,12 @@ import numpy as np
 import torch
 
 from facesleuth.io import atomic_path
+from facesleuth.registry import INFERENCE_BACKENDS
 
 log = logging.getLogger(__name__)
 
-AUTO, TORCH, ONNX = "auto", "torch", "onnx"
-BACKENDS = (AUTO, TORCH, ONNX)
+BACKENDS = INFERENCE_BACKENDS
+AUTO, TORCH, ONNX = BACKENDS
 CACHE_ENV = "FACESLEUTH_CACHE"
 ONNX_FOLDER = "onnx"  # beside the run's files, and in the user cache
 # Part of every cached file's key: raise it when the export changes, so older files are not used.
@@ -151,14 +152,14 @@ def export_onnx(model: torch.nn.Module, example: torch.Tensor, path: Path) -> Pa
 
 def _example_input(info: dict[str, Any]) -> torch.Tensor:
     """Two faces prepared as the scanner prepares them (the shape and scale the session will get)."""
-    from facesleuth.preprocess import prepare_faces
+    from facesleuth.train.preprocess import prepare_faces
 
     crops = [np.full((64, 48, 3), value, dtype=np.uint8) for value in (96, 160)]
     return prepare_faces(crops, info, "cpu")
 
 
 def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, dict[str, Any]]:
-    from facesleuth.predict import load_run
+    from facesleuth.evaluate.predict import load_run
 
     model, info = load_run(checkpoint, "cpu")
     example = _example_input(info)
@@ -182,7 +183,7 @@ def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, 
 def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -> tuple[Any, dict[str, Any]]:
     """(model, settings) of a run for ``backend`` (torch or onnx, resolved): the torch model in
     eval mode on ``device``, or an :class:`OnnxClassifier` of the cached (or newly exported) model."""
-    from facesleuth.predict import is_published_checkpoint, load_run, read_run_info
+    from facesleuth.evaluate.predict import is_published_checkpoint, load_run, read_run_info
 
     if backend == TORCH:
         model, info = load_run(checkpoint, device)

@@ -8,7 +8,7 @@ the run was trained with, so a copied run folder scans the same anywhere.
 
 ``calibration.json`` (the temperature fitted on the run's validation videos) makes the scanner
 report calibrated probabilities; the threshold is then moved onto the same scale, so verdicts
-do not change. An ensemble folder (``ensemble.yaml``, :mod:`facesleuth.ensembles`) or several
+do not change. An ensemble folder (``ensemble.yaml``, :mod:`facesleuth.evaluate.ensembles`) or several
 runs given together scan as one ensemble: each member scores the faces and aggregates them its
 way, and the members' video scores are joined by the ensemble's method.
 """
@@ -26,24 +26,24 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
-from facesleuth.calibration import apply_temperature
-from facesleuth.ensembles import (
+from facesleuth.evaluate.calibration import apply_temperature
+from facesleuth.evaluate.ensembles import (
     EnsembleError,
     check_method,
     combine_videos,
     is_ensemble_folder,
     read_spec,
 )
-from facesleuth.predict import (
+from facesleuth.evaluate.predict import (
     AGGREGATIONS,
     is_aggregation,
     validation_threshold,
     validation_videos,
 )
-from facesleuth.preprocess import PREPROCESSING, is_published_preprocessing
+from facesleuth.train.preprocess import PREPROCESSING, is_published_preprocessing
 from facesleuth.published.runfolder import is_published_run, read_run_yaml
 from facesleuth.scan.inference import TORCH, OnnxClassifier, load_classifier
-from facesleuth.studies import fit_calibration
+from facesleuth.evaluate.studies import fit_calibration
 
 log = logging.getLogger(__name__)
 

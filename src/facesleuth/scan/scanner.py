@@ -1,6 +1,6 @@
 """Scanning one input: a video through the pipeline's test flow, an image face by face, then the run's model.
 
-Videos go through :func:`facesleuth.extract.extract_video` (the pipeline's test flow: sequential
+Videos go through :func:`facesleuth.extract.flows.extract_video` (the pipeline's test flow: sequential
 decoding, MTCNN at reduced resolution, IoU tracks, proportional sampling, crops with margin, JPEG
 as stored by the pipeline), so a scanned video is scored exactly as a test-set video would be,
 except for two settings a scanner must change:
@@ -14,12 +14,12 @@ except for two settings a scanner must change:
   into 1-2 frame pieces; at 0.3 they are whole (one track, and 17 + 8 frames). A track must
   last longer than a fraction of the sampled frames (1/6: the thesis's 50 frames of a 300-frame
   DFDC video). The extraction is asked for every face of every track and the thesis's rule
-  (:func:`facesleuth.tracking.sample_track_faces`) is applied here, so when no track is long
+  (:func:`facesleuth.extract.tracking.sample_track_faces`) is applied here, so when no track is long
   enough (a face seen only briefly) the faces of all tracks are scored instead of none, and the
   message says so, without decoding the video twice.
 
 Faces are classified from the same JPEG crops the pipeline stores, letterboxed as in training
-(:func:`facesleuth.predict.predict_crops`; an imported published detector's are prepared as its
+(:func:`facesleuth.evaluate.predict.predict_crops`; an imported published detector's are prepared as its
 authors prepared theirs, docs/weights.md); the input's score is the run's aggregation (the mean
 by default; ``aggregation`` chooses another), calibrated by the run's validation temperature where
 it has one (``calibrated`` says so), and the verdict is ``fake`` when the score reaches the run's
@@ -46,16 +46,16 @@ import torch
 from tqdm.auto import tqdm
 
 from facesleuth import registry
-from facesleuth.detect import encode_jpeg
-from facesleuth.ensembles import METHODS, combine_scores
-from facesleuth.extract import extract_video, make_detector
-from facesleuth.predict import (
+from facesleuth.extract.detect import encode_jpeg
+from facesleuth.evaluate.ensembles import METHODS, combine_scores
+from facesleuth.extract.flows import extract_video, make_detector
+from facesleuth.evaluate.predict import (
     AGGREGATIONS,
     get_aggregation,
     is_aggregation,
     predict_crops,
 )
-from facesleuth.preprocess import decode_jpeg
+from facesleuth.train.preprocess import decode_jpeg
 from facesleuth.registry import (
     ERROR,
     FAILED_SCAN_STATUSES,
@@ -71,8 +71,8 @@ from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
 from facesleuth.scan.inference import AUTO, BACKENDS, resolve_backend
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
-from facesleuth.tracking import sample_track_faces
-from facesleuth.video import (
+from facesleuth.extract.tracking import sample_track_faces
+from facesleuth.extract.video import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SECONDS,
@@ -123,7 +123,7 @@ class ScanOptions:
     aggregation: str | None = None  # face scores -> input score; None: the run's (its threshold's)
     calibrate: bool = True  # report calibrated probabilities where the run has calibration.json
     ensemble_method: str = "mean_probability"  # how several runs given together join their scores
-    # What one input may cost (facesleuth.video.MediaLimits); None: no limit.
+    # What one input may cost (facesleuth.extract.video.MediaLimits); None: no limit.
     max_pixels: int | None = DEFAULT_MAX_PIXELS
     max_seconds: float | None = DEFAULT_MAX_SECONDS
     max_frames: int | None = DEFAULT_MAX_FRAMES

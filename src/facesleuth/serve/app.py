@@ -62,7 +62,7 @@ from facesleuth.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from facesleuth.serve.metrics import SQLiteMetrics, exposition
 from facesleuth.serve.store import DONE, QUEUED, RUNNING, Job, JobStore, Upload, new_id
 from facesleuth.serve.workers import WorkerPool, WorkerSettings, remove_uploads
-from facesleuth.video import sniff_media
+from facesleuth.extract.video import sniff_media
 
 log = logging.getLogger(__name__)
 

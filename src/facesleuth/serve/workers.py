@@ -156,7 +156,7 @@ def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, sl
     (``job/stored``), for the pool's wall-clock watch."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group; the parent decides
-    from facesleuth.video import quiet_decoder_logs
+    from facesleuth.extract.video import quiet_decoder_logs
 
     quiet_decoder_logs()
     if settings.log_format == "json":

@@ -1,0 +1,1 @@
+"""Stage 3: runs -> predictions -> metrics. Prediction, metrics, calibration, ensembles, studies, robustness."""

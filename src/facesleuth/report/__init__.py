@@ -1,0 +1,1 @@
+"""Stage 4: metrics -> tables and figures of the thesis."""

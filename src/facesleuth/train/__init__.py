@@ -1,0 +1,1 @@
+"""Stage 2: faces -> splits -> trained runs. Splits, backbones, augmentation, data loading, the training loop."""
