@@ -50,6 +50,7 @@ def test_the_crop_settings_are_the_detection_settings_that_change_faces():
                         "min_probability": 0.9, "min_face_size": 70, "margin": 30, "jpeg_quality": 95}
 
 
+@pytest.mark.slow
 def test_a_scan_cuts_faces_as_the_run_was_trained_and_a_config_overrides(cropped_run, samples, tmp_path):
     video = samples / VIDEO
     by_run = scan_document(cropped_run, video, tmp_path)
