@@ -96,7 +96,7 @@ class Check:
 
 def step_mtcnn(args, work: Path) -> dict:
     from facesleuth.extract.detect import FaceDetector
-    from facesleuth.demo.rehearsal import StudySize, sample_face_crops, write_split
+    from facesleuth.demo.rehearsal import StudySize, sample_face_crops, write_study_sized_split
     from facesleuth.extract.video import evenly_spaced_indices, probe, read_frames
 
     video = samples_folder() / DFDC_VIDEO
@@ -112,7 +112,7 @@ def step_mtcnn(args, work: Path) -> dict:
     crops = sample_face_crops(samples_folder(), args.faces, frames_per_video=4, device=args.device)
     size = StudySize(split_reals=args.faces // 2, split_fakes=args.faces - args.faces // 2, faces_per_video=4,
                      validation_fraction=0.25)
-    write_split(work / "split.parquet", crops, size)
+    write_study_sized_split(work / "split.parquet", crops, size)
     return {"ok": counts[0] == counts[1] and box_error < 1.0, "frames": len(frames),
             "frames_per_s": len(frames) / seconds, "faces_per_frame": counts[0], "cpu_faces_per_frame": counts[1],
             "max_box_difference_px": box_error, "split_faces": args.faces}

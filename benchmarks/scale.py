@@ -259,13 +259,13 @@ def child_choose_split(manifest: str) -> None:
 
 def split_for(work: Path, samples: Path, fraction: float, pool: int) -> tuple[Path, dict]:
     """A splits file of ``fraction`` of the thesis's 415,405 faces (made once)."""
-    from facesleuth.demo.rehearsal import StudySize, write_split
+    from facesleuth.demo.rehearsal import StudySize, write_study_sized_split
 
     size = StudySize.thesis().scaled(fraction) if fraction < 1 else StudySize.thesis()
     path = work / "splits" / f"rehearsal_{size.split_faces}.parquet"
     info = path.with_suffix(".json")
     if not info.is_file():
-        totals = write_split(path, face_crops(work, samples, pool), size)
+        totals = write_study_sized_split(path, face_crops(work, samples, pool), size)
         info.write_text(json.dumps(totals))
     return path, json.loads(info.read_text())
 

@@ -30,13 +30,19 @@ RUN_SETTINGS = {
 FAST_DETECTION_YAML = "extraction:\n  detection:\n    detect_max_side: 480\n    batch_size: 8\n"
 
 
-def make_trained_run(samples: Path, folder: Path) -> Path:
-    """Train a tiny run into ``folder`` and write its validation threshold.json; returns ``folder``."""
+def make_trained_run(samples: Path, folder: Path, face_crops: dict | None = None) -> Path:
+    """Train a tiny run into ``folder`` and write its validation threshold.json; returns ``folder``.
+
+    ``face_crops``: the crop settings its run.yaml records (as rule train passes them); None: none.
+    """
     from facesleuth.evaluate.predict import validate_run
     from facesleuth.train.loop import train_run
 
     split = write_split(folder.parent / f"{folder.name}.split.parquet", samples)
-    train_run(split, folder, copy.deepcopy(RUN_SETTINGS))
+    settings = copy.deepcopy(RUN_SETTINGS)
+    if face_crops is not None:
+        settings["face_crops"] = face_crops
+    train_run(split, folder, settings)
     _, threshold = validate_run(folder, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
     (folder / "threshold.json").write_text(json.dumps(threshold, indent=1) + "\n")
     return folder

@@ -212,7 +212,7 @@ def dummy_table(inputs: dict, settings: dict, scale: int) -> tables.Table:
 
 
 def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_path):
-    entry = registry.Table("dummy", "Table 9.9", "the length of each model's name, times three.", dummy_table,
+    entry = registry.TableSpec("dummy", "Table 9.9", "the length of each model's name, times three.", dummy_table,
                            settings=("models",), options={"scale": 3}, needs=("celebdf_testset",))
     monkeypatch.setitem(registry.TABLES, "dummy", entry)
     study = {**study_config(celebdf_testset="c"), "models": ["ab", "abcd"]}

@@ -147,5 +147,9 @@ def test_config_checks_the_robustness_section(repo_root):
     assert "robustness_auc" not in registry.wanted_tables(validate_config(without))
 
 
-def test_families_are_the_registrys():
-    assert tuple(perturb.FAMILIES) == registry.PERTURBATION_FAMILIES
+def test_an_implementation_that_drifts_from_the_registry_fails_on_import():
+    registry.require_implemented("families", ["jpeg", "blur"], {"jpeg": 1, "blur": 2})
+    with pytest.raises(RuntimeError, match=r"lists \['jpeg', 'blur'\], the implementation has \['jpeg'\]"):
+        registry.require_implemented("families", ["jpeg", "blur"], {"jpeg": 1})
+    with pytest.raises(RuntimeError):  # the order is the tables' column order: it must agree too
+        registry.require_implemented("families", ["jpeg", "blur"], ["blur", "jpeg"])

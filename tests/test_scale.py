@@ -24,7 +24,7 @@ from facesleuth.demo.rehearsal import (
     lay_out_study,
     sample_face_crops,
     train_flow_tables,
-    write_split,
+    write_study_sized_split,
     write_train_flow_chunks,
 )
 from facesleuth.train.splits import make_splits
@@ -104,7 +104,7 @@ def test_face_crops_are_real_distinct_and_thesis_sized(crops):
 
 def test_split_reads_through_the_training_dataset(tmp_path, crops, size):
     path = tmp_path / "split.parquet"
-    totals = write_split(path, crops, size)
+    totals = write_study_sized_split(path, crops, size)
     train = FaceDataset.from_split(path, "train", 224)
     val = FaceDataset.from_split(path, "val", 224)
     assert len(train) + len(val) == size.split_faces == totals["faces"]

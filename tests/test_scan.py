@@ -114,6 +114,9 @@ def test_ffpp_dfdc_and_image_scan_to_a_valid_json_report(scan_run, fast_config, 
     assert document["model"]["threshold_source"] == "validation" and document["model"]["aggregation"] == "mean"
     assert document["model"]["trained_on"] == ["samples"] and document["settings"]["frames"] == 4
     assert document["settings"]["detection"]["detect_max_side"] == 480
+    # the run records no crop settings; the config's are reported as such
+    assert document["settings"]["face_crops"]["source"] == "config"
+    assert document["settings"]["face_crops"]["detect_max_side"] == 480
     assert (document["settings"]["frame_policy"], document["settings"]["max_frame_offset"]) == ("nearest_reference", 2)
     by_path = {Path(r["path"]).relative_to(samples).as_posix(): r for r in document["results"]}
     assert set(by_path) == {*FFPP_VIDEOS, *DFDC_VIDEOS, "images/ex_deepfakes.png"}  # folders walked

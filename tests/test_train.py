@@ -37,9 +37,12 @@ def losses(history):
 
 
 def test_two_epochs_write_the_run_folder(split, tmp_path):
-    # the workflow passes the frame policy the training faces were extracted with (rule train's params)
+    # the workflow passes the frame policy and the crop settings the training faces were extracted
+    # with (rule train's params)
     frames = {"frame_policy": "nearest_reference", "max_frame_offset": 2}
-    summary = train_run(split, tmp_path, {**settings(), "frames": frames})
+    face_crops = {"detect_max_side": 192, "thresholds": [0.6, 0.7, 0.7], "min_detection_size": 20,
+                  "min_probability": 0.9, "min_face_size": 40, "margin": 12, "jpeg_quality": 95}
+    summary = train_run(split, tmp_path, {**settings(), "frames": frames, "face_crops": face_crops})
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history.columns) == HISTORY_COLUMNS
     assert history["epoch"].tolist() == [1, 2]
@@ -60,6 +63,7 @@ def test_two_epochs_write_the_run_folder(split, tmp_path):
     assert (run["epochs"], run["lr"], run["dropout"], run["seed"]) == (2, 0.001, 0.2, 7)
     assert run["trained_on"] == ["samples"] and run["preprocessing"]["padding"] == "zeros, centred"
     assert run["frames"] == frames
+    assert run["face_crops"] == face_crops
     assert best["run"] == run
 
 

@@ -109,6 +109,11 @@ def test_demo_runs_are_marked_as_trained_on_synthetic_faces(demo_run: Path) -> N
         train_flow = demo_config()["extraction"].get("train_flow", {})
         assert info["frames"] == {"frame_policy": train_flow.get("frame_policy", "nearest_reference"),
                                   "max_frame_offset": train_flow.get("max_frame_offset", 2)}, path
+        # the demo's crops (config/config.yaml: faces of 40 px or more, 12 px margins, found at 192 px),
+        # the rest the schema's defaults
+        assert info["face_crops"] == {"detect_max_side": 192, "thresholds": [0.6, 0.7, 0.7], "min_detection_size": 20,
+                                      "min_probability": 0.9, "min_face_size": 40, "margin": 12,
+                                      "jpeg_quality": 95}, path
 
 
 def test_demo_logloss_table_covers_the_grid(demo_run: Path) -> None:

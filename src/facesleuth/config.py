@@ -370,6 +370,18 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
+#: The ``extraction.detection`` settings that decide which faces are cut and how: a trained run
+#: records those its training faces had (run.yaml ``face_crops``) and the scanner cuts alike.
+#: Not the device, the batch size or the implementation, which change only the speed.
+CROP_KEYS = ("detect_max_side", "thresholds", "min_detection_size", "min_probability", "min_face_size", "margin",
+             "jpeg_quality")
+
+
+def face_crop_settings(detection: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`CROP_KEYS` of a complete (validated) ``extraction.detection``."""
+    return {key: detection[key] for key in CROP_KEYS}
+
+
 def extraction_settings(config_path: Path | None) -> dict[str, Any]:
     """The ``extraction`` section of ``config_path``, validated and with the schema's defaults."""
     return config_section(config_path, "extraction")

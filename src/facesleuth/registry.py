@@ -112,6 +112,18 @@ FRAME_POLICIES: dict[str, str] = {
 }
 
 
+def require_implemented(kind: str, listed: Iterable[str], implemented: Iterable[str]) -> None:
+    """Fail on import of an implementing module whose names differ from the registry's list.
+
+    The registry lists the names (what the config schema, the rules and ``--help`` offer without
+    importing the code); each implementation registers itself beside its code and calls this, so
+    the two cannot drift apart unnoticed.
+    """
+    listed, implemented = list(listed), list(implemented)
+    if listed != implemented:
+        raise RuntimeError(f"{kind}: the registry lists {listed}, the implementation has {implemented}")
+
+
 def setup_names() -> tuple[str, ...]:
     return tuple(AUGMENTATION_SETUPS)
 
@@ -129,6 +141,20 @@ def aug_pattern() -> str:
     setups = "|".join(map(re.escape, AUGMENTATION_SETUPS))
     precisions = "|".join(map(re.escape, PRECISIONS))
     return rf"({setups})(-({precisions}))?"
+
+
+# ---------------------------------------------------------------- media files
+
+#: File names that promise a video or an image. The manifests list a dataset's videos by these
+#: names (datasets ship videos only; any container FFmpeg reads may hold one), and the scanner
+#: reports a file so named even when its content is no media (it recognises media by content).
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
+    ".3gp", ".3g2", ".ogv", ".asf",
+})
+IMAGE_SUFFIXES = frozenset({
+    ".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
+})
 
 
 # ---------------------------------------------------------------- perturbations
@@ -346,7 +372,7 @@ def loss_setup(config: Mapping[str, Any]) -> str:
 
 # ---------------------------------------------------------------- validation data
 
-#: Where a caption names the validation data (:meth:`Report.report_caption` fills it in).
+#: Where a caption names the validation data (:meth:`ReportSpec.report_caption` fills it in).
 VALIDATION_PLACEHOLDER = "{validation}"
 #: Added to the caption of every table and figure of tested runs that does not name the validation data.
 BEST_EPOCH_NOTE = " Each run is tested with the weights of its epoch of lowest validation loss on {validation}."
@@ -412,7 +438,7 @@ SETTINGS: dict[str, Callable[[Mapping[str, Any]], Any]] = {
 
 
 @dataclass(frozen=True)
-class Report:
+class ReportSpec:
     """A table or figure of the thesis: its name (the output's file name), thesis number and report caption."""
 
     name: str
@@ -420,7 +446,7 @@ class Report:
     caption: str
 
     @property
-    def needs(self) -> tuple[str, ...]:  # overridden by the fields of Table and Figure
+    def needs(self) -> tuple[str, ...]:  # overridden by the fields of TableSpec and FigureSpec
         return ()
 
     def wanted(self, config: Mapping[str, Any]) -> bool:
@@ -442,7 +468,7 @@ class Report:
 
 
 @dataclass(frozen=True)
-class Table(Report):
+class TableSpec(ReportSpec):
     """A table: ``builder(inputs, settings, **options) -> facesleuth.report.tables.Table``.
 
     ``inputs`` maps the builder's input names to the kind of files they are (keys of the
@@ -462,7 +488,7 @@ class Table(Report):
 
 
 @dataclass(frozen=True)
-class Figure(Report):
+class FigureSpec(ReportSpec):
     """A figure, drawn by ``DRAWINGS[drawing]`` (one drawing may serve several figures)."""
 
     drawing: str = ""
@@ -496,9 +522,9 @@ _THRESHOLDS = (
 )
 
 
-def _errors_by_tag(label: str, kind: str, number: str, examples: str, note: str = "") -> Table:
+def _errors_by_tag(label: str, kind: str, number: str, examples: str, note: str = "") -> TableSpec:
     other = "real" if label == "fake" else "fake"
-    return Table(
+    return TableSpec(
         f"dfdc_{label}_errors_by_{kind}", number,
         f"percentage of DFDC test {label} videos called {other}, per {kind}{examples}, for each model's best "
         f"setup (lowest DFDC log loss, Table 3.1 bold).{note} **Bold** (``worst_<model>`` in the CSV): the "
@@ -510,10 +536,10 @@ def _errors_by_tag(label: str, kind: str, number: str, examples: str, note: str 
 
 _NO_TAG_ROW = ' The last row, "no distractor/augmenter", covers videos with no tag at all.'
 
-TABLES: dict[str, Table] = {
+TABLES: dict[str, TableSpec] = {
     table.name: table
     for table in (
-        Table(
+        TableSpec(
             "params", "Table 2.1",
             "number of trainable parameters of each configured model, counted on the model as trained "
             "here: the timm backbone with its classifier replaced by Dropout + Linear(2) (thesis section "
@@ -521,7 +547,7 @@ TABLES: dict[str, Table] = {
             "involved.",
             "facesleuth.report.tables:build_params", settings=("models", "dropout"),
         ),
-        Table(
+        TableSpec(
             "precision", "Table 2.3",
             "the precision study (config ``precision_study``): one model and setup trained at each "
             "precision with its batch size. Training duration is the sum of the epoch times in the run's "
@@ -538,7 +564,7 @@ TABLES: dict[str, Table] = {
             {"histories": "precision_histories", "metrics": "precision_metrics"},
             ("precision_study",), needs=("precision_study", "dfdc_testset"),
         ),
-        Table(
+        TableSpec(
             "dfdc_logloss", "Table 3.1",
             "video log loss (thesis eq. 3.1; the video score is the mean fake confidence of its sampled "
             "faces, clipped to [1e-15, 1 - 1e-15]) on the DFDC test set, for every model and augmentation "
@@ -554,7 +580,7 @@ TABLES: dict[str, Table] = {
             _NO_TAG_ROW,
         ),
         _errors_by_tag("real", "augmenter", "Table 3.5", "", _NO_TAG_ROW),
-        Table(
+        TableSpec(
             "celebdf_sensitivity_specificity", "Table 3.6",
             "sensitivity (fakes called fake, eq. 3.2) and specificity (reals called real, eq. 3.3) on "
             "Celeb-DF-v2 for every model and setup, fake being the positive class. Shown at two "
@@ -566,7 +592,7 @@ TABLES: dict[str, Table] = {
             needs=("celebdf_testset",),
         ),
         *(
-            Table(
+            TableSpec(
                 f"robustness_{metric}", None,
                 f"video {title} ({better} is better) of the runs named in the config's ``robustness`` "
                 "section on perturbed copies of its test sets: one row per test set and run, one column "
@@ -584,7 +610,7 @@ TABLES: dict[str, Table] = {
                 ("logloss", "log loss", "lower", "Log loss uses the scores directly: no threshold."),
             )
         ),
-        Table(
+        TableSpec(
             "celebdf_f1", "Table 3.7",
             "F1-score (fake positive) on Celeb-DF-v2 for every model and setup. **Bold**: the best setup "
             "for a model; *italic*: the best model for a setup. Shown at two thresholds, labelled: the "
@@ -593,7 +619,7 @@ TABLES: dict[str, Table] = {
             "facesleuth.report.tables:build_f1", _CELEBDF_WITH_ENSEMBLES, (*_GRID, "validation"), needs=("celebdf_testset",),
         ),
         # beyond the thesis: the future work of its discussion (3.3)
-        Table(
+        TableSpec(
             "calibration_logloss", None,
             "video log loss on the DFDC and Celeb-DF-v2 test sets before and after temperature scaling, for "
             "every run and ensemble: one temperature per run, fitted on its validation videos ({validation}) by minimising "
@@ -604,7 +630,7 @@ TABLES: dict[str, Table] = {
             {"metrics": "calibration_metrics", "ensembles": "calibration_ensemble_metrics"},
             ("calibration_testsets",), needs=("calibration",),
         ),
-        Table(
+        TableSpec(
             "aggregations", None,
             "video log loss and ROC-AUC of every run on every test set under each aggregation of its face "
             "scores into a video score (config ``evaluation.aggregations``): the thesis's mean, the median, "
@@ -613,7 +639,7 @@ TABLES: dict[str, Table] = {
             "facesleuth.report.studies:build_aggregations", {"studies": "aggregation_studies"},
             ("aggregations", "testsets"), needs=("aggregations",),
         ),
-        Table(
+        TableSpec(
             "auc", None,
             "ROC-AUC (fake positive) of every run and ensemble on every configured test set. **Bold**: the "
             "best of each test set. The curve spans every threshold, so none is chosen." + _BASELINE_NOTE,
@@ -621,7 +647,7 @@ TABLES: dict[str, Table] = {
             {"metrics": "all_metrics", "ensembles": "all_ensemble_metrics", "baselines": "all_baseline_metrics"},
             (*_GRID, "testsets"), needs=("auc_table",),
         ),
-        Table(
+        TableSpec(
             "generalisation_auc", None,
             "ROC-AUC of every run of the generalisation matrix (config ``generalisation``) on every test set: "
             "rows are training set x model x setup, each training set with its own split and runs, columns "
@@ -654,11 +680,11 @@ DRAWINGS: dict[str, str | Builder] = {
 }
 
 
-def _figure(name: str, number: str | None, caption: str, drawing: str, needs: tuple[str, ...] = ()) -> Figure:
-    return Figure(name, number, caption, drawing=drawing, needs=needs)
+def _figure(name: str, number: str | None, caption: str, drawing: str, needs: tuple[str, ...] = ()) -> FigureSpec:
+    return FigureSpec(name, number, caption, drawing=drawing, needs=needs)
 
 
-def _misclassified(suite: str, label: str, number: str, best: str, threshold: str, detail: str) -> Figure:
+def _misclassified(suite: str, label: str, number: str, best: str, threshold: str, detail: str) -> FigureSpec:
     testset = "DFDC test" if suite == "dfdc" else "Celeb-DF-v2"
     other = "real" if label == "fake" else "fake"
     return _figure(
@@ -764,7 +790,7 @@ _STATIC_FIGURES = (
 )
 
 
-def logloss_figure(setup: str) -> Figure:
+def logloss_figure(setup: str) -> FigureSpec:
     """Figs. 3.3-3.6: DFDC video log loss of every model under ``setup`` (one per configured setup)."""
     entry = AUGMENTATION_SETUPS[setup]
     return _figure(
@@ -775,7 +801,7 @@ def logloss_figure(setup: str) -> Figure:
     )
 
 
-def figures(setups: Iterable[str] | None = None) -> dict[str, Figure]:
+def figures(setups: Iterable[str] | None = None) -> dict[str, FigureSpec]:
     """Every figure, with a DFDC log-loss figure per setup in ``setups`` (default: every known setup)."""
     setups = setup_names() if setups is None else tuple(setups)
     entries = {figure.name: figure for figure in _STATIC_FIGURES}

@@ -16,7 +16,7 @@ os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONP
 
 from facesleuth import registry  # noqa: E402
 from facesleuth.evaluate.baselines import BaselineError, baseline_files  # noqa: E402
-from facesleuth.config import validate_config, ConfigError  # noqa: E402
+from facesleuth.config import validate_config, ConfigError, face_crop_settings  # noqa: E402
 from facesleuth.io import FACES_SCHEMA  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names, claimed_gpus  # noqa: E402
@@ -220,6 +220,8 @@ def run_settings(wildcards):
         "validation": validation_of(wildcards),
         # the frames its training faces were cut from (extraction.train_flow), for run.yaml
         "frames": {key: config["extraction"]["train_flow"][key] for key in ("frame_policy", "max_frame_offset")},
+        # the detection and crop settings its training faces were extracted with, for run.yaml and the scanner
+        "face_crops": face_crop_settings(config["extraction"]["detection"]),
         # marks the run (run.yaml, and every scan of it) as trained on the embedded demo's synthetic faces
         "trained_on_demo": bool(config["demo"]["enabled"]),
     }

@@ -76,7 +76,7 @@ def generalisation_metrics(wildcards):
     return [generalisation_metrics_file(*cell) for cell in registry.generalisation_settings(config)["cells"]]
 
 
-# The kinds of input a registry table names (facesleuth.registry.Table.inputs).
+# The kinds of input a registry table names (facesleuth.registry.TableSpec.inputs).
 REPORT_INPUTS = {
     "dfdc_metrics": dfdc_metrics,
     "celebdf_metrics": celebdf_metrics,

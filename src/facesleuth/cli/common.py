@@ -91,8 +91,9 @@ def limit_settings(args: argparse.Namespace, config: Path | None) -> dict[str, A
 def detection_settings(config: Path | None) -> dict[str, Any]:
     """The settings the config's ``extraction.detection`` names, validated; {} without --config.
 
-    Only the keys the config writes are returned, so where it is silent the package's defaults
-    apply, the same with or without a config (the scanner's CPU batch size among them).
+    Only the keys the config writes are returned, so where it is silent the run's recorded crop
+    settings (run.yaml ``face_crops``), else the package's defaults apply, the same with or without
+    a config (the scanner's CPU batch size among them).
     """
     if config is None:
         return {}

@@ -89,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         help="nearest_reference: frames a used frame may lie from the sampled one (default 2)")
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--config", type=Path, metavar="YAML",
-                        help="config whose extraction.detection settings to use (default: the schema's)")
+                        help="config whose extraction.detection settings to use (default: the run's run.yaml "
+                             "face_crops, else the schema's)")
     parser.add_argument("--format", "-f", dest="fmt", choices=["table", "json", "jsonl", "html"], default=None,
                         help="table (default, on the terminal), json (one document), jsonl, html (self-contained page)")
     parser.add_argument("--jsonl", action="store_true", help="JSON Lines, one object per input as it finishes")

@@ -97,7 +97,7 @@ def add_scanning_arguments(parser: argparse.ArgumentParser) -> None:
     add_backend_argument(parser)
     parser.add_argument("--config", type=Path, metavar="YAML",
                         help="config whose extraction.detection and scan.limits settings to use "
-                             "(default: the schema's)")
+                             "(default: the run's run.yaml face_crops and the schema's)")
     add_limit_arguments(parser)  # a worker past --input-seconds is replaced; the input answers timed_out
 
 

@@ -283,7 +283,7 @@ def _pool_order(n: int, pool: int, rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([rng.permutation(pool) for _ in range(cycles)])[:n]
 
 
-def write_split(path: str | os.PathLike, crops: Sequence[bytes], size: StudySize | None = None,
+def write_study_sized_split(path: str | os.PathLike, crops: Sequence[bytes], size: StudySize | None = None,
                 seed: int = 0) -> dict[str, int]:
     """A splits Parquet (``SPLITS_SCHEMA``) of ``size.split_faces`` faces, ``validation_fraction``
     of them ``val``, each with a distinct id, its video's id and a crop of ``crops``.

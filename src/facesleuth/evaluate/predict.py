@@ -27,6 +27,7 @@ import torch
 import yaml
 from tqdm import tqdm
 
+from facesleuth import registry
 from facesleuth.train.checkpoint import load_checkpoint
 from facesleuth.train.data import FaceDataset, make_loader, read_split
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, read_parquets
@@ -88,6 +89,7 @@ AGGREGATIONS: dict[str, Aggregation] = {
     "top3_mean": top_k_mean(3),
     "max_track_mean": max_track_mean,
 }
+registry.require_implemented("face-score aggregations", registry.AGGREGATIONS, AGGREGATIONS)
 TOP_K_PATTERN = re.compile(r"top([1-9][0-9]*)_mean")
 
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facesleuth import registry
 from facesleuth.extract.video import iter_frames, probe
 
 Frames = list[np.ndarray]
@@ -275,6 +276,7 @@ FAMILIES: dict[str, Family] = {
         ),
     )
 }
+registry.require_implemented("perturbation families", registry.PERTURBATION_FAMILIES, FAMILIES)
 
 
 def family_of(name: str) -> Family:

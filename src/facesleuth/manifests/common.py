@@ -18,14 +18,9 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from facesleuth.io import LABEL_FAKE, LABEL_REAL, MANIFEST_SCHEMA
+from facesleuth.registry import MISSING, OK, VIDEO_SUFFIXES
 
 log = logging.getLogger(__name__)
-
-# Suffixes counted as videos when looking for files on disk that no labels file lists.
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
-
-STATUS_OK = "ok"
-STATUS_MISSING = "missing"
 
 # How many offending names a warning quotes before it only counts them.
 EXAMPLES = 5
@@ -279,11 +274,11 @@ def make_row(
     ``missing`` with a message naming that file; without it the row was found on disk."""
     # plain string join: ``rel`` is already a clean relative path, and pathlib per row is slow
     path = os.path.join(str(root), str(rel))
-    status, message = STATUS_OK, ""
+    status, message = OK, ""
     if listed_in is not None:
         on_disk = disk.exists(path) if disk is not None else os.path.isfile(path)
         if not on_disk:
-            status, message = STATUS_MISSING, f"listed in {listed_in} but not on disk"
+            status, message = MISSING, f"listed in {listed_in} but not on disk"
     return {
         "dataset": dataset,
         "video_id": video_id_of(rel),
@@ -319,6 +314,6 @@ def finalize(name: str, rows: list[dict[str, Any]], source: str) -> pd.DataFrame
     df["label"] = df["label"].astype("int8")
     fakes = int((df["label"] == LABEL_FAKE).sum())
     reals = int((df["label"] == LABEL_REAL).sum())
-    missing = int((df["status"] == STATUS_MISSING).sum())
+    missing = int((df["status"] == MISSING).sum())
     log.info("manifest %s: %d videos, %d fakes, %d reals, %d missing", name, len(df), fakes, reals, missing)
     return df

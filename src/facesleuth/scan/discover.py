@@ -15,14 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from facesleuth.registry import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+
 # Names that promise media: such a file is reported even inside a folder when its content is not.
-VIDEO_SUFFIXES = frozenset([
-    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".wmv", ".flv", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts",
-    ".3gp", ".3g2", ".ogv", ".asf",
-])
-IMAGE_SUFFIXES = frozenset([
-    ".jpg", ".jpeg", ".jpe", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".heic", ".heif", ".avif",
-])
 MEDIA_SUFFIXES = VIDEO_SUFFIXES | IMAGE_SUFFIXES
 
 

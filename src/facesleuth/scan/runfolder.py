@@ -86,6 +86,9 @@ class ScanRun:
     #: what the run's verdicts cannot be trusted for (run.yaml ``limits``), stated in every output
     limits: list[str] = field(default_factory=list)
     backend: str = TORCH  # what runs the classifier: torch or onnx (ONNX Runtime), facesleuth.scan.inference
+    #: the detection and crop settings its training faces were cut with (run.yaml ``face_crops``);
+    #: None: not recorded (an older run, a published detector, an ensemble whose members differ)
+    face_crops: dict[str, Any] | None = None
 
     @property
     def calibrated(self) -> bool:
@@ -232,7 +235,7 @@ def _load_single_run(path: str | Path, device: str, backend: str = TORCH) -> Sca
         folder=folder, checkpoint=checkpoint, model=model, info=info, device=str(device),
         threshold=threshold, threshold_source=source, threshold_info=threshold_info,
         aggregation=aggregation, notes=notes, limits=[str(limit) for limit in info.get("limits") or []],
-        backend=backend,
+        backend=backend, face_crops=info.get("face_crops"),
     )
 
 
@@ -338,6 +341,8 @@ def _ensemble(folder: Path, members: list[ScanRun], method: str, info: dict[str,
         device=first.device, threshold=threshold[0], threshold_source=threshold[1], threshold_info=threshold[2],
         aggregation=first.aggregation, notes=notes, members=members, ensemble_method=method,
         limits=list(dict.fromkeys(limit for m in members for limit in m.limits)), backend=first.backend,
+        # the members' crops when they agree; otherwise no one set fits them all
+        face_crops=first.face_crops if all(m.face_crops == first.face_crops for m in members) else None,
     )
 
 

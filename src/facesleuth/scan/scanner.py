@@ -46,6 +46,7 @@ import torch
 from tqdm.auto import tqdm
 
 from facesleuth import registry
+from facesleuth.config import CROP_KEYS
 from facesleuth.extract.detect import encode_jpeg
 from facesleuth.evaluate.ensembles import METHODS, combine_scores
 from facesleuth.extract.flows import extract_video, make_detector
@@ -99,13 +100,16 @@ VERDICTS = (FAKE, REAL)
 # schema's 32 (sized for GPUs) on 30 DFDC 1080p frames (1 thread, 4.6-4.8 s against 5.9-6.2 s).
 CPU_DETECTION_BATCH = 8
 THUMBNAIL_SIDE = 112  # pixels, longest side of the HTML report's face thumbnails
+#: where a scan's crop settings came from (ScanOptions.face_crops_source)
+FACE_CROP_SOURCES = ("run", "config", "defaults")
 # Asks the extraction for every face of every track (the sampling rule is applied here).
 _EVERY_FACE = 2**31 - 1
 
 
 @dataclass
 class ScanOptions:
-    """How inputs are scanned. ``detection``: the config's ``extraction.detection`` (partial is fine)."""
+    """How inputs are scanned. ``detection``: the config's ``extraction.detection`` (partial is fine);
+    the crop settings it leaves out are the run's (run.yaml ``face_crops``), else the package's defaults."""
 
     frames: int = 32
     # which decoded frame stands for a sampled one (registry.FRAME_POLICIES): a frame or two away
@@ -115,6 +119,9 @@ class ScanOptions:
     device: str = "auto"
     backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.scan.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
+    # where the crop settings (facesleuth.config.CROP_KEYS) came from, set by the Scanner: "config"
+    # (detection names some; the rest as below), "run" (its run.yaml face_crops), "defaults" (the package's)
+    face_crops_source: str = "defaults"
     iou_threshold: float = 0.3
     min_track_fraction: float = 1 / 6
     faces_per_video: int = 50
@@ -177,6 +184,8 @@ class ScanOptions:
             "min_track_fraction": float(self.min_track_fraction),
             "faces_per_video": int(self.faces_per_video),
             "detection": dict(self.detection),
+            "face_crops": {"source": self.face_crops_source,
+                           **{key: self.detection[key] for key in CROP_KEYS if key in self.detection}},
             "aggregation": self.aggregation,
             "calibrate": bool(self.calibrate),
             "limits": {"max_pixels": self.max_pixels, "max_seconds": self.max_seconds, "max_frames": self.max_frames,
@@ -267,15 +276,18 @@ class Scanner:
                                           self.options.ensemble_method, backend)
             else:
                 self.run = load_scan_run(run, device, self.options.aggregation, self.options.calibrate, backend)
-        # One device for both networks: the run's (a ScanRun may come loaded elsewhere).
-        detection = {**dict(self.options.detection), "device": self.run.device}
+        # Faces cut as the run's training faces were, where the config does not say otherwise;
+        # one device for both networks: the run's (a ScanRun may come loaded elsewhere).
+        configured = set(self.options.detection) & set(CROP_KEYS)
+        source = "config" if configured else "run" if self.run.face_crops else "defaults"
+        detection = {**(self.run.face_crops or {}), **dict(self.options.detection), "device": self.run.device}
         if self.run.device == "cpu":
             detection.setdefault("batch_size", CPU_DETECTION_BATCH)
         self.detector = make_detector(detection).load()
         # Reports show the settings in force, not only those given.
         effective = {f.name: getattr(self.detector, f.name) for f in dataclasses.fields(self.detector) if f.init}
         effective["thresholds"] = list(effective["thresholds"])
-        self.options = dataclasses.replace(self.options, detection=effective)
+        self.options = dataclasses.replace(self.options, detection=effective, face_crops_source=source)
         # channels_last: the same boxes, about 20% less CPU for MTCNN on 1080p frames
         # (benchmarks/README.md, scan latency).
         self.detector.mtcnn.to(memory_format=torch.channels_last)

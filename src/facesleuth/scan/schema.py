@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from facesleuth.config import CROP_KEYS
 from facesleuth.registry import FRAME_POLICIES
-from facesleuth.scan.scanner import STATUSES, VERDICTS
+from facesleuth.scan.scanner import FACE_CROP_SOURCES, STATUSES, VERDICTS
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
 _INT_OR_NULL = {"type": ["integer", "null"]}
@@ -132,7 +133,8 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
         },
         "settings": {
             "type": "object",
-            "required": ["frames", "iou_threshold", "min_track_fraction", "faces_per_video", "detection"],
+            "required": ["frames", "iou_threshold", "min_track_fraction", "faces_per_video", "detection",
+                         "face_crops"],
             "properties": {
                 "frames": {"type": "integer", "minimum": 1},
                 "frame_policy": {"type": "string", "enum": list(FRAME_POLICIES),
@@ -142,6 +144,14 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "min_track_fraction": {"type": "number"},
                 "faces_per_video": {"type": "integer", "minimum": 1},
                 "detection": {"type": "object"},
+                "face_crops": {
+                    "type": "object",
+                    "description": "the detection and crop settings the faces were cut with and where they came "
+                                   "from: the run's run.yaml (those its training faces had), the --config (the keys "
+                                   "it writes; the rest from the run or the defaults), or the package's defaults",
+                    "required": ["source", *CROP_KEYS],
+                    "properties": {"source": {"type": "string", "enum": list(FACE_CROP_SOURCES)}},
+                },
                 "aggregation": {"type": ["string", "null"]},
                 "calibrate": {"type": "boolean"},
                 "limits": {

@@ -543,6 +543,9 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "validation": settings.get("validation"),
         # the frame policy its training faces were extracted with (extraction.train_flow; absent outside the workflow)
         "frames": settings.get("frames"),
+        # the detection and crop settings its training faces were cut with (facesleuth.config.CROP_KEYS;
+        # absent outside the workflow): the scanner cuts its inputs alike
+        "face_crops": settings.get("face_crops"),
         "device": device,
         "processes": world_size,
         "facesleuth_version": __version__,
