@@ -18,7 +18,7 @@ from facesleuth.report import robustness as report_robustness
 from facesleuth.report import studies as study_report
 from facesleuth.report import tables as T
 from facesleuth.evaluate.baselines import BaselineError, baseline_files, baseline_metrics, resolve_baseline
-from facesleuth.config import ConfigError, validate_config
+from facesleuth.config import ConfigError, baselines, robustness_cells, validate_config
 from facesleuth.io import VIDEO_PREDICTIONS_SCHEMA, write_parquet
 from facesleuth.evaluate.predict import predict_testset
 from facesleuth.published.builtin import BUILTIN_RUNS
@@ -159,8 +159,8 @@ def test_robustness_cells_and_table_rows_of_a_baseline(study, tmp_path):
         "evaluation": {"testsets": ["dfdc_test"]}, "robustness": {"perturbations": {"jpeg": [50]}},
         "baselines": [NAME],
     })
-    cells = registry.robustness_cells(config)
-    without = registry.robustness_cells({**config, "baselines": {}})
+    cells = robustness_cells(config)
+    without = robustness_cells({**config, "baselines": {}})
     assert cells[: len(without)] == without and all("baseline" not in c for c in without)
     assert cells[len(without):] == [
         {"testset": "dfdc_test", "run": f"{NAME}/baseline", "perturbation": p, "baseline": NAME}
@@ -176,10 +176,10 @@ def test_robustness_cells_and_table_rows_of_a_baseline(study, tmp_path):
 
 
 def test_config_names_baselines_and_rejects_bad_ones(tmp_path):
-    assert registry.baselines({"baselines": ["Meso4_DF", "runs/xception_dfdc/"]}) == {
+    assert baselines({"baselines": ["Meso4_DF", "runs/xception_dfdc/"]}) == {
         "Meso4_DF": "Meso4_DF", "xception_dfdc": "runs/xception_dfdc/"}
-    assert registry.baselines({"baselines": {"meso": "Meso4_F2F"}}) == {"meso": "Meso4_F2F"}
-    assert registry.baselines({}) == {}
+    assert baselines({"baselines": {"meso": "Meso4_F2F"}}) == {"meso": "Meso4_F2F"}
+    assert baselines({}) == {}
     base = {"datasets": {"t": {"format": "dfdc_train", "root": "y", "flow": "train"}},
             "splits": {"train_datasets": ["t"]}, "models": ["m"], "augmentation_setups": ["default"],
             "evaluation": {"testsets": []}}

@@ -11,12 +11,14 @@ import pandas as pd
 import pytest
 
 from facesleuth import config, registry
+from facesleuth.report import catalog
 from facesleuth.train import augment
 from facesleuth.report import tables
 from facesleuth.extract.flows import NO_TRACK
 from facesleuth.report.figures import make_figures
 from facesleuth.scan import scanner
 from facesleuth.extract.video import EMPTY, UNREADABLE
+from report_captions import render_caption
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,40 +57,38 @@ def study_config(**evaluation) -> dict:
 
 
 def test_numbers_are_the_thesis():
-    assert {name: t.number for name, t in registry.TABLES.items()} == {
+    assert {name: t.number for name, t in catalog.TABLES.items()} == {
         **THESIS_TABLES, **dict.fromkeys(BEYOND_THESIS_TABLES), **OWN_TABLES}
-    assert {name: f.number for name, f in registry.figures().items()} == {
+    assert {name: f.number for name, f in catalog.figures().items()} == {
         **THESIS_FIGURES, **dict.fromkeys(BEYOND_THESIS_FIGURES), **OWN_FIGURES}
-    for entry in [*registry.TABLES.values(), *registry.figures().values()]:
-        if entry.number:
-            assert entry.report_caption().startswith(f"**{entry.number}**: ")
-        else:  # no number to head it; the caption itself (its validation data filled in)
-            assert entry.report_caption().startswith(entry.caption.split("{validation}")[0])
-        assert len(entry.caption) > 80, entry.name  # a sentence, not a placeholder
+    for entry in [*catalog.TABLES.values(), *catalog.figures().values()]:
+        caption = render_caption(entry)
+        assert len(caption) > 80 and caption.endswith("."), entry.name  # sentences, not a placeholder
+        assert "{" not in caption and "}" not in caption, entry.name
 
 
 def test_studies_beyond_the_thesis_are_made_when_asked_for():
     studies = study_config(testsets=["d", "c"], dfdc_testset="d", celebdf_testset="c", aggregations=["mean", "max"],
                            calibration=True, auc_table=True)
-    assert set(BEYOND_THESIS_TABLES) - {"generalisation_auc"} <= set(registry.wanted_tables(studies))
+    assert set(BEYOND_THESIS_TABLES) - {"generalisation_auc"} <= set(catalog.wanted_tables(studies))
     matrix = {**studies, "generalisation": {"training_sets": {"dfdc": {"datasets": ["t"]}}}}
-    assert "generalisation_auc" in registry.wanted_tables(matrix) and "generalisation_auc" in registry.wanted_figures(matrix)
-    assert "generalisation_auc" not in registry.wanted_figures(studies)
+    assert "generalisation_auc" in catalog.wanted_tables(matrix) and "generalisation_auc" in catalog.wanted_figures(matrix)
+    assert "generalisation_auc" not in catalog.wanted_figures(studies)
     # without test sets to compare on, none of them
     bare = study_config(testsets=[], aggregations=["mean"], calibration=True, auc_table=True)
-    assert not set(BEYOND_THESIS_TABLES) & set(registry.wanted_tables(bare))
-    assert registry.calibration_testsets(studies) == ["d", "c"]
-    assert registry.calibration_testsets(study_config(celebdf_testset="c")) == ["c"]
+    assert not set(BEYOND_THESIS_TABLES) & set(catalog.wanted_tables(bare))
+    assert config.calibration_testsets(studies) == ["d", "c"]
+    assert config.calibration_testsets(study_config(celebdf_testset="c")) == ["c"]
 
 
 def test_every_builder_and_drawing_resolves_to_a_function():
-    for table in registry.TABLES.values():
+    for table in catalog.TABLES.values():
         assert callable(registry.resolve(table.builder)), table.name
-        assert set(table.settings) <= set(registry.SETTINGS)
+        assert set(table.settings) <= set(catalog.SETTINGS)
     for setup in registry.AUGMENTATION_SETUPS.values():
         assert callable(registry.resolve(setup.chain)), setup.name
-    for figure in registry.figures().values():
-        assert callable(registry.resolve(registry.DRAWINGS[figure.drawing])), figure.name
+    for figure in catalog.figures().values():
+        assert callable(registry.resolve(catalog.DRAWINGS[figure.drawing])), figure.name
 
 
 def test_aug_wildcard_accepts_setups_and_precision_variants_only():
@@ -110,43 +110,42 @@ def test_statuses_have_one_home():
 
 
 def test_wanted_tables_and_figures_follow_the_config():
-    assert registry.wanted_tables(study_config()) == ["params"]
-    assert registry.wanted_figures(study_config()) == ["augmentation_examples", "train_loss", "validation_loss"]
+    assert catalog.wanted_tables(study_config()) == ["params"]
+    assert catalog.wanted_figures(study_config()) == ["augmentation_examples", "train_loss", "validation_loss"]
     dfdc = study_config(dfdc_testset="dfdc_test")
-    assert set(registry.wanted_tables(dfdc)) == {"params", "dfdc_logloss"} | {
+    assert set(catalog.wanted_tables(dfdc)) == {"params", "dfdc_logloss"} | {
         f"dfdc_{label}_errors_by_{kind}" for label in ("fake", "real") for kind in ("distractor", "augmenter")
     }
-    assert {"dfdc_logloss_none", "dfdc_logloss_grid", "eer"} <= set(registry.wanted_figures(dfdc))
+    assert {"dfdc_logloss_none", "dfdc_logloss_grid", "eer"} <= set(catalog.wanted_figures(dfdc))
     study = {**dfdc, "precision_study": {"model": "m", "augmentation": "default", "runs": {"fp16": 64, "fp32": 32}}}
-    assert "precision" in registry.wanted_tables(study) and "precision_epoch_time" in registry.wanted_figures(study)
+    assert "precision" in catalog.wanted_tables(study) and "precision_epoch_time" in catalog.wanted_figures(study)
     # the precision table needs the DFDC test set too; its figure does not
     no_dfdc = {**study_config(), "precision_study": study["precision_study"]}
-    assert "precision" not in registry.wanted_tables(no_dfdc)
-    assert "precision_epoch_time" in registry.wanted_figures(no_dfdc)
+    assert "precision" not in catalog.wanted_tables(no_dfdc)
+    assert "precision_epoch_time" in catalog.wanted_figures(no_dfdc)
     everything = {**study, "evaluation": {"dfdc_testset": "d", "celebdf_testset": "c"}}
-    assert registry.wanted_tables(everything) == list(THESIS_TABLES)
-    assert set(registry.wanted_figures(everything)) == set(THESIS_FIGURES)
+    assert catalog.wanted_tables(everything) == list(THESIS_TABLES)
+    assert set(catalog.wanted_figures(everything)) == set(THESIS_FIGURES)
     # one log-loss figure per configured setup, in any order the config gives
     two = {**dfdc, "augmentation_setups": ["grid", "none"]}
-    assert [f for f in registry.wanted_figures(two) if f.startswith("dfdc_logloss_")] == [
+    assert [f for f in catalog.wanted_figures(two) if f.startswith("dfdc_logloss_")] == [
         "dfdc_logloss_grid", "dfdc_logloss_none"]
 
 
 def test_loss_figures_show_default_or_the_first_setup():
-    assert registry.loss_setup({"augmentation_setups": ["none", "default"]}) == "default"
-    assert registry.loss_setup({"augmentation_setups": ["grid", "coarse"]}) == "grid"
+    assert config.loss_setup({"augmentation_setups": ["none", "default"]}) == "default"
+    assert config.loss_setup({"augmentation_setups": ["grid", "coarse"]}) == "grid"
 
 
-def test_captions_are_written_once_per_table_and_figure(tmp_path):
-    paths = registry.write_captions(tmp_path, ["none", "coarse"])
-    assert set(paths) == {f"tables/{t}" for t in [*THESIS_TABLES, *BEYOND_THESIS_TABLES, *OWN_TABLES]} | {
-        f"figures/{f}" for f in [*THESIS_FIGURES, *BEYOND_THESIS_FIGURES, *OWN_FIGURES] if not f.startswith("dfdc_logloss_")
-    } | {"figures/dfdc_logloss_none", "figures/dfdc_logloss_coarse"}
-    text = paths["figures/dfdc_logloss_coarse"].read_text()
-    assert text.startswith("**Fig. 3.6**: ") and "CoarseDropout" in text
-    before = paths["tables/params"].stat().st_mtime_ns
-    registry.write_captions(tmp_path, ["none", "coarse"])
-    assert paths["tables/params"].stat().st_mtime_ns == before  # unchanged text is not rewritten
+def test_every_table_and_figure_has_its_caption_file_and_no_other_exists():
+    folder = Path(str(catalog.CAPTIONS))
+    files = {path.relative_to(folder).as_posix() for path in folder.rglob("*.rst")}
+    specs = [*catalog.TABLES.values(), *catalog.figures().values()]
+    assert files == {spec.caption_file().relative_to(folder).as_posix() for spec in specs}
+    # the log-loss figures share one caption, which names how each setup trained
+    coarse = render_caption(catalog.logloss_figure("coarse"))
+    assert coarse.startswith("DFDC video log loss of every model trained ") and "CoarseDropout" in coarse
+    assert catalog.logloss_figure("coarse").caption_file() == catalog.logloss_figure("none").caption_file()
 
 
 def test_the_workflow_takes_its_names_from_the_registry():
@@ -156,7 +155,7 @@ def test_the_workflow_takes_its_names_from_the_registry():
     assert not re.search(r"\b(Table|Fig\.) \d", text)
     assert "fp16" not in text and "bf16" not in text
     assert not re.search(r"[\"'](none|coarse|grid)[\"']", text)
-    assert "registry.aug_pattern()" in text and "registry.TABLES" in text
+    assert "registry.aug_pattern()" in text and "catalog.TABLES" in text
     assert not (REPO / "workflow" / "schemas").exists() and not (REPO / "workflow" / "report").exists()
 
 
@@ -199,10 +198,10 @@ def test_a_fifth_setup_needs_only_its_registry_entry(fifth_setup, tmp_path):
     compose = augment.build_augmentation("vflip", 64, {"hflip_p": 1.0}, seed=1)
     assert type(compose.transforms[-1]).__name__ == "VerticalFlip"
     assert tables.setup_label("vflip-bf16") == "Default + VerticalFlip (BF16)"
-    wanted = registry.wanted_figures({**validated, "evaluation": {"dfdc_testset": "d", "celebdf_testset": None}})
+    wanted = catalog.wanted_figures({**validated, "evaluation": {"dfdc_testset": "d", "celebdf_testset": None}})
     assert "dfdc_logloss_vflip" in wanted
-    caption = registry.write_captions(tmp_path, validated["augmentation_setups"])["figures/dfdc_logloss_vflip"]
-    assert caption.read_text().startswith("DFDC video log loss of every model trained with the default chain plus VerticalFlip")
+    caption = render_caption(catalog.figures(validated["augmentation_setups"])["dfdc_logloss_vflip"])
+    assert caption.startswith("DFDC video log loss of every model trained with the default chain plus VerticalFlip")
 
 
 def dummy_table(inputs: dict, settings: dict, scale: int) -> tables.Table:
@@ -211,22 +210,24 @@ def dummy_table(inputs: dict, settings: dict, scale: int) -> tables.Table:
     return tables.Table(pd.DataFrame(rows), tables._document("dummy", "Name lengths.", body))
 
 
-def test_a_new_table_needs_only_its_registry_entry_and_builder(monkeypatch, tmp_path):
-    entry = registry.TableSpec("dummy", "Table 9.9", "the length of each model's name, times three.", dummy_table,
-                           settings=("models",), options={"scale": 3}, needs=("celebdf_testset",))
-    monkeypatch.setitem(registry.TABLES, "dummy", entry)
+def test_a_new_table_needs_only_its_catalog_entry_caption_and_builder(monkeypatch, tmp_path):
+    caption_file = tmp_path / "dummy.rst"
+    caption_file.write_text("the length of each model's name, times three. Each run is tested with the weights of\n"
+                            "its epoch of lowest validation loss on {{ snakemake.params.caption.validation }}.\n")
+    entry = catalog.TableSpec("dummy", "Table 9.9", str(caption_file), builder=dummy_table, settings=("models",),
+                              options={"scale": 3}, needs=("celebdf_testset",))
+    monkeypatch.setitem(catalog.TABLES, "dummy", entry)
     study = {**study_config(celebdf_testset="c"), "models": ["ab", "abcd"]}
-    assert "dummy" in registry.wanted_tables(study) and "dummy" not in registry.wanted_tables(study_config())
+    assert "dummy" in catalog.wanted_tables(study) and "dummy" not in catalog.wanted_tables(study_config())
     settings = entry.rule_settings(study)
     assert settings == {"models": ["ab", "abcd"]}
     table = tables.make_table("dummy", {}, settings, tmp_path / "d.csv", tmp_path / "d.md")
     assert pd.read_csv(tmp_path / "d.csv")["value"].tolist() == [6, 12]
     assert (tmp_path / "d.md").read_text().startswith("**Table 9.9.** Name lengths.") and table.markdown
-    caption = registry.write_captions(tmp_path / "captions")["tables/dummy"]
-    # a table of tested runs: the caption also says which validation data chose their epochs
-    assert caption.read_text() == ("**Table 9.9**: the length of each model's name, times three. Each run is tested "
-                                   "with the weights of its epoch of lowest validation loss on the validation data "
-                                   "(not recorded).\n")
+    # its caption file, rendered as Snakemake's report does, names the validation data
+    assert render_caption(entry) == ("the length of each model's name, times three. Each run is tested with the "
+                                     "weights of\nits epoch of lowest validation loss on the validation data (not "
+                                     "recorded).")
 
 
 def test_unknown_table_and_figure_kinds_are_named():

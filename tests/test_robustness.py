@@ -10,10 +10,11 @@ import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
 from facesleuth import registry
+from facesleuth.report import catalog
 from facesleuth.extract import perturb
 from facesleuth.evaluate import robustness
 from facesleuth.report import robustness as report_robustness
-from facesleuth.config import ConfigError, load_config, validate_config
+from facesleuth.config import ConfigError, load_config, robustness_cells, robustness_plan, validate_config
 from facesleuth.demo.rendering import write_video
 from facesleuth.report.figures import severity_curves
 from facesleuth.io import MANIFEST_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, write_parquet
@@ -99,7 +100,7 @@ def test_tables_have_a_row_per_run_and_a_column_per_perturbation(tmp_path):
         "models": ["m"], "augmentation_setups": ["default", "sbi"], "evaluation": {"testsets": ["dfdc_test"]},
         "robustness": {"perturbations": {"jpeg": [70, 30], "blur": [2]}},
     }
-    cells = registry.robustness_cells(config)
+    cells = robustness_cells(config)
     assert [c["perturbation"] for c in cells[:4]] == ["clean", "jpeg_70", "jpeg_30", "blur_2"]
     assert {c["run"] for c in cells} == {"m/default", "m/sbi"} and len(cells) == 8
     rng = np.random.default_rng(0)
@@ -130,7 +131,7 @@ def test_tables_have_a_row_per_run_and_a_column_per_perturbation(tmp_path):
 def test_config_checks_the_robustness_section(repo_root):
     config = load_config(repo_root / "config" / "config.yaml")
     assert config["robustness"]["seed"] == 0  # defaults filled
-    plan = registry.robustness_plan(config)
+    plan = robustness_plan(config)
     assert plan["perturbations"] == ["jpeg_50", "jpeg_20"]
     for change, message in (
         ({"perturbations": {"sepia": [1]}}, "robustness.perturbations"),
@@ -143,8 +144,8 @@ def test_config_checks_the_robustness_section(repo_root):
             validate_config(bad)
     without = copy.deepcopy(config)
     del without["robustness"]
-    assert registry.robustness_plan(validate_config(without)) is None
-    assert "robustness_auc" not in registry.wanted_tables(validate_config(without))
+    assert robustness_plan(validate_config(without)) is None
+    assert "robustness_auc" not in catalog.wanted_tables(validate_config(without))
 
 
 def test_an_implementation_that_drifts_from_the_registry_fails_on_import():

@@ -166,14 +166,14 @@ def test_calibration_records_come_from_the_metrics_blocks():
 
 
 def test_build_generalisation_reads_the_cells_in_order(tmp_path):
-    from facesleuth import registry
+    from facesleuth.config import generalisation_settings
 
     config = {"models": ["efb4_ns"], "augmentation_setups": ["none", "default"],
               "evaluation": {"testsets": ["dfdc_test", "celebdf"]},
               "generalisation": {"training_sets": {"dfdc": {"datasets": ["dfdc_train"], "home_testset": "dfdc_test"},
                                                    "ffpp": {"datasets": ["ffpp_train"]}},
                                  "setups": ["default"]}}
-    matrix = registry.generalisation_settings(config)
+    matrix = generalisation_settings(config)
     assert matrix["cells"] == [["dfdc", "efb4_ns", "default", "dfdc_test"], ["dfdc", "efb4_ns", "default", "celebdf"],
                                ["ffpp", "efb4_ns", "default", "dfdc_test"], ["ffpp", "efb4_ns", "default", "celebdf"]]
     paths = []

@@ -26,12 +26,13 @@ from test_splits import SETTINGS as SPLIT_SETTINGS
 from test_splits import dfdc_like
 from train_settings import TINY_RUN as TRAIN_SETTINGS
 
-from facesleuth import registry
-from facesleuth.config import reference_problems, validate_config
+from facesleuth.report import catalog
+from facesleuth.config import reference_problems, validate_config, validation_source
 from facesleuth.io import STATUS_SCHEMA, write_parquet
 from facesleuth.evaluate.predict import load_run, predict_faces, validate_on_dataset, validate_run
 from facesleuth.train.splits import make_splits
 from facesleuth.train.loop import train_run
+from report_captions import render_caption
 
 REPO = Path(__file__).resolve().parents[1]
 DATASET_SOURCE = {"kind": "dataset", "name": "dfdc_val", "flow": "test"}
@@ -259,7 +260,7 @@ def test_holdout_threshold_records_its_fraction(samples, tmp_path):
     settings["training"]["epochs"] = 1
     train_run(split, tmp_path / "run", settings)
     config = {"splits": {"validation_fraction": 0.1, "group_by": "original"}}
-    source = registry.validation_source(config)
+    source = validation_source(config)
     _, threshold = validate_run(tmp_path / "run", split, {"aggregation": "mean", "batch_size": 8}, "cpu", source)
     assert threshold["validation"] == {"kind": "holdout", "fraction": 0.1, "group_by": "original", "flow": "train"}
     # a split made for a validation dataset has no val side: validate_run says so
@@ -268,23 +269,22 @@ def test_holdout_threshold_records_its_fraction(samples, tmp_path):
         validate_run(tmp_path / "run", no_val, {"aggregation": "mean"}, "cpu", source)
 
 
-def test_captions_and_titles_name_the_validation_data(tmp_path):
-    holdout = registry.validation_source({"splits": {"validation_fraction": 0.1, "group_by": "original"}})
-    dataset = registry.validation_source({"splits": {"validation_dataset": "dfdc_val", "validation_fraction": 0.1}})
+def test_captions_and_titles_name_the_validation_data():
+    holdout = validation_source({"splits": {"validation_fraction": 0.1, "group_by": "original"}})
+    dataset = validation_source({"splits": {"validation_dataset": "dfdc_val", "validation_fraction": 0.1}})
     assert dataset == DATASET_SOURCE
+    figures = catalog.figures(["default"])
     for source, words in ((holdout, "hold-out of 10% of the train-flow faces"), (dataset, "validation dataset dfdc_val")):
-        captions = registry.write_captions(tmp_path / source["kind"], ["default"], source)
-        for name in ("figures/validation_loss", "figures/eer", "figures/thresholds", "figures/celebdf_f1",
-                     "tables/celebdf_sensitivity_specificity", "tables/celebdf_f1"):
-            text = captions[name].read_text()
-            assert words in text and "{validation}" not in text, (name, text)
+        for entry in (figures["validation_loss"], figures["eer"], figures["thresholds"], figures["celebdf_f1"],
+                      catalog.TABLES["celebdf_sensitivity_specificity"], catalog.TABLES["celebdf_f1"]):
+            text = " ".join(render_caption(entry, source).split())
+            assert words in text and "{" not in text, (entry.name, text)
         # every table and figure of tested runs names it: their weights are the best epoch's on it
-        for name, entry in {**{f"tables/{n}": t for n, t in registry.TABLES.items()},
-                            **{f"figures/{n}": f for n, f in registry.figures(["default"]).items()}}.items():
+        for entry in [*catalog.TABLES.values(), *figures.values()]:
             if any(need.endswith("_testset") for need in entry.needs):
-                assert words in captions[name].read_text(), name
-    assert registry.short_validation(dataset) == "dfdc_val (test flow)"
-    assert registry.short_validation(holdout) == "10% train-flow hold-out"
+                assert words in " ".join(render_caption(entry, source).split()), entry.name
+    assert catalog.short_validation(dataset) == "dfdc_val (test flow)"
+    assert catalog.short_validation(holdout) == "10% train-flow hold-out"
 
 
 def test_validation_dataset_must_be_a_test_flow_dataset():

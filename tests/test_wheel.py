@@ -59,14 +59,18 @@ def run_installed(target: Path, cwd: Path, *args: str, check: bool = True) -> su
 def test_installed_wheel_is_self_contained(installed, tmp_path):
     probe = run_installed(installed, tmp_path, "-c", (
         "import json, facesleuth, facesleuth.train.augment as a, facesleuth.extract.flows as e, facesleuth.config as c; "
-        "import facesleuth.serve.app as s; "
+        "import facesleuth.serve.app as s, facesleuth.report.catalog as r; "
         "print(json.dumps({'file': facesleuth.__file__, 'aug': a.augmentation_defaults(), "
+        "'captions': {n: t.caption_file().read_text() for n, t in r.TABLES.items()}, "
         "'detection': e.extraction_defaults()['detection'], 'docs': len(c.schema_markdown()), "
         "'openapi': sorted(s.openapi_document()['paths'])}))"
     ))
     found = json.loads(probe.stdout)
     assert Path(found["file"]).is_relative_to(installed)  # the wheel's copy, not the checkout's
     assert found["aug"]["compression_p"] == 0.5 and len(found["aug"]) == 13
+    # every table's report caption is packaged (the workflow points Snakemake's report at them)
+    assert found["captions"]["dfdc_logloss"].startswith("video log loss (thesis eq. 3.1;")
+    assert set(found["captions"]) >= {"params", "celebdf_f1", "robustness_auc"}
     assert found["detection"]["margin"] == 30 and found["detection"]["min_face_size"] == 70
     assert found["docs"] == len((REPO / "config" / "README.md").read_text())
     assert "/api/scans" in found["openapi"] and "/metrics" in found["openapi"]  # serve/openapi.yaml is packaged

@@ -18,6 +18,7 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Iterator
 
 import jsonschema
@@ -197,7 +198,7 @@ def reference_problems(config: dict[str, Any]) -> list[str]:
                 problems.append(f"ensembles.{name}.runs.{i}: {run!r} is not a run of the grid (models x "
                                 f"augmentation_setups, e.g. {sorted(grid)[:2]})")
     if isinstance(config.get("baselines"), list):
-        names = [name for name in registry.baselines({"baselines": config["baselines"]})]
+        names = [name for name in baselines({"baselines": config["baselines"]})]
         for i, source in enumerate(config["baselines"]):
             name = str(source).rstrip("/").rsplit("/", 1)[-1]
             if not registry.BASELINE_NAME.fullmatch(name):
@@ -409,3 +410,106 @@ def config_section(config_path: Path | None, section: str) -> dict[str, Any]:
         section: written,
     }
     return validate_config(minimal)[section]
+
+
+# ---------------------------------------------------------------- settings derived from a config
+# What the workflow, the tables and the figures read from a validated config, each derived once.
+
+
+def robustness_plan(config: Mapping[str, Any]) -> dict[str, list[str]] | None:
+    """The robustness suite's test sets, runs (model/setup) and perturbation names (family_value)
+    as the config asks, its defaults filled in; None without a ``robustness`` section."""
+    settings = config.get("robustness")
+    if not settings:
+        return None
+    runs = [f"{model}/{setup}" for model in config["models"] for setup in config["augmentation_setups"]]
+    return {
+        "testsets": list(settings.get("testsets") or config["evaluation"]["testsets"]),
+        "runs": list(settings.get("runs") or runs),
+        "perturbations": registry.perturbation_names(settings["perturbations"]),
+    }
+
+
+def robustness_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Every test set x run x (``clean`` + perturbation): the robustness tables' inputs, in order,
+    followed by the baselines' cells (:func:`baseline_cells`)."""
+    plan = robustness_plan(config) or {"testsets": [], "runs": [], "perturbations": []}
+    return [
+        {"testset": testset, "run": run, "perturbation": perturbation}
+        for testset in plan["testsets"]
+        for run in plan["runs"]
+        for perturbation in [registry.CLEAN, *plan["perturbations"]]
+    ] + baseline_cells(config)
+
+
+def baselines(config: Mapping[str, Any]) -> dict[str, str]:
+    """The config's baselines as ``name -> source`` (a built-in detector's name or a run folder).
+
+    ``baselines`` is a map ``name: source``, or a list of sources each named after itself (a
+    run folder after its last path component).
+    """
+    entries = config.get("baselines") or {}
+    if isinstance(entries, Mapping):
+        return {str(name): str(source) for name, source in entries.items()}
+    return {str(source).rstrip("/").rsplit("/", 1)[-1]: str(source) for source in entries}
+
+
+def baseline_cells(config: Mapping[str, Any]) -> list[dict[str, str]]:
+    """The robustness cells of the baselines: every robustness test set x baseline x (``clean`` +
+    perturbation), ``run`` being ``<name>/baseline`` and ``baseline`` the name."""
+    plan = robustness_plan(config)
+    if not plan:
+        return []
+    return [
+        {"testset": testset, "run": f"{name}/{registry.BASELINE}", "perturbation": perturbation, "baseline": name}
+        for testset in plan["testsets"]
+        for name in baselines(config)
+        for perturbation in [registry.CLEAN, *plan["perturbations"]]
+    ]
+
+
+def generalisation_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The generalisation matrix of ``config``: training sets, models, setups, test sets, each
+    training set's home test set, and its cells ``[training set, model, setup, test set]`` in the
+    order the workflow lists their metrics."""
+    generalisation = config.get("generalisation") or {}
+    training_sets = generalisation.get("training_sets") or {}
+    models = list(generalisation.get("models") or config["models"])
+    setups = list(generalisation.get("setups") or config["augmentation_setups"])
+    testsets = list(generalisation.get("testsets") or config["evaluation"]["testsets"])
+    return {
+        "training_sets": list(training_sets),
+        "models": models,
+        "setups": setups,
+        "testsets": testsets,
+        "home_testsets": {name: entry.get("home_testset") for name, entry in training_sets.items()
+                          if entry.get("home_testset")},
+        "cells": [[t, m, s, test] for t in training_sets for m in models for s in setups for test in testsets],
+    }
+
+
+def calibration_testsets(config: Mapping[str, Any]) -> list[str]:
+    """The calibration table's test sets: the DFDC and Celeb-DF-v2 ones that are configured."""
+    evaluation = config["evaluation"]
+    return [name for name in (evaluation.get("dfdc_testset"), evaluation.get("celebdf_testset")) if name]
+
+
+def loss_setup(config: Mapping[str, Any]) -> str:
+    """Figs. 2.13-2.14 show the default setup, or the first configured one without it."""
+    setups = config["augmentation_setups"]
+    return "default" if "default" in setups else setups[0]
+
+
+def validation_source(config: Mapping[str, Any]) -> dict[str, Any]:
+    """What the runs validate on, as threshold.json records it.
+
+    ``{"kind": "dataset", "name": <dataset>, "flow": "test"}`` when ``splits.validation_dataset``
+    is set, else ``{"kind": "holdout", "fraction": <validation_fraction>, "group_by": ..., "flow":
+    "train"}``.
+    """
+    splits = config["splits"]
+    name = splits.get("validation_dataset")
+    if name:
+        return {"kind": registry.VALIDATION_DATASET, "name": name, "flow": "test"}
+    return {"kind": registry.VALIDATION_HOLDOUT, "fraction": float(splits.get("validation_fraction", 0.2)),
+            "group_by": splits.get("group_by", "original"), "flow": "train"}

@@ -1,6 +1,7 @@
 # Shared helpers: config validation, the model x augmentation grid, input functions. Names the
-# package shares with the workflow (setups, precisions, tables, figures) come from
-# facesleuth.registry.
+# package shares with the workflow (setups, precisions, statuses) come from facesleuth.registry,
+# the tables and figures from facesleuth.report.catalog, settings derived from the config from
+# facesleuth.config (package_config here: ``config`` is the workflow's config dict).
 import os
 import re
 import sys
@@ -14,10 +15,11 @@ sys.path.insert(0, SRC)
 # Jobs (scripts, conda environments, cluster jobs) import it from here too.
 os.environ.update(PYTHONPATH=os.pathsep.join(p for p in (SRC, os.getenv("PYTHONPATH")) if p))
 
-from facesleuth import registry  # noqa: E402
+from facesleuth import config as package_config, registry  # noqa: E402
 from facesleuth.evaluate.baselines import BaselineError, baseline_files  # noqa: E402
 from facesleuth.config import validate_config, ConfigError, face_crop_settings  # noqa: E402
 from facesleuth.io import FACES_SCHEMA  # noqa: E402
+from facesleuth.report import catalog  # noqa: E402
 from facesleuth.manifests import ManifestError, source_files  # noqa: E402
 from facesleuth.runtime import chunk_names, claimed_gpus  # noqa: E402
 
@@ -34,11 +36,11 @@ TESTSETS = config["evaluation"]["testsets"]
 TRAINSET = "-".join(config["splits"]["train_datasets"])
 # DFDC's own validation set (test flow) when configured, else a hold-out of the split
 VALIDATION_DATASET = config["splits"].get("validation_dataset")
-VALIDATION = registry.validation_source(config)
-HOLDOUT_VALIDATION = registry.validation_source({"splits": {**config["splits"], "validation_dataset": None}})
+VALIDATION = package_config.validation_source(config)
+HOLDOUT_VALIDATION = package_config.validation_source({"splits": {**config["splits"], "validation_dataset": None}})
 ENSEMBLES = config.get("ensembles") or {}
 # Published detectors scored as the grid's runs are (config baselines): name -> source
-BASELINES = registry.baselines(config)
+BASELINES = package_config.baselines(config)
 # The generalisation matrix's named training sets (thesis 3.3). One made of exactly the grid's
 # datasets is the grid's own split and runs; each other has its split and its run folders.
 GENERALISATION = config.get("generalisation") or {}
@@ -299,10 +301,10 @@ def perturbed_status(wildcards):
 
 
 def robustness_prediction_files():
-    """Video predictions of every robustness cell (registry.robustness_cells order): the clean
+    """Video predictions of every robustness cell (config.robustness_cells order): the clean
     test set's own, or the perturbed copy's."""
     files = []
-    for cell in registry.robustness_cells(config):
+    for cell in package_config.robustness_cells(config):
         testset, run, perturbation = cell["testset"], cell["run"], cell["perturbation"]
         if cell.get("baseline"):
             files.append(baseline_prediction_file(cell["baseline"], testset, perturbation))
@@ -374,16 +376,21 @@ def baseline_targets():
 
 
 # ---------------------------------------------------------------- tables and figures
-# Named after the thesis's tables and figures (facesleuth.registry); each table is a CSV plus a
-# Markdown copy. Report captions are written from the registry into .snakemake/ for --report.
+# Named after the thesis's tables and figures (facesleuth.report.catalog); each table is a CSV plus
+# a Markdown copy. Report captions are the package's static caption files; the words they take
+# from the config reach them as each rule's param ``caption``.
 
-FIGURES = registry.figures(SETUPS)
-CAPTIONS = registry.write_captions(Path(".snakemake", "facesleuth", "captions").resolve(), SETUPS, VALIDATION)
+FIGURES = catalog.figures(SETUPS)
+
+
+def caption_words(spec):
+    """The ``caption`` param of a table's or figure's rule (its report caption's config words)."""
+    return catalog.caption_words(spec, VALIDATION)
 
 
 def all_tables():
-    return expand("results/tables/{name}.{ext}", name=registry.wanted_tables(config), ext=["csv", "md"])
+    return expand("results/tables/{name}.{ext}", name=catalog.wanted_tables(config), ext=["csv", "md"])
 
 
 def all_figures():
-    return expand("results/figures/{name}.png", name=registry.wanted_figures(config))
+    return expand("results/figures/{name}.png", name=catalog.wanted_figures(config))

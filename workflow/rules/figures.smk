@@ -1,6 +1,6 @@
 # Histories, metrics, predictions and face crops -> the thesis's figures (results/figures/<name>.png).
 # One rule per figure (train and validation loss share theirs), so asking for one figure runs
-# only what it needs. Names, thesis numbers, captions and drawings: facesleuth.registry.
+# only what it needs. Names, thesis numbers, captions and drawings: facesleuth.report.catalog.
 # (FIGURES in common.smk; the DFDC log-loss figures follow the configured setups.)
 
 
@@ -18,6 +18,7 @@ rule figure_augmentation_examples:
     threads: 1
     params:
         figure=FIGURES["augmentation_examples"].drawing,
+        caption=caption_words(FIGURES["augmentation_examples"]),
         settings={
             "setups": SETUPS,
             "input_size": config["training"]["input_size"],
@@ -43,7 +44,8 @@ rule figure_losses:
     threads: 1
     params:
         figure=FIGURES["train_loss"].drawing,
-        settings={"models": MODELS, "setup": registry.loss_setup(config), "validation": VALIDATION},
+        caption=caption_words(FIGURES["train_loss"]),
+        settings={"models": MODELS, "setup": package_config.loss_setup(config), "validation": VALIDATION},
     script:
         "../scripts/figures.py"
 
@@ -62,6 +64,7 @@ rule figure_precision_epoch_time:
     threads: 1
     params:
         figure=FIGURES["precision_epoch_time"].drawing,
+        caption=caption_words(FIGURES["precision_epoch_time"]),
         settings={"precision_study": config.get("precision_study")},
     script:
         "../scripts/figures.py"
@@ -92,6 +95,7 @@ for _name, _suite in (("eer", "dfdc"), ("thresholds", "dfdc"), ("dfdc_roc", "dfd
         threads: 1
         params:
             figure=FIGURES[_name].drawing,
+            caption=caption_words(FIGURES[_name]),
             settings={"models": MODELS, "setups": SETUPS, "validation": VALIDATION},
         script:
             "../scripts/figures.py"
@@ -116,6 +120,7 @@ for _setup in SETUPS:
         threads: 1
         params:
             figure=FIGURES[f"dfdc_logloss_{_setup}"].drawing,
+            caption=caption_words(FIGURES[f"dfdc_logloss_{_setup}"]),
             settings={"models": MODELS, "setup": _setup},
         script:
             "../scripts/figures.py"
@@ -145,6 +150,7 @@ for _suite, _select_by in (("dfdc", "log_loss"), ("celebdf", "f1_test_eer")):
             threads: 1
             params:
                 figure=FIGURES[_name].drawing,
+                caption=caption_words(FIGURES[_name]),
                 settings={"setups": SETUPS, "label": _label, "select_by": _select_by, "limit": 12},
             script:
                 "../scripts/figures.py"
@@ -165,6 +171,7 @@ rule figure_robustness_auc:
     threads: 1
     params:
         figure=FIGURES["robustness_auc"].drawing,
+        caption=caption_words(FIGURES["robustness_auc"]),
         settings={"metric": "auc"},
     script:
         "../scripts/figures.py"

@@ -74,6 +74,7 @@ rule figure_generalisation_auc:
     threads: 1
     params:
         figure=FIGURES["generalisation_auc"].drawing,
-        settings={"generalisation": registry.generalisation_settings(config)},
+        caption=caption_words(FIGURES["generalisation_auc"]),
+        settings={"generalisation": package_config.generalisation_settings(config)},
     script:
         "../scripts/figures.py"

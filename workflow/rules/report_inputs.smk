@@ -47,16 +47,16 @@ def all_baseline_metrics(wildcards):
 
 def generalisation_baseline_metrics(wildcards):
     """The baselines' metrics on the generalisation matrix's test sets (a row each, whatever the training set)."""
-    testsets = registry.generalisation_settings(config)["testsets"]
+    testsets = package_config.generalisation_settings(config)["testsets"]
     return [f"results/baselines/{name}/metrics/{testset}.json" for name in BASELINES for testset in testsets]
 
 
 def calibration_metrics(wildcards):
-    return [f for testset in registry.calibration_testsets(config) for f in metrics_files(testset)]
+    return [f for testset in package_config.calibration_testsets(config) for f in metrics_files(testset)]
 
 
 def calibration_ensemble_metrics(wildcards):
-    return [f for testset in registry.calibration_testsets(config) for f in ensemble_metrics_files(testset)]
+    return [f for testset in package_config.calibration_testsets(config) for f in ensemble_metrics_files(testset)]
 
 
 def all_metrics(wildcards):
@@ -72,11 +72,11 @@ def aggregation_studies(wildcards):
 
 
 def generalisation_metrics(wildcards):
-    """Every cell's metrics, in the order of registry.generalisation_settings(config)["cells"]."""
-    return [generalisation_metrics_file(*cell) for cell in registry.generalisation_settings(config)["cells"]]
+    """Every cell's metrics, in the order of package_config.generalisation_settings(config)["cells"]."""
+    return [generalisation_metrics_file(*cell) for cell in package_config.generalisation_settings(config)["cells"]]
 
 
-# The kinds of input a registry table names (facesleuth.registry.TableSpec.inputs).
+# The kinds of input a catalogued table names (facesleuth.report.catalog.TableSpec.inputs).
 REPORT_INPUTS = {
     "dfdc_metrics": dfdc_metrics,
     "celebdf_metrics": celebdf_metrics,
@@ -99,21 +99,21 @@ REPORT_INPUTS = {
 
 
 def report_inputs(table):
-    """Named input functions of a registry table."""
+    """Named input functions of a catalogued table."""
     return {name: REPORT_INPUTS[kind] for name, kind in table.inputs.items()}
 
 
 def table_report(name, ext):
     return report(
         f"results/tables/{name}.{ext}",
-        caption=str(CAPTIONS[f"tables/{name}"]),
+        caption=str(catalog.TABLES[name].caption_file()),
         category="Tables",
-        labels={"table": registry.TABLES[name].number or "not in the thesis", "name": name, "format": ext},
+        labels={"table": catalog.TABLES[name].number or "not in the thesis", "name": name, "format": ext},
     )
 
 
 def loss_histories(wildcards):
-    return expand("results/models/{model}/{aug}/history.csv", model=MODELS, aug=registry.loss_setup(config))
+    return expand("results/models/{model}/{aug}/history.csv", model=MODELS, aug=package_config.loss_setup(config))
 
 
 def training_split(wildcards):
@@ -149,7 +149,7 @@ def suite_files(suite, what):
 def figure_report(name):
     return report(
         f"results/figures/{name}.png",
-        caption=str(CAPTIONS[f"figures/{name}"]),
+        caption=str(FIGURES[name].caption_file()),
         category="Figures",
         labels={"figure": FIGURES[name].number or "not in the thesis", "name": name},
     )

@@ -1,10 +1,10 @@
 # Metrics, histories and models -> the thesis's tables (results/tables/<name>.csv + .md).
 # One rule per table, so `snakemake results/tables/<name>.csv` runs only what that table needs.
-# The rules are made from facesleuth.registry.TABLES: a new table is an entry there and its
-# builder (inputs, settings and caption included).
+# The rules are made from facesleuth.report.catalog.TABLES: a new table is an entry there, its
+# builder and its caption file.
 
 
-for _table in registry.TABLES.values():
+for _table in catalog.TABLES.values():
 
     rule:
         name:
@@ -24,5 +24,6 @@ for _table in registry.TABLES.values():
         params:
             table=_table.name,
             settings=_table.rule_settings(config),
+            caption=caption_words(_table),
         script:
             "../scripts/tables.py"

@@ -391,7 +391,7 @@ def validation_threshold(
     """The EER threshold chosen on validation video scores, with the EER, AUC and aggregation.
 
     Returns ``{eer_threshold, eer, auc, n_videos, n_unscored, source: "validation", aggregation,
-    validation}``: ``validation`` says which data (:func:`facesleuth.registry.validation_source`),
+    validation}``: ``validation`` says which data (:func:`facesleuth.config.validation_source`),
     ``n_unscored`` how many of its videos had no kept face and were left out (their score would be
     the neutral ``no_face_score``, not the model's; the scanner gives such a video no verdict).
     """
@@ -429,7 +429,7 @@ def validate_run(
     Returns ``(videos_df, threshold)`` (see :func:`validation_threshold`), the threshold the
     metrics and the scanner apply to test scores (``aggregation`` names how face scores became
     these video scores, so the scanner aggregates the same way). ``validation`` describes the
-    hold-out (:func:`facesleuth.registry.validation_source`).
+    hold-out (:func:`facesleuth.config.validation_source`).
     """
     aggregation = evaluation.get("aggregation", "mean")
     videos_df = validation_videos(score_validation_faces(run_dir, split_path, evaluation, device), aggregation)

@@ -89,7 +89,7 @@ def ensemble_validation(member_validation: Sequence[pd.DataFrame], method: str, 
     """An ensemble's validation video scores, its EER threshold and its temperature.
 
     The members must share the validation data (one training set), so their videos match;
-    ``validation`` says which it was (registry.validation_source), as a run's threshold.json does.
+    ``validation`` says which it was (config.validation_source), as a run's threshold.json does.
     """
     videos = combine_videos(member_validation, method)
     threshold = validation_threshold(videos, aggregation, f"ensemble {name}", validation)

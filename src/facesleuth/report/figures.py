@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from facesleuth import registry
+from facesleuth.report import catalog
 from facesleuth.extract import perturb
 from facesleuth.train.augment import build_augmentation
 from facesleuth.io import atomic_path
@@ -208,7 +209,7 @@ def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str,
                 validation: dict[str, Any] | None = None) -> "Figure":
     """Loss per epoch per model (``column`` train_loss or val_loss); NaN epochs are skipped and said.
 
-    ``validation`` (registry.validation_source) names the validation data in the val_loss title.
+    ``validation`` (config.validation_source) names the validation data in the val_loss title.
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
@@ -219,7 +220,7 @@ def loss_curves(histories: dict[str, pd.DataFrame], column: str, setup: str,
         if not finite.all():
             label += f" ({int((~finite).sum())} NaN epochs left out)"
         ax.plot(history["epoch"][finite], values[finite], marker="o", markersize=3, label=label)
-    which = "Train" if column == "train_loss" else f"Validation ({registry.short_validation(validation)})"
+    which = "Train" if column == "train_loss" else f"Validation ({catalog.short_validation(validation)})"
     ax.set_title(f"{which} loss per epoch, setup: {setup_label(setup)}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cross-entropy loss (per face)")
@@ -269,7 +270,7 @@ def eer_curve(run: dict[str, Any], validation: dict[str, Any] | None = None) -> 
     ax.annotate(f"EER {run['eer']:.3f} at threshold {run['eer_threshold']:.3f}", (run["eer_threshold"], run["eer"]),
                 xytext=(10, 10), textcoords="offset points", fontsize=8)
     ax.axvline(run["validation_threshold"], color="grey", linestyle="--", linewidth=1,
-               label=f"validation EER threshold {run['validation_threshold']:.3f} ({registry.short_validation(validation)})")
+               label=f"validation EER threshold {run['validation_threshold']:.3f} ({catalog.short_validation(validation)})")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("threshold on the video's mean fake confidence")
@@ -623,15 +624,15 @@ def draw_generalisation(inputs: dict[str, list[str]], settings: dict[str, Any]) 
 
 
 def make_figures(kind: str, inputs: dict[str, list[str]], settings: dict[str, Any], outputs: dict[str, str]) -> list[Path]:
-    """Draw the figure(s) of ``kind`` (a key of :data:`facesleuth.registry.DRAWINGS`) from a rule's
+    """Draw the figure(s) of ``kind`` (a key of :data:`facesleuth.report.catalog.DRAWINGS`) from a rule's
     inputs and params and write ``outputs``.
 
     ``outputs`` maps output names to paths: ``png`` for single figures, ``train_loss`` and
     ``validation_loss`` for ``losses``.
     """
-    if kind not in registry.DRAWINGS:
-        raise ValueError(f"unknown figure kind {kind!r} (known: {sorted(registry.DRAWINGS)})")
-    figures = registry.resolve(registry.DRAWINGS[kind])(inputs, settings)
+    if kind not in catalog.DRAWINGS:
+        raise ValueError(f"unknown figure kind {kind!r} (known: {sorted(catalog.DRAWINGS)})")
+    figures = registry.resolve(catalog.DRAWINGS[kind])(inputs, settings)
     written = []
     for name, fig in figures.items():
         written.append(save_figure(fig, outputs[name]))

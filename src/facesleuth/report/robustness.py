@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from facesleuth import registry
+from facesleuth.report import catalog
 from facesleuth.evaluate.robustness import CLEAN, METRICS, score_grid
 from facesleuth.report.tables import BASELINE_NOTE, Table, markdown_table
 
@@ -42,7 +43,7 @@ def build_robustness(inputs: dict[str, list[str]], settings: dict[str, Any], met
     are video prediction files in the order of ``settings["cells"]``."""
     grid = score_grid(settings["cells"], inputs["predictions"])
     data = wide(grid, metric, settings["perturbations"])
-    markdown = _markdown(data, metric, registry.TABLES[f"robustness_{metric}"].number)
+    markdown = _markdown(data, metric, catalog.TABLES[f"robustness_{metric}"].number)
     if any(cell.get("baseline") for cell in settings["cells"]):
         markdown += f"\nRuns ending in /{registry.BASELINE}: {BASELINE_NOTE[len('Baselines: '):]}  \n"
     return Table(data, markdown)

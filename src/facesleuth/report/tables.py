@@ -21,6 +21,7 @@ from typing import Any, Callable, Iterable, Sequence
 import pandas as pd
 
 from facesleuth import registry
+from facesleuth.report import catalog
 from facesleuth.io import write_text_atomic
 from facesleuth.evaluate.metrics import NO_TAG, THRESHOLD_KINDS
 from facesleuth.train.backbones import display_name, resolve
@@ -156,7 +157,7 @@ def emphasise(text: str, italic: bool = False, bold: bool = False) -> str:
 
 
 def _document(name: str, caption: str, body: str, notes: Sequence[str] = ()) -> str:
-    text = f"**{registry.TABLES[name].number}.** {caption}\n\n{body}"
+    text = f"**{catalog.TABLES[name].number}.** {caption}\n\n{body}"
     if notes:
         text += "\n" + "\n".join(f"{note}  " for note in notes).rstrip() + "\n"
     return text
@@ -322,7 +323,7 @@ def threshold_description(kind: str, validation: dict[str, Any] | None) -> str:
     """A threshold kind's words; the validation one names the data it was chosen on."""
     text = THRESHOLD_KINDS[kind]
     if kind == "validation":
-        text += f", on {registry.describe_validation(validation)}"
+        text += f", on {catalog.describe_validation(validation)}"
     return text
 
 
@@ -330,7 +331,7 @@ def f1_table(runs: Sequence[dict[str, Any]], models: Sequence[str], setups: Sequ
              validation: dict[str, Any] | None = None) -> Table:
     """Table 3.7: Celeb-DF-v2 F1 (fake positive), one block per threshold.
 
-    ``validation``: the config's validation source (registry.validation_source), named in the
+    ``validation``: the config's validation source (config.validation_source), named in the
     validation block's heading.
     """
     datas, bodies = [], []
@@ -553,7 +554,7 @@ def write(table: Table, csv_path: str | os.PathLike, md_path: str | os.PathLike)
     write_text_atomic(table.markdown, md_path)
 
 
-# ---------------------------------------------------------------- builders named in the registry
+# ---------------------------------------------------------------- builders named in the catalog
 # Each takes a rule's inputs (name -> paths) and settings, plus the entry's options.
 
 
@@ -609,14 +610,14 @@ def build_f1(inputs: dict[str, list[str]], settings: dict[str, Any]) -> Table:
 
 
 def make_table(name: str, inputs: dict[str, list[str]], settings: dict[str, Any], csv_path: str | os.PathLike, md_path: str | os.PathLike) -> Table:
-    """Build table ``name`` (a key of :data:`facesleuth.registry.TABLES`) from rule inputs and params, and write it.
+    """Build table ``name`` (a key of :data:`facesleuth.report.catalog.TABLES`) from rule inputs and params, and write it.
 
     ``inputs``: ``metrics`` (JSON paths) and, for ``precision``, ``histories``; ``settings``:
     ``models``, ``setups`` and per table ``dropout`` or the precision study's settings.
     """
-    entry = registry.TABLES.get(name)
+    entry = catalog.TABLES.get(name)
     if entry is None:
-        raise TableError(f"unknown table {name!r} (known: {sorted(registry.TABLES)})")
+        raise TableError(f"unknown table {name!r} (known: {sorted(catalog.TABLES)})")
     table = registry.resolve(entry.builder)(inputs, settings, **entry.options)
     write(table, csv_path, md_path)
     log.info("wrote %s (%s) to %s and %s", name, entry.number, csv_path, md_path)

@@ -539,7 +539,7 @@ def run_info(settings: dict[str, Any], trained_on: list[str], device: str, world
         "max_steps_per_epoch": training.get("max_steps_per_epoch"),
         "augmentations": settings.get("augmentations") or {},
         "trained_on": trained_on,
-        # which data chose the best epoch (registry.validation_source; absent outside the workflow)
+        # which data chose the best epoch (config.validation_source; absent outside the workflow)
         "validation": settings.get("validation"),
         # the frame policy its training faces were extracted with (extraction.train_flow; absent outside the workflow)
         "frames": settings.get("frames"),
