@@ -1,7 +1,7 @@
 """A real trained run folder for scanner tests, and small broken media files.
 
 The run is made the way the pipeline makes one: :func:`facesleuth.train.loop.train_run` on a tiny
-split of real face crops (``face_crops.write_split``), then :func:`facesleuth.evaluate.predict.validate_run`
+split of real face crops (``face_crops.write_split``), then :func:`facesleuth.evaluate.predict.validate_on_holdout`
 for threshold.json. A 1-epoch mobilenetv3_small_050 at 64 px scores near 0.5; the tests check
 the machinery (scores, aggregation, verdicts at the threshold), not the accuracy.
 """
@@ -35,7 +35,7 @@ def make_trained_run(samples: Path, folder: Path, face_crops: dict | None = None
 
     ``face_crops``: the crop settings its run.yaml records (as rule train passes them); None: none.
     """
-    from facesleuth.evaluate.predict import validate_run
+    from facesleuth.evaluate.predict import validate_on_holdout
     from facesleuth.train.loop import train_run
 
     split = write_split(folder.parent / f"{folder.name}.split.parquet", samples)
@@ -43,7 +43,7 @@ def make_trained_run(samples: Path, folder: Path, face_crops: dict | None = None
     if face_crops is not None:
         settings["face_crops"] = face_crops
     train_run(split, folder, settings)
-    _, threshold = validate_run(folder, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
+    _, _, threshold = validate_on_holdout(folder, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
     (folder / "threshold.json").write_text(json.dumps(threshold, indent=1) + "\n")
     return folder
 
@@ -66,19 +66,14 @@ def truncated_copy(source: Path, target: Path, fraction: float) -> Path:
 def make_calibrated_copy(run: Path, folder: Path) -> Path:
     """A copy of ``run`` with what the pipeline's validate and calibrate rules add: the validation
     face and video scores and calibration.json (the temperature fitted on the video scores)."""
-    import pandas as pd
-
-    from facesleuth.evaluate.predict import score_validation_faces, validation_videos
-    from facesleuth.evaluate.studies import fit_calibration
+    from facesleuth.evaluate.validation import validate_run
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("best.pt", "threshold.json"):
         shutil.copy2(run / name, folder / name)
     split = run.parent / f"{run.name}.split.parquet"
-    faces = score_validation_faces(folder, split, {"batch_size": 16}, device="cpu")
-    faces.to_parquet(folder / "validation.faces.parquet")
-    videos = validation_videos(faces, "mean")
-    videos.to_parquet(folder / "validation.parquet")
-    (folder / "calibration.json").write_text(json.dumps(fit_calibration(videos, "mean")) + "\n")
-    assert isinstance(videos, pd.DataFrame)
+    validation = validate_run(folder, split, {"batch_size": 16}, {"kind": "holdout", "flow": "train"}, device="cpu")
+    validation.faces.to_parquet(folder / "validation.faces.parquet")
+    validation.videos.to_parquet(folder / "validation.parquet")
+    (folder / "calibration.json").write_text(json.dumps(validation.calibration) + "\n")
     return folder

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import numpy as np
 import pytest
+import yaml
 
 from facesleuth.extract.detect import (
+    DETECTION_DEFAULTS,
     FaceDetector,
     _as_boxes,
     crop_with_margin,
@@ -17,6 +22,8 @@ from facesleuth.extract.tracking import iou
 from facesleuth.extract.video import read_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +45,14 @@ def test_from_config_defaults_and_unknown_keys():
         FaceDetector.from_config({"marign": 3})
 
 
-def test_defaults_agree_with_schema():
-    from facesleuth.extract.detect import DETECTION_DEFAULTS
-    from facesleuth.extract.flows import extraction_defaults
-
-    assert extraction_defaults()["detection"] == DETECTION_DEFAULTS
+def test_defaults_are_the_schemas():
+    schema = yaml.safe_load((REPO / "src" / "facesleuth" / "schemas" / "config.schema.yaml").read_text())
+    written = {key: spec["default"] for key, spec in schema["definitions"]["face_detection"]["properties"].items()}
+    assert DETECTION_DEFAULTS == written
+    settable = {f.name: getattr(FaceDetector(), f.name) for f in dataclasses.fields(FaceDetector) if f.init}
+    assert settable == {**written, "thresholds": tuple(written["thresholds"])}
+    assert FaceDetector() == FaceDetector.from_config({})
+    assert FaceDetector(thresholds=[0.5, 0.6, 0.7]).thresholds == (0.5, 0.6, 0.7)
 
 
 @pytest.mark.parametrize(

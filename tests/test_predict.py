@@ -28,7 +28,7 @@ from facesleuth.evaluate.predict import (
     predict_crops,
     predict_faces,
     predict_testset,
-    validate_run,
+    validate_on_holdout,
 )
 from facesleuth.train.loop import train_run
 
@@ -147,9 +147,10 @@ def test_predict_testset_scores_faces_and_every_video(trained, samples, tmp_path
     assert by_id.loc["nothing", "status"] == "no_face" and by_id.loc["nothing", "n_faces"] == 0
 
 
-def test_validate_run_writes_threshold_fields(trained):
+def test_validate_on_holdout_writes_threshold_fields(trained):
     run_dir, split = trained
-    videos, threshold = validate_run(run_dir, split, {"aggregation": "mean", "batch_size": 8}, "cpu")
+    faces, videos, threshold = validate_on_holdout(run_dir, split, {"aggregation": "mean", "batch_size": 8}, "cpu")
+    assert len(faces) == 16 and sorted(set(faces["video_id"])) == sorted(videos["video_id"])
     assert len(videos) == 4 and videos["scored"].all() and (videos["n_faces"] == 4).all()
     assert set(threshold) == {"eer_threshold", "eer", "auc", "n_videos", "n_unscored", "source", "aggregation",
                               "validation"}

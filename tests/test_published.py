@@ -292,7 +292,7 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
     from face_crops import write_split
 
     from facesleuth.train.data import read_split
-    from facesleuth.evaluate.predict import score_validation_faces, validate_run
+    from facesleuth.evaluate.predict import score_validation_faces, validate_on_holdout
 
     split = write_split(tmp_path / "split.parquet", samples)
     run = BUILTIN_RUNS["Meso4_DF"]
@@ -309,7 +309,7 @@ def test_pipeline_prediction_and_validation_take_an_imported_run(samples, tmp_pa
         with torch.no_grad():
             by_hand.append(1 - float(network(x.float())[0]))
     np.testing.assert_allclose(faces["score"].to_numpy(), by_hand, atol=1e-5)
-    videos, threshold = validate_run(run, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
+    _, videos, threshold = validate_on_holdout(run, split, {"aggregation": "mean", "batch_size": 16}, device="cpu")
     assert threshold["source"] == "validation" and 0.0 <= threshold["eer_threshold"] <= 1.0
     assert set(videos["label"]) == {0, 1}
 

@@ -29,7 +29,8 @@ from train_settings import TINY_RUN as TRAIN_SETTINGS
 from facesleuth.report import catalog
 from facesleuth.config import reference_problems, validate_config, validation_source
 from facesleuth.io import STATUS_SCHEMA, write_parquet
-from facesleuth.evaluate.predict import load_run, predict_faces, validate_on_dataset, validate_run
+from facesleuth.evaluate.predict import load_run, predict_faces, validate_on_dataset
+from facesleuth.evaluate.validation import ValidationDataset, validate_run
 from facesleuth.train.splits import make_splits
 from facesleuth.train.loop import train_run
 from report_captions import render_caption
@@ -177,6 +178,35 @@ def test_threshold_is_the_eer_of_the_validation_video_scores(validation_run, tmp
     json.dumps(threshold)
 
 
+@pytest.mark.parametrize("kind", ["dataset", "holdout"])
+def test_validate_run_on_a_dataset_or_the_holdout(validation_run, samples, tmp_path, kind):
+    """A run's whole validation on either kind of data: the faces and videos it was done on, the
+    threshold chosen on those video scores and the temperature fitted on the same scores."""
+    root, files, labelled, _ = validation_run
+    evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4}
+    if kind == "dataset":
+        _write_manifest_and_status(tmp_path)
+        data = ValidationDataset(files, [tmp_path / "000.status.parquet"], tmp_path / "manifest.parquet")
+        source, faces, n_unscored = DATASET_SOURCE, labelled, 1  # "nothing" had no face
+    else:
+        data = write_split(tmp_path / "split.parquet", samples, train_videos=2, val_videos=6, faces_per_video=3)
+        source = {"kind": "holdout", "fraction": 0.25, "group_by": "original", "flow": "train"}
+        faces, n_unscored = pd.read_parquet(data).query("split == 'val'"), 0
+    result = validate_run(root / "run", data, evaluation, source, "cpu")
+    # independently: face scores -> mean per video -> scikit-learn's ROC and log loss
+    video = _video_scores_independently(root / "run", faces)
+    labels, scores = video["label"].to_numpy(), video["score"].to_numpy()
+    assert sorted(result.faces["face_id"]) == sorted(faces["face_id"])
+    assert result.videos.set_index("video_id")["score"].to_dict() == pytest.approx(video["score"].to_dict())
+    assert result.threshold["eer_threshold"] == pytest.approx(_eer_threshold_by_sklearn(labels, scores), abs=1e-6)
+    assert result.threshold["validation"] == source and result.threshold["n_videos"] == 6
+    assert result.threshold["n_unscored"] == n_unscored
+    assert result.calibration["n_videos"] == 6 and result.calibration["aggregation"] == "mean"
+    assert result.calibration["validation_log_loss_before"] == pytest.approx(log_loss(labels, scores), rel=1e-6)
+    json.dumps(result.threshold)
+    json.dumps(result.calibration)
+
+
 def _run_validate_script(fake) -> None:
     """Run workflow/scripts/validate.py with ``fake`` as its snakemake object, restoring the root
     logger it points at its log file."""
@@ -261,12 +291,12 @@ def test_holdout_threshold_records_its_fraction(samples, tmp_path):
     train_run(split, tmp_path / "run", settings)
     config = {"splits": {"validation_fraction": 0.1, "group_by": "original"}}
     source = validation_source(config)
-    _, threshold = validate_run(tmp_path / "run", split, {"aggregation": "mean", "batch_size": 8}, "cpu", source)
+    threshold = validate_run(tmp_path / "run", split, {"aggregation": "mean", "batch_size": 8}, source, "cpu").threshold
     assert threshold["validation"] == {"kind": "holdout", "fraction": 0.1, "group_by": "original", "flow": "train"}
     # a split made for a validation dataset has no val side: validate_run says so
     no_val = write_split(tmp_path / "no_val.parquet", samples, train_videos=4, val_videos=0)
     with pytest.raises(ValueError, match="no validation faces"):
-        validate_run(tmp_path / "run", no_val, {"aggregation": "mean"}, "cpu", source)
+        validate_run(tmp_path / "run", no_val, {"aggregation": "mean"}, source, "cpu")
 
 
 def test_captions_and_titles_name_the_validation_data():

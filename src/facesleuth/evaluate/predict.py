@@ -348,7 +348,8 @@ def predict_testset(
 # The validation data is a validation dataset's test-flow faces (splits.validation_dataset,
 # DFDC's own validation set in the study), scored as a test set's, or the split's held-out
 # train-flow faces. Either way: face scores -> video scores -> EER threshold (and, in rule
-# validate, a calibration temperature), recorded with what they were chosen on.
+# validate, a calibration temperature), recorded with what they were chosen on. A run's whole
+# validation, the temperature with it, is facesleuth.evaluate.validation.validate_run.
 
 
 def score_validation_faces(
@@ -417,24 +418,25 @@ def validation_threshold(
     return result
 
 
-def validate_run(
+def validate_on_holdout(
     run_dir: str | os.PathLike,
     split_path: str | os.PathLike,
     evaluation: dict[str, Any],
     device: "str | torch.device" = "auto",
     validation: dict[str, Any] | None = None,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Video scores on the split's held-out faces and the EER threshold chosen on them (thesis 3, Fig. 3.1).
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Face and video scores on the split's held-out faces, and the EER threshold chosen on them (thesis 3, Fig. 3.1).
 
-    Returns ``(videos_df, threshold)`` (see :func:`validation_threshold`), the threshold the
-    metrics and the scanner apply to test scores (``aggregation`` names how face scores became
-    these video scores, so the scanner aggregates the same way). ``validation`` describes the
-    hold-out (:func:`facesleuth.config.validation_source`).
+    Returns ``(faces_df, videos_df, threshold)`` (see :func:`validation_threshold`), the threshold
+    the metrics and the scanner apply to test scores (``aggregation`` names how face scores
+    became these video scores, so the scanner aggregates the same way). ``validation`` describes
+    the hold-out (:func:`facesleuth.config.validation_source`).
     """
-    aggregation = evaluation.get("aggregation", "mean")
-    videos_df = validation_videos(score_validation_faces(run_dir, split_path, evaluation, device), aggregation)
+    aggregation = evaluation.get("aggregation") or "mean"
+    faces_df = score_validation_faces(run_dir, split_path, evaluation, device)
+    videos_df = validation_videos(faces_df, aggregation)
     source = validation or {"kind": "holdout", "flow": "train"}
-    return videos_df, validation_threshold(videos_df, aggregation, str(split_path), source)
+    return faces_df, videos_df, validation_threshold(videos_df, aggregation, str(split_path), source)
 
 
 def validate_on_dataset(

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from facesleuth.config import section_defaults
 from facesleuth.extract import mtcnn_fast
 from facesleuth.runtime import resolve_device
 
@@ -31,18 +32,9 @@ log = logging.getLogger(__name__)
 # whose MTCNN box comes out a little smaller than the face it found.
 MIN_SIZE_SLACK = 0.8
 
-DETECTION_DEFAULTS: dict[str, Any] = {
-    "device": "auto",
-    "batch_size": 32,
-    "detect_max_side": 960,
-    "thresholds": [0.6, 0.7, 0.7],
-    "min_detection_size": 20,
-    "min_probability": 0.9,
-    "min_face_size": 70,
-    "margin": 30,
-    "jpeg_quality": 95,
-    "implementation": "fast",
-}
+# The config schema's extraction.detection is the one place these defaults are written; the
+# FaceDetector's field defaults and from_config both read them from here.
+DETECTION_DEFAULTS: dict[str, Any] = section_defaults("extraction", "detection")
 
 # "fast": facesleuth.extract.mtcnn_fast (same networks and faces, about 3x faster on CPU); "facenet":
 # facenet-pytorch's own MTCNN.detect, kept as the reference and the fallback.
@@ -103,19 +95,21 @@ class FaceDetector:
     loaded on first use, so constructing one is cheap.
     """
 
-    device: str = "auto"
-    batch_size: int = 32
-    detect_max_side: int = 960
-    thresholds: Sequence[float] = (0.6, 0.7, 0.7)
-    min_detection_size: int = 20
-    min_probability: float = 0.9
-    min_face_size: int = 70
-    margin: int = 30
-    jpeg_quality: int = 95
-    implementation: str = "fast"
+    device: str = DETECTION_DEFAULTS["device"]
+    batch_size: int = DETECTION_DEFAULTS["batch_size"]
+    detect_max_side: int = DETECTION_DEFAULTS["detect_max_side"]
+    thresholds: Sequence[float] = tuple(DETECTION_DEFAULTS["thresholds"])
+    min_detection_size: int = DETECTION_DEFAULTS["min_detection_size"]
+    min_probability: float = DETECTION_DEFAULTS["min_probability"]
+    min_face_size: int = DETECTION_DEFAULTS["min_face_size"]
+    margin: int = DETECTION_DEFAULTS["margin"]
+    jpeg_quality: int = DETECTION_DEFAULTS["jpeg_quality"]
+    implementation: str = DETECTION_DEFAULTS["implementation"]
     _mtcnn: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
+        # a config gives a list; one type either way, so equal settings make equal detectors
+        self.thresholds = tuple(self.thresholds)
         if self.implementation not in IMPLEMENTATIONS:
             raise ValueError(
                 f"extraction.detection.implementation: {self.implementation!r} is not one of {list(IMPLEMENTATIONS)}"
