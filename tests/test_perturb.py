@@ -13,6 +13,11 @@ from facesleuth.extract.video import probe, read_frames
 needs_h264 = pytest.mark.skipif(not perturb.h264_available(), reason="PyAV with libx264 is not installed")
 
 
+def perturbed_frames(frames, fps, family, value, rng):
+    stream, new_fps = perturb.perturb_stream(frames, fps, family, value, rng)
+    return list(stream), new_fps
+
+
 @pytest.fixture(scope="module")
 def frames(samples):
     """Eight consecutive 640x480 frames of a real FF++ video."""
@@ -30,7 +35,7 @@ def test_severity_zero_is_the_identity(frames, family):
     if not perturb.FAMILIES[family].needs():
         pytest.skip(f"{family} cannot run here")
     identity = perturb.FAMILIES[family].identity
-    out, fps = perturb.perturb_frames(frames, 25.0, family, identity, np.random.default_rng(0))
+    out, fps = perturbed_frames(frames, 25.0, family, identity, np.random.default_rng(0))
     assert fps == 25.0 and len(out) == len(frames)
     assert all(np.array_equal(a, b) for a, b in zip(out, frames))
     assert perturb.FAMILIES[family].severity(identity) == 0
@@ -65,7 +70,7 @@ def test_noise_has_the_asked_spread():
 
 
 def test_framerate_halving_keeps_every_second_frame(frames):
-    out, fps = perturb.perturb_frames(frames, 25.0, "framerate", 2, np.random.default_rng(0))
+    out, fps = perturbed_frames(frames, 25.0, "framerate", 2, np.random.default_rng(0))
     assert fps == 12.5 and len(out) == 4
     assert all(np.array_equal(a, frames[i]) for a, i in zip(out, (0, 2, 4, 6)))
 
@@ -109,7 +114,7 @@ def test_perturbed_videos_are_written_losslessly(tmp_path, frames, name):
     decoded = list(read_frames(source, range(len(frames))))
     target = tmp_path / f"{name}{perturb.LOSSLESS_SUFFIX}"
     result = perturb.perturb_video(source, target, family, value, seed=3)
-    expected, fps = perturb.perturb_frames(decoded, 25.0, family, value, np.random.default_rng(3))
+    expected, fps = perturbed_frames(decoded, 25.0, family, value, np.random.default_rng(3))
     info = probe(target)
     assert (info.frames, info.width, info.height) == (len(expected), 640, 480) == (result["frames_out"], 640, 480)
     assert info.fps == pytest.approx(fps) and result["frames_in"] == len(frames)

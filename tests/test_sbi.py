@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from facesleuth.extract.detect import FaceDetector
-from facesleuth.train.sbi import SelfBlender, SelfBlendSettings, blend, crop_landmarks, hull_mask, landmarks_array
+from facesleuth.train.sbi import SelfBlender, SelfBlendSettings, blend, hull_mask, landmarks_array
 from facesleuth.extract.video import read_image
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -86,7 +86,6 @@ def test_landmark_helpers():
     assert landmarks_array(flat).shape == (5, 2)
     assert landmarks_array(None) is None
     assert landmarks_array([np.nan] * 10) is None
-    assert crop_landmarks(flat, 10.0, 20.0)[0].tolist() == [20.0, 20.0]
 
 
 def test_bad_inputs_are_rejected(face):

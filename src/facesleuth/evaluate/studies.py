@@ -77,13 +77,6 @@ def calibrated_metrics(videos_df: pd.DataFrame, calibration: dict[str, Any]) -> 
     }
 
 
-def calibrate_videos(videos_df: pd.DataFrame, temperature: float) -> pd.DataFrame:
-    """A video predictions table with every score replaced by its calibrated probability."""
-    calibrated = videos_df.copy()
-    calibrated["score"] = apply_temperature(videos_df["score"].to_numpy(dtype=float), temperature)
-    return calibrated
-
-
 def ensemble_validation(member_validation: Sequence[pd.DataFrame], method: str, aggregation: str,
                         name: str, validation: dict[str, Any] | None = None) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """An ensemble's validation video scores, its EER threshold and its temperature.

@@ -292,14 +292,6 @@ def perturb_stream(
     return family_of(family).stream(frames, fps, value, rng)
 
 
-def perturb_frames(
-    frames: Frames, fps: float, family: str, value: float | None, rng: np.random.Generator
-) -> tuple[Frames, float]:
-    """``frames`` perturbed by ``family`` at ``value``, and the new frame rate (lists)."""
-    stream, new_fps = perturb_stream(frames, fps, family, value, rng)
-    return list(stream), new_fps
-
-
 # ---------------------------------------------------------------------- files
 
 

@@ -226,12 +226,3 @@ def blend(target: np.ndarray, source: np.ndarray, mask: np.ndarray) -> np.ndarra
     alpha = mask[..., None].astype(np.float32)
     mixed = alpha * source.astype(np.float32) + (1.0 - alpha) * target.astype(np.float32)
     return np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
-
-
-def crop_landmarks(landmarks: object, crop_x0: float, crop_y0: float) -> np.ndarray | None:
-    """Landmarks stored in full-resolution frame pixels (as the faces table keeps them) -> the
-    crop's coordinates, given the crop's top-left corner (the faces row's x0, y0)."""
-    points = landmarks_array(landmarks)
-    if points is None:
-        return None
-    return points - np.array([crop_x0, crop_y0])
