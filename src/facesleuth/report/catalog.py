@@ -54,13 +54,11 @@ NEEDS = {
 }
 
 
-
-
 # ---------------------------------------------------------------- caption words
 
 
 def describe_validation(source: Mapping[str, Any] | None) -> str:
-    """A caption's words for a :func:`validation_source` (or a threshold.json's ``validation``)."""
+    """A caption's words for a :func:`facesleuth.config.validation_source` (or a threshold.json's ``validation``)."""
     if not source:
         return "the validation data (not recorded)"
     if source.get("kind") == VALIDATION_DATASET:
@@ -71,14 +69,12 @@ def describe_validation(source: Mapping[str, Any] | None) -> str:
 
 
 def short_validation(source: Mapping[str, Any] | None) -> str:
-    """A figure title's words for a :func:`validation_source`, e.g. ``dfdc_val (test flow)``."""
+    """A figure title's words for a validation source, e.g. ``dfdc_val (test flow)``."""
     if not source:
         return "validation data not recorded"
     if source.get("kind") == VALIDATION_DATASET:
         return f"{source['name']} (test flow)"
     return f"{float(source.get('fraction', 0)):.0%} train-flow hold-out"
-
-
 
 
 def caption_words(spec: "ReportSpec", validation: Mapping[str, Any] | None) -> dict[str, str]:
