@@ -25,7 +25,9 @@ def test_help_lists_every_subcommand_with_its_summary(capsys):
         assert name in out and " ".join(summary.split()) in out
 
 
-@pytest.mark.parametrize("name,option", [("faces", "--flow"), ("scan", "--model")])
+@pytest.mark.parametrize("name,option", [("faces", "--flow"), ("scan", "--model"), ("scan", "--frame-policy"),
+                                         ("serve", "--frame-policy"), ("worker", "--frame-policy"),
+                                         ("serve", "--max-frame-offset"), ("worker", "--max-frame-offset")])
 def test_a_subcommand_help_shows_its_own_options(capsys, name, option):
     with pytest.raises(SystemExit) as exit_info:
         main([name, "--help"])

@@ -116,6 +116,37 @@ def test_usage_errors_exit_2_before_serving(tmp_path, capsys, run_and_config) ->
         assert message in capsys.readouterr().err, argv
 
 
+def test_serve_and_worker_scan_with_the_frame_policy_given(tmp_path) -> None:
+    from facesleuth.cli import build_parser
+    from facesleuth.cli.serve import settings_from_args as serve_settings
+    from facesleuth.cli.worker import settings_from_args as worker_settings
+    from facesleuth.scan.scanner import ScanOptions
+    from facesleuth.serve.workers import scan_options
+
+    (tmp_path / "data" / "uploads").mkdir(parents=True)
+    common = ["--model", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data")]
+    frames = ["--frames", "8", "--frame-policy", "exact", "--max-frame-offset", "0"]
+    serve = build_parser("serve").parse_args(["serve", *common, *frames])
+    worker = build_parser("worker").parse_args(["worker", *common, *frames, "--broker", "redis://127.0.0.1:1/0"])
+    for options in (scan_options(serve_settings(serve).worker), scan_options(worker_settings(worker))):
+        assert (options.frames, options.frame_policy, options.max_frame_offset) == (8, "exact", 0)
+    # without the flags both scan as `facesleuth scan` does: with the scanner's own defaults
+    default = ScanOptions()
+    serve = build_parser("serve").parse_args(["serve", *common])
+    worker = build_parser("worker").parse_args(["worker", *common, "--broker", "redis://127.0.0.1:1/0"])
+    for options in (scan_options(serve_settings(serve).worker), scan_options(worker_settings(worker))):
+        assert (options.frames, options.frame_policy, options.max_frame_offset) == (
+            default.frames, default.frame_policy, default.max_frame_offset)
+
+
+def test_a_negative_frame_offset_is_a_usage_error(tmp_path, capsys) -> None:
+    (tmp_path / "data" / "uploads").mkdir(parents=True)
+    common = ["--model", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--max-frame-offset", "-1"]
+    for argv in (["serve", *common], ["worker", *common, "--broker", "redis://127.0.0.1:1/0"]):
+        assert facesleuth_main(argv) == 2, argv
+        assert "--max-frame-offset must be 0 or more, got -1" in capsys.readouterr().err, argv
+
+
 # ---------------------------------------------------------------------- API against a running server
 
 

@@ -1,5 +1,5 @@
-"""What ``facesleuth scan``, ``serve`` and ``worker`` share: usage errors, the scanning limits,
-the classifier backend, the detection settings of ``--config`` and ``--threads``.
+"""What ``facesleuth scan``, ``serve`` and ``worker`` share: usage errors, the frames scanned, the
+scanning limits, the classifier backend, the detection settings of ``--config`` and ``--threads``.
 
 Imports nothing heavy at module level, so that building the commands' parsers (``--help``) loads
 neither torch nor the scanner.
@@ -32,6 +32,24 @@ LIMIT_FLAGS = (
 
 THREADS_HELP = ("CPU threads for torch and ONNX Runtime in each scanning process, or auto (default): the cores "
                 "the 1-minute load average leaves idle, shared among the scanning processes, at least 1")
+
+
+def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--frames``, ``--frame-policy`` and ``--max-frame-offset``: which frames of a video are
+    scanned (scan, serve and worker alike; the defaults are ScanOptions')."""
+    parser.add_argument("--frames", type=int, default=32, metavar="N",
+                        help="evenly spaced frames per video to detect and track faces on (default 32)")
+    parser.add_argument("--frame-policy", choices=list(registry.FRAME_POLICIES), default="nearest_reference",
+                        help="nearest_reference (default): each sampled frame is the nearest one decoded with "
+                             "non-reference frames skipped, within --max-frame-offset (about half the decoding of "
+                             "H.264 with B-frames); exact: the sampled frame itself")
+    parser.add_argument("--max-frame-offset", type=int, default=2, metavar="N",
+                        help="nearest_reference: frames a used frame may lie from the sampled one (default 2)")
+
+
+def frame_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The ScanOptions fields the flags of :func:`add_frame_arguments` set (checked by ScanOptions.check)."""
+    return {"frames": args.frames, "frame_policy": args.frame_policy, "max_frame_offset": args.max_frame_offset}
 
 
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:

@@ -21,9 +21,11 @@ from facesleuth.cli.common import (
     THREADS_HELP,
     UsageError,
     add_backend_argument,
+    add_frame_arguments,
     add_limit_arguments,
     backend_setting,
     detection_settings,
+    frame_settings,
     limit_settings,
     thread_count,
 )
@@ -79,14 +81,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "top<k>_mean for any k (default: the one the run's threshold was chosen with)")
     parser.add_argument("--no-calibration", action="store_true",
                         help="report the model's uncalibrated score even where the run has calibration.json")
-    parser.add_argument("--frames", type=int, default=32, metavar="N",
-                        help="evenly spaced frames per video to detect and track faces on (default 32)")
-    parser.add_argument("--frame-policy", choices=list(registry.FRAME_POLICIES), default="nearest_reference",
-                        help="nearest_reference (default): each sampled frame is the nearest one decoded with "
-                             "non-reference frames skipped, within --max-frame-offset (about half the decoding of "
-                             "H.264 with B-frames); exact: the sampled frame itself")
-    parser.add_argument("--max-frame-offset", type=int, default=2, metavar="N",
-                        help="nearest_reference: frames a used frame may lie from the sampled one (default 2)")
+    add_frame_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
     parser.add_argument("--config", type=Path, metavar="YAML",
                         help="config whose extraction.detection settings to use (default: the run's run.yaml "
@@ -166,8 +161,7 @@ def _scan(args: argparse.Namespace) -> int:
     if args.html_faces < 0:
         raise UsageError(f"--html-faces must be 0 or more, got {args.html_faces}")
     options = ScanOptions(
-        frames=args.frames, frame_policy=args.frame_policy, max_frame_offset=args.max_frame_offset,
-        device=args.device, detection=detection_settings(args.config),
+        **frame_settings(args), device=args.device, detection=detection_settings(args.config),
         iou_threshold=args.iou, min_track_fraction=args.min_track, faces_per_video=args.faces,
         batch_size=args.batch_size, thumbnails=args.html_faces if fmt == "html" else 0,
         aggregation=args.aggregation, calibrate=not args.no_calibration, ensemble_method=args.ensemble_method,

@@ -17,9 +17,11 @@ from facesleuth.cli.common import (
     THREADS_HELP,
     UsageError,
     add_backend_argument,
+    add_frame_arguments,
     add_limit_arguments,
     backend_setting,
     detection_settings,
+    frame_settings,
     limit_settings,
     thread_count,
 )
@@ -90,9 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def add_scanning_arguments(parser: argparse.ArgumentParser) -> None:
     """How inputs are scanned, the same for the API's own workers and for `facesleuth worker`."""
-
-    parser.add_argument("--frames", type=int, default=32, metavar="N",
-                        help="evenly spaced frames per video to detect faces on (default 32)")
+    add_frame_arguments(parser)
     parser.add_argument("--device", default="auto", help="auto (GPU when there is one), cpu, cuda or cuda:N")
     add_backend_argument(parser)
     parser.add_argument("--config", type=Path, metavar="YAML",
@@ -144,8 +144,8 @@ def settings_from_args(args: argparse.Namespace):
         except ValueError as err:
             raise UsageError(str(err)) from None
     try:
-        limits = limit_settings(args, args.config)
-        ScanOptions(frames=args.frames, **limits).check()
+        frames, limits = frame_settings(args), limit_settings(args, args.config)
+        ScanOptions(**frames, **limits).check()
         detection = detection_settings(args.config)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -159,7 +159,7 @@ def settings_from_args(args: argparse.Namespace):
         args.data_dir, Path(args.model or DEFAULT_RUN).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
-        frames=args.frames, device=args.device, backend=args.backend, detection=detection,
+        **frames, device=args.device, backend=args.backend, detection=detection,
         threads=thread_count(args.threads, args.workers),
         log_format=args.log_format, limits=limits,
     )
@@ -200,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"facesleuth serve: {err}", file=sys.stderr)
         return EXIT_USAGE
     auth = "with a bearer token" if settings.token else "without a token (anyone who reaches it can upload)"
-    workers = (f"{args.workers} workers" if settings.broker is None else
+    # in broker mode the workers scan with their own flags, so only the local pool's are told
+    workers = (f"{args.workers} workers, {settings.worker.frames} frames per video ({settings.worker.frame_policy})"
+               if settings.broker is None else
                f"jobs on {settings.broker.url.rpartition('@')[2]} for `facesleuth worker` processes")
     print(f"facesleuth serve: http://{args.host}:{args.port}/ ({workers}, {auth}; "
           f"data in {settings.data_dir})", file=sys.stderr)

@@ -15,7 +15,14 @@ import logging
 import sys
 from pathlib import Path
 
-from facesleuth.cli.common import THREADS_HELP, UsageError, detection_settings, limit_settings, thread_count
+from facesleuth.cli.common import (
+    THREADS_HELP,
+    UsageError,
+    detection_settings,
+    frame_settings,
+    limit_settings,
+    thread_count,
+)
 from facesleuth.cli.serve import EXIT_USAGE, add_logging_arguments, add_scanning_arguments, check_model
 
 _EPILOG = """\
@@ -76,8 +83,8 @@ def settings_from_args(args: argparse.Namespace):
     try:
         broker = BrokerSettings(args.broker, visibility_timeout=args.visibility_timeout,
                                 heartbeat_seconds=args.heartbeat_seconds, stop_timeout=args.stop_timeout).check()
-        limits = limit_settings(args, args.config)
-        ScanOptions(frames=args.frames, **limits).check()
+        frames, limits = frame_settings(args), limit_settings(args, args.config)
+        ScanOptions(**frames, **limits).check()
         detection = detection_settings(args.config)
     except ValueError as err:
         raise UsageError(str(err)) from None
@@ -87,7 +94,7 @@ def settings_from_args(args: argparse.Namespace):
     options = {"name": args.name} if args.name else {}
     model = str(Path(args.model or DEFAULT_RUN).resolve())
     return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=model,
-                                frames=args.frames, device=args.device, backend=args.backend, detection=detection,
+                                **frames, device=args.device, backend=args.backend, detection=detection,
                                 threads=thread_count(args.threads, 1), limits=limits, **options)
 
 

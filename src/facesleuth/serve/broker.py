@@ -572,6 +572,8 @@ class BrokerWorkerSettings:
     data_dir: Path
     model: str
     frames: int = 32
+    frame_policy: str = "nearest_reference"  # registry.FRAME_POLICIES, as ScanOptions'
+    max_frame_offset: int = 2
     device: str = "auto"
     backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
@@ -874,7 +876,8 @@ def run_worker(settings: BrokerWorkerSettings, celery_args: Iterable[str] = ()) 
     signals.setup_logging.connect(lambda **_: None, weak=False)
     logging.getLogger("celery").setLevel(logging.WARNING)
     heartbeat.update(ready=True, model=str(settings.model))
-    log.info("worker %s ready: %s on %s", settings.name, scanner.run.name, scanner.run.device,
+    log.info("worker %s ready: %s on %s, %d frames per video (%s)", settings.name, scanner.run.name,
+             scanner.run.device, scanner.options.frames, scanner.options.frame_policy,
              extra={"event": "ready", "worker": settings.name})
     try:
         app.worker_main(["--quiet", "worker", "--pool=solo", "--concurrency=1", f"--queues={QUEUE}", f"--hostname={settings.name}",

@@ -55,6 +55,8 @@ class WorkerSettings:
     uploads: str
     model: str
     frames: int = 32
+    frame_policy: str = "nearest_reference"  # registry.FRAME_POLICIES, as ScanOptions'
+    max_frame_offset: int = 2
     device: str = "auto"
     backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
@@ -134,18 +136,27 @@ def scan_inputs(scanner: Any, job: Any, uploads: Path, on_input: Any = None) -> 
     return results
 
 
+def scan_options(settings: Any) -> Any:
+    """The ScanOptions a worker scans with, embedded or broker (:class:`WorkerSettings` or
+    ``BrokerWorkerSettings``)."""
+    from facesleuth.scan import ScanOptions
+
+    return ScanOptions(frames=settings.frames, frame_policy=settings.frame_policy,
+                       max_frame_offset=settings.max_frame_offset, device=settings.device,
+                       backend=settings.backend, detection=settings.detection,
+                       thumbnails=settings.thumbnails, **settings.limits)
+
+
 def load_scanner(settings: Any) -> Any:
-    """The scanner of one worker process, embedded or broker (:class:`WorkerSettings` or
-    ``BrokerWorkerSettings``): the run loaded once, torch pinned to ``settings.threads``."""
+    """The scanner of one worker process, embedded or broker: the run loaded once with
+    :func:`scan_options`, torch pinned to ``settings.threads``."""
     import torch
 
-    from facesleuth.scan import Scanner, ScanOptions
+    from facesleuth.scan import Scanner
 
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
-    return Scanner(settings.model, ScanOptions(frames=settings.frames, device=settings.device,
-                                               backend=settings.backend, detection=settings.detection,
-                                               thumbnails=settings.thumbnails, **settings.limits))
+    return Scanner(settings.model, scan_options(settings))
 
 
 def worker_main(settings: WorkerSettings, parent: int, wake: Any, ready: Any, slot: int, busy_since: Any = None,
