@@ -19,7 +19,7 @@ loading the run and MTCNN, and the first scan; ``imports`` and ``first scan`` sp
 model is exported once before the onnx configurations (its time is printed; a deployment does
 it once per checkpoint), so their cold start loads it from the run folder's cache, as every
 later start of a scanner or worker does. The backend's threads are the torch threads of the
-configuration (``--threads``, as ``facesleuth scan --threads`` sets both).
+configuration (``--threads``, as ``facesleuth scan --threads`` sets both), and so are the video decoder's.
 **warm** repeats the scan in the same process (median and best of ``--warm``). Stage times come
 from the same scans: ``detect`` is MTCNN alone (a timing subclass of the pipeline's detector),
 ``decode+crop`` the rest of the extraction (decoding every frame up to the last sampled one,
@@ -85,6 +85,9 @@ def worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO / "src"))
     from facesleuth.extract.detect import FaceDetector
+    from facesleuth.extract.video import set_decoder_threads
+
+    set_decoder_threads(args.threads)  # as facesleuth scan --threads does
     from facesleuth.scan import Scanner, ScanOptions
 
     import facesleuth.scan.scanner as scanner_module

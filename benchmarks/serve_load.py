@@ -1,11 +1,11 @@
-"""Throughput and latency of ``facesleuth serve`` under N concurrent image uploads (localhost), in either mode.
+"""Throughput and latency of ``facesleuth serve`` under N concurrent uploads (localhost), in either mode.
 
     python benchmarks/serve_load.py                       # 50 uploads, 2 workers, EfficientNet-B0 run
     python benchmarks/serve_load.py --uploads 100 --workers 2 --threads 1 --json out.json
     python benchmarks/serve_load.py --mode broker         # Redis + facesleuth worker: 1 worker, then 2
 
 A real server (``python -m facesleuth.cli serve``) is started on 127.0.0.1 with a fresh data
-dir and waited for until every worker has loaded the run; then N clients upload one image each
+dir and waited for until every worker has loaded the run; then N clients upload one file each
 at the same moment (one job per upload), after one unmeasured job per worker, and the jobs are
 polled until done. In
 ``--mode broker`` a ``redis-server`` is started on a free port, the API with ``--broker``, and
@@ -151,7 +151,7 @@ def _pool_pids(server: subprocess.Popen) -> list[int]:
     return [pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
-def load(url: str, image: bytes, uploads: int) -> dict:
+def load(url: str, upload: tuple[bytes, str], uploads: int) -> dict:
     """Fire ``uploads`` concurrent uploads and wait for every job; returns the measured figures.
 
     Each job's end is the server's own ``finished`` time (same machine, same clock), so how often
@@ -164,7 +164,7 @@ def load(url: str, image: bytes, uploads: int) -> dict:
     with httpx.Client(timeout=300, limits=httpx.Limits(max_connections=uploads)) as client:
         def post(i: int) -> tuple[str, float, float]:
             started, clock = time.time(), time.perf_counter()
-            answer = client.post(f"{url}/api/scans", files={"file": (f"load-{i:04d}.png", image)})
+            answer = client.post(f"{url}/api/scans", files={"file": (f"load-{i:04d}{upload[1]}", upload[0])})
             answer.raise_for_status()
             return answer.json()["id"], started, time.perf_counter() - clock
 
@@ -197,13 +197,13 @@ def load(url: str, image: bytes, uploads: int) -> dict:
     }
 
 
-def warm_up(url: str, image: bytes, workers: int) -> None:
+def warm_up(url: str, upload: tuple[bytes, str], workers: int) -> None:
     """One job per worker, not measured: the first scan of a process pays one-off costs (lazy
     imports, first allocations) that a service running for hours does not."""
-    load(url, image, workers)
+    load(url, upload, workers)
 
 
-def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int], worker_cores: int,
+def measured_round(url: str, upload: tuple[bytes, str], uploads: int, worker_pids: list[int], worker_cores: int,
                    api_pid: int) -> dict:
     """One round of ``uploads`` concurrent uploads, with the workers' CPU time and the ideal throughput.
 
@@ -215,11 +215,11 @@ def measured_round(url: str, image: bytes, uploads: int, worker_pids: list[int],
     API's own CPU per upload, ``clients_cpu_s_per_job`` the load generator's (this process): both
     take cores the workers could have had on a machine that holds them all.
     """
-    warm_up(url, image, len(worker_pids))
+    warm_up(url, upload, len(worker_pids))
     cpu_before, api_before = _cpu_seconds(worker_pids), _cpu_seconds([api_pid])
     clients_before = time.process_time()
     waiting_before = _runqueue_seconds(worker_pids)
-    figures = load(url, image, uploads)
+    figures = load(url, upload, uploads)
     clients_cpu = time.process_time() - clients_before
     waiting = _runqueue_seconds(worker_pids) - waiting_before
     worker_cpu = _cpu_seconds(worker_pids) - cpu_before
@@ -246,7 +246,7 @@ def _describe(round_: dict) -> str:
             f"p95 {round_['accept_p95_s']} s")
 
 
-def broker_rounds(args: argparse.Namespace, image: bytes, tmp: Path) -> list[dict]:
+def broker_rounds(args: argparse.Namespace, upload: tuple[bytes, str], tmp: Path) -> list[dict]:
     """Redis, the API with --broker, then a round with one worker and a round with two."""
     (tmp / "redis").mkdir()
     (tmp / "data" / "uploads").mkdir(parents=True)
@@ -261,7 +261,7 @@ def broker_rounds(args: argparse.Namespace, image: bytes, tmp: Path) -> list[dic
             while len(workers) < count:
                 workers.append(_start_worker(args, args.model, tmp / "data", broker, tmp / f"worker{len(workers)}.log"))
             _wait_ready(server, url, count, tmp / "server.log")
-            rounds.append(measured_round(url, image, args.uploads, [w.pid for w in workers],
+            rounds.append(measured_round(url, upload, args.uploads, [w.pid for w in workers],
                                          min(cores, count * args.threads), server.pid))
             print(_describe(rounds[-1]), flush=True)
         return rounds
@@ -276,10 +276,12 @@ def broker_rounds(args: argparse.Namespace, image: bytes, tmp: Path) -> list[dic
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=50, help="concurrent uploads, one image each (default 50)")
+    parser.add_argument("--uploads", type=int, default=50, help="concurrent uploads, one file each (default 50)")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
-    parser.add_argument("--image", type=Path, default=DEFAULT_IMAGE, help="image uploaded by every client (default: images/ex_original.png of FACESLEUTH_SAMPLES)")
+    parser.add_argument("--file", "--image", dest="image", type=Path, default=DEFAULT_IMAGE,
+                        help="image or video uploaded by every client (default: images/ex_original.png of "
+                             "FACESLEUTH_SAMPLES; a video makes jobs of a few seconds, as uploads to a platform are)")
     parser.add_argument("--model", type=Path, help="run folder to serve (default: a random efb0_ns run)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--mode", choices=["sqlite", "broker"], default="sqlite",
@@ -289,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from facesleuth.runtime import machine_info
 
-    image = args.image.read_bytes()
+    upload = (args.image.read_bytes(), args.image.suffix)  # (content, the name suffix the clients give)
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         tmp = Path(tmp)
         if args.model is None:
@@ -298,11 +300,11 @@ def main(argv: list[str] | None = None) -> int:
             args.model = make_random_efb0_run(tmp / "efb0_ns-none")
         load_before = os.getloadavg()[0]
         if args.mode == "broker":
-            rounds = broker_rounds(args, image, tmp)
+            rounds = broker_rounds(args, upload, tmp)
         else:
             server, url = _start_server(args, args.model, tmp / "data", tmp / "server.log")
             try:
-                rounds = [measured_round(url, image, args.uploads, _pool_pids(server),
+                rounds = [measured_round(url, upload, args.uploads, _pool_pids(server),
                                          min(os.cpu_count() or 1, args.workers * args.threads), server.pid)]
             finally:
                 server.terminate()

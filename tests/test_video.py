@@ -328,3 +328,32 @@ def test_image_pixel_limit_is_inclusive_and_checked_on_the_header(tmp_path, samp
         read_frames(samples / MEGAMIND, [200], limits=MediaLimits(max_frames=100))  # an AVI decodes from 0
     assert err.value.status == "too_long" and "--max-frames" in err.value.message
     assert probe(samples / FFPP_519, MediaLimits(max_pixels=640 * 480, max_seconds=30.1)).frames == 751
+
+
+def test_decoders_keep_to_the_thread_budget_and_decode_the_same_frames(samples, monkeypatch):
+    """set_decoder_threads bounds every PyAV decoder of the process (what a scanning process is
+    given); the frames do not change with the threads, checked against decord's sequential read."""
+    from facesleuth.extract import video
+
+    path = samples / FFPP_519_FAKE
+    wanted = [40, 300]
+    reference = decord_sequential(path, max(wanted))
+    counts = []
+    threaded = video._threaded
+
+    def spy(stream):
+        stream = threaded(stream)
+        counts.append(stream.codec_context.thread_count)  # as PyAV reports it back
+        return stream
+
+    monkeypatch.setattr(video, "_threaded", spy)
+    try:
+        video.set_decoder_threads(1)
+        frames = read_frames(path, wanted)
+    finally:
+        video.set_decoder_threads(0)
+    assert counts and set(counts) == {1}
+    for frame, index in zip(frames, wanted):
+        assert np.array_equal(frame, reference[index]), f"frame {index} differs with one decoder thread"
+    with pytest.raises(ValueError, match="0 or more"):
+        video.set_decoder_threads(-1)

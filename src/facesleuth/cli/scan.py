@@ -149,6 +149,7 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
 def _scan(args: argparse.Namespace) -> int:
     import torch
 
+    from facesleuth.extract.video import set_decoder_threads
     from facesleuth.scan.runfolder import RunFolderError
     from facesleuth.scan.scanner import Scanner, ScanOptions
 
@@ -174,7 +175,8 @@ def _scan(args: argparse.Namespace) -> int:
 
     backend_setting(args.backend, args.device)
     torch.set_num_threads(threads)
-    logging.getLogger(__name__).info("torch uses %d CPU threads", threads)
+    set_decoder_threads(threads)
+    logging.getLogger(__name__).info("torch and the video decoder use %d CPU threads", threads)
     _check_output(args.output)
     try:
         scanner = Scanner(args.model if len(args.model) > 1 else args.model[0], options)

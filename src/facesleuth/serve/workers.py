@@ -149,13 +149,15 @@ def scan_options(settings: Any) -> Any:
 
 def load_scanner(settings: Any) -> Any:
     """The scanner of one worker process, embedded or broker: the run loaded once with
-    :func:`scan_options`, torch pinned to ``settings.threads``."""
+    :func:`scan_options`, torch and the video decoder pinned to ``settings.threads``."""
     import torch
 
+    from facesleuth.extract.video import set_decoder_threads
     from facesleuth.scan import Scanner
 
     torch.set_num_threads(settings.threads)
     torch.set_num_interop_threads(1)
+    set_decoder_threads(settings.threads)
     return Scanner(settings.model, scan_options(settings))
 
 
