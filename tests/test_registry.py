@@ -1,5 +1,6 @@
-"""The registry of shared names: what the thesis numbers, and that a new setup or table needs an
-entry there and its builder, nothing else (everything else is derived from the registry)."""
+"""The registry of shared names and the catalogue of tables and figures: what the thesis numbers,
+and that a new setup needs its registry entry and chain, a new table its catalogue entry, caption
+file and builder, nothing else (everything else is derived from them)."""
 
 from __future__ import annotations
 

@@ -459,6 +459,9 @@ def test_thesis_dry_run_plans_every_job_of_the_study(tmp_path: Path) -> None:
     table_rules = [rule for rule in planned if rule.startswith("table")]
     figure_rules = [rule for rule in planned if rule.startswith("figure")]
     assert table_rules and figure_rules, planned
+    # planning writes no file of its own: the report captions are the package's static files
+    written = sorted(str(p.relative_to(workdir)) for p in (workdir / ".snakemake").rglob("*.rst"))
+    assert written == [], written
 
 
 def test_thesis_validates_on_the_dfdc_validation_set(tmp_path: Path) -> None:
