@@ -36,7 +36,7 @@ MIN_SIZE_SLACK = 0.8
 # FaceDetector's field defaults and from_config both read them from here.
 DETECTION_DEFAULTS: dict[str, Any] = section_defaults("extraction", "detection")
 
-# "fast": facesleuth.extract.mtcnn_fast (same networks and faces, about 3x faster on CPU); "facenet":
+# "fast": facesleuth.extract.mtcnn_fast (same networks and faces, faster on CPU: benchmarks/README.md); "facenet":
 # facenet-pytorch's own MTCNN.detect, kept as the reference and the fallback.
 IMPLEMENTATIONS = ("fast", "facenet")
 

@@ -38,9 +38,9 @@ import numpy as np
 
 # facenet-pytorch runs R-Net and O-Net in chunks of 512 crops (fixed_batch_process, "to avoid
 # GPU out of memory"), and P-Net on the whole batch. On CPU, smaller chunks keep the
-# activations in cache: 64 crops run R-Net and O-Net 2.5x faster than 512, and P-Net on about
-# 200k pixels at a time (two 960x540 frames' first pyramid level) 25% faster than on 8 frames
-# at once. Outputs are bit-identical for every chunk size measured.
+# activations in cache: R-Net and O-Net on 64 crops at a time, P-Net on about 200k pixels (two
+# 960x540 frames' first pyramid level), both faster (benchmarks/README.md, "MTCNN"). Outputs
+# are bit-identical for every chunk size.
 GPU_CROP_CHUNK = 512
 CPU_CROP_CHUNK = 64
 CPU_PNET_PIXELS = 200_000
@@ -111,9 +111,9 @@ def area_pyramid(frames: np.ndarray, sizes: list[tuple[int, int]]):
 
     Bit-identical to PyTorch's CPU kernel: window sums are exact integer differences of prefix
     sums (down the rows once for the whole frame, then along each level's rows), divided as
-    the kernel divides. Frame by frame, so the sums stay in cache (1.8x faster than the batch
-    at once for 8 frames at 960x540); the row prefix sums add one row at a time, as numpy's
-    cumsum along a non-last axis is three times slower than that loop.
+    the kernel divides. Frame by frame, so the sums stay in cache; the row prefix sums add one
+    row at a time, which is faster than numpy's cumsum along a non-last axis (benchmarks/README.md,
+    "MTCNN").
     """
     import torch
 

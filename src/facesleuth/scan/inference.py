@@ -187,8 +187,8 @@ def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -
 
     if backend == TORCH:
         model, info = load_run(checkpoint, device)
-        # channels_last on CPU too (load_run does it on GPU): the same scores, and EfficientNet-B0
-        # spent 0.82 s of CPU on 30 faces instead of 1.28 s (benchmarks/README.md, scan latency).
+        # channels_last on CPU too (load_run does it on GPU): the same scores for less CPU
+        # (benchmarks/README.md, scan latency).
         return model.to(memory_format=torch.channels_last), info
     digest = run_digest(checkpoint, is_published_checkpoint(checkpoint))
     path = cached_model(folder, digest)

@@ -46,8 +46,8 @@ def letterbox(image: np.ndarray, size: int) -> np.ndarray:
     """Scale ``image`` (H, W, 3) uint8 so its longest side is ``size``; zero-pad to (size, size, 3), centred.
 
     Bilinear interpolation, except area interpolation when shrinking by more than half (large
-    DFDC crops), where bilinear would alias. Area is 6-10x slower than bilinear (340 against
-    54 us for a 290 px crop to 224 px), and the letterbox runs for every face of every epoch.
+    DFDC crops), where bilinear would alias: area is several times slower (benchmarks/README.md,
+    train_throughput.py), and the letterbox runs for every face of every epoch.
     """
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"letterbox expects an (H, W, 3) image, got shape {image.shape}")
