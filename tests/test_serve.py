@@ -130,8 +130,10 @@ def test_serve_and_worker_scan_with_the_frame_policy_given(tmp_path) -> None:
     worker = build_parser("worker").parse_args(["worker", *common, *frames, "--broker", "redis://127.0.0.1:1/0"])
     for options in (scan_options(serve_settings(serve).worker), scan_options(worker_settings(worker))):
         assert (options.frames, options.frame_policy, options.max_frame_offset) == (8, "exact", 0)
-    # without the flags both scan as `facesleuth scan` does: with the scanner's own defaults
+    # without the flags both scan as `facesleuth scan` does: with the scanner's own defaults,
+    # those the README states
     default = ScanOptions()
+    assert (default.frames, default.frame_policy, default.max_frame_offset) == (32, "nearest_reference", 2)
     serve = build_parser("serve").parse_args(["serve", *common])
     worker = build_parser("worker").parse_args(["worker", *common, "--broker", "redis://127.0.0.1:1/0"])
     for options in (scan_options(serve_settings(serve).worker), scan_options(worker_settings(worker))):

@@ -109,6 +109,12 @@ FRAME_POLICIES: dict[str, str] = {
     "nearest_reference": ("the nearest frame decoded with non-reference frames skipped, within max_frame_offset "
                           "of the sampled index (the exact frame where none is)"),
 }
+#: Which frames the scanner samples unless told otherwise (ScanOptions, and the --frames,
+#: --frame-policy and --max-frame-offset of scan, serve and worker): a frame or two away changes
+#: no track on frames a third of a second apart, and halves decoding of H.264 with B-frames.
+SCAN_FRAMES = 32
+SCAN_FRAME_POLICY = "nearest_reference"
+MAX_FRAME_OFFSET = 2
 
 
 def require_implemented(kind: str, listed: Iterable[str], implemented: Iterable[str]) -> None:

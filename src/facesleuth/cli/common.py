@@ -37,14 +37,14 @@ THREADS_HELP = ("CPU threads for torch and ONNX Runtime in each scanning process
 def add_frame_arguments(parser: argparse.ArgumentParser) -> None:
     """``--frames``, ``--frame-policy`` and ``--max-frame-offset``: which frames of a video are
     scanned (scan, serve and worker alike; the defaults are ScanOptions')."""
-    parser.add_argument("--frames", type=int, default=32, metavar="N",
-                        help="evenly spaced frames per video to detect and track faces on (default 32)")
-    parser.add_argument("--frame-policy", choices=list(registry.FRAME_POLICIES), default="nearest_reference",
-                        help="nearest_reference (default): each sampled frame is the nearest one decoded with "
-                             "non-reference frames skipped, within --max-frame-offset (about half the decoding of "
-                             "H.264 with B-frames); exact: the sampled frame itself")
-    parser.add_argument("--max-frame-offset", type=int, default=2, metavar="N",
-                        help="nearest_reference: frames a used frame may lie from the sampled one (default 2)")
+    parser.add_argument("--frames", type=int, default=registry.SCAN_FRAMES, metavar="N",
+                        help="evenly spaced frames per video to detect and track faces on (default %(default)s)")
+    parser.add_argument("--frame-policy", choices=list(registry.FRAME_POLICIES), default=registry.SCAN_FRAME_POLICY,
+                        help="nearest_reference: each sampled frame is the nearest one decoded with non-reference "
+                             "frames skipped, within --max-frame-offset (about half the decoding of H.264 with "
+                             "B-frames); exact: the sampled frame itself (default %(default)s)")
+    parser.add_argument("--max-frame-offset", type=int, default=registry.MAX_FRAME_OFFSET, metavar="N",
+                        help="nearest_reference: frames a used frame may lie from the sampled one (default %(default)s)")
 
 
 def frame_settings(args: argparse.Namespace) -> dict[str, Any]:

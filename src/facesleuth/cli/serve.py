@@ -159,7 +159,7 @@ def settings_from_args(args: argparse.Namespace):
         args.data_dir, Path(args.model or DEFAULT_RUN).resolve(), workers=args.workers,
         max_upload_bytes=int(args.max_upload_mb * 2**20), max_queued=args.max_queue, token=_token(args.token_file),
         broker=broker,
-        **frames, device=args.device, backend=args.backend, detection=detection,
+        sampling=frames, device=args.device, backend=args.backend, detection=detection,
         threads=thread_count(args.threads, args.workers),
         log_format=args.log_format, limits=limits,
     )
@@ -201,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     auth = "with a bearer token" if settings.token else "without a token (anyone who reaches it can upload)"
     # in broker mode the workers scan with their own flags, so only the local pool's are told
-    workers = (f"{args.workers} workers, {settings.worker.frames} frames per video ({settings.worker.frame_policy})"
+    workers = (f"{args.workers} workers, {args.frames} frames per video ({args.frame_policy})"
                if settings.broker is None else
                f"jobs on {settings.broker.url.rpartition('@')[2]} for `facesleuth worker` processes")
     print(f"facesleuth serve: http://{args.host}:{args.port}/ ({workers}, {auth}; "

@@ -94,7 +94,7 @@ def settings_from_args(args: argparse.Namespace):
     options = {"name": args.name} if args.name else {}
     model = str(Path(args.model or DEFAULT_RUN).resolve())
     return BrokerWorkerSettings(broker=broker, data_dir=args.data_dir.resolve(), model=model,
-                                **frames, device=args.device, backend=args.backend, detection=detection,
+                                sampling=frames, device=args.device, backend=args.backend, detection=detection,
                                 threads=thread_count(args.threads, 1), limits=limits, **options)
 
 

@@ -53,6 +53,7 @@ from facesleuth.registry import (
     EMPTY,
     FRAME_POLICIES,
     LIMIT_STATUSES,
+    MAX_FRAME_OFFSET,
     TIMED_OUT,
     TOO_LARGE,
     TOO_LONG,
@@ -149,7 +150,7 @@ class FramePolicy:
     non-reference frames skipped, at most ``max_frame_offset`` frames away, else the exact one."""
 
     name: str = EXACT
-    max_frame_offset: int = 2
+    max_frame_offset: int = MAX_FRAME_OFFSET
 
     def __post_init__(self):
         if self.name not in FRAME_POLICIES:

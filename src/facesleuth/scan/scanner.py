@@ -77,7 +77,6 @@ from facesleuth.extract.video import (
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_MAX_SECONDS,
-    NEAREST_REFERENCE,
     DecodeReport,
     MediaLimits,
     VideoError,
@@ -111,11 +110,10 @@ class ScanOptions:
     """How inputs are scanned. ``detection``: the config's ``extraction.detection`` (partial is fine);
     the crop settings it leaves out are the run's (run.yaml ``face_crops``), else the package's defaults."""
 
-    frames: int = 32
-    # which decoded frame stands for a sampled one (registry.FRAME_POLICIES): a frame or two away
-    # changes no track on frames a third of a second apart, and halves decoding of H.264 with B-frames
-    frame_policy: str = NEAREST_REFERENCE
-    max_frame_offset: int = 2
+    # which frames are scanned, and which decoded frame stands for a sampled one (the registry's defaults)
+    frames: int = registry.SCAN_FRAMES
+    frame_policy: str = registry.SCAN_FRAME_POLICY
+    max_frame_offset: int = registry.MAX_FRAME_OFFSET
     device: str = "auto"
     backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.scan.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)

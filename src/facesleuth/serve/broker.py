@@ -571,9 +571,8 @@ class BrokerWorkerSettings:
     broker: BrokerSettings
     data_dir: Path
     model: str
-    frames: int = 32
-    frame_policy: str = "nearest_reference"  # registry.FRAME_POLICIES, as ScanOptions'
-    max_frame_offset: int = 2
+    # ScanOptions' frames, frame_policy and max_frame_offset as given (the rest: its defaults)
+    sampling: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)

@@ -54,9 +54,8 @@ class WorkerSettings:
     database: str
     uploads: str
     model: str
-    frames: int = 32
-    frame_policy: str = "nearest_reference"  # registry.FRAME_POLICIES, as ScanOptions'
-    max_frame_offset: int = 2
+    # ScanOptions' frames, frame_policy and max_frame_offset as given (the rest: its defaults)
+    sampling: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
     backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
@@ -141,10 +140,8 @@ def scan_options(settings: Any) -> Any:
     ``BrokerWorkerSettings``)."""
     from facesleuth.scan import ScanOptions
 
-    return ScanOptions(frames=settings.frames, frame_policy=settings.frame_policy,
-                       max_frame_offset=settings.max_frame_offset, device=settings.device,
-                       backend=settings.backend, detection=settings.detection,
-                       thumbnails=settings.thumbnails, **settings.limits)
+    return ScanOptions(**settings.sampling, device=settings.device, backend=settings.backend,
+                       detection=settings.detection, thumbnails=settings.thumbnails, **settings.limits)
 
 
 def load_scanner(settings: Any) -> Any:
