@@ -1,4 +1,7 @@
-"""The configuration schema, shipped in the package: loading, validating, defaults, documentation.
+"""The configuration schema, shipped in the package: loading, validating, defaults, documentation,
+and the settings derived from a validated config (the robustness plan, the baselines, the
+generalisation matrix, the validation source...), each derived here once for the workflow, the
+tables and the figures.
 
 The schema (``facesleuth/schemas/config.schema.yaml``) is read with :mod:`importlib.resources`,
 so a wheel carries it; lists of names the registry owns (augmentation setups, precisions) are
