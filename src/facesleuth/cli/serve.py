@@ -110,6 +110,14 @@ def add_logging_arguments(parser: argparse.ArgumentParser) -> None:
                              "job (implies --verbose)")
 
 
+def setup_logging_from_args(args: argparse.Namespace) -> None:
+    """Logging as :func:`add_logging_arguments`' flags ask (serve and worker alike)."""
+    from facesleuth.runtime import setup_logging
+
+    verbose = args.verbose or args.log_format == "json"
+    setup_logging(level=logging.INFO if verbose else logging.WARNING, fmt=args.log_format)
+
+
 def _token(path: Path | None) -> str | None:
     if path is None:
         return None
@@ -181,10 +189,7 @@ def check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ..
 
 
 def run(args: argparse.Namespace) -> int:
-    from facesleuth.runtime import setup_logging
-
-    verbose = args.verbose or args.log_format == "json"
-    setup_logging(level=logging.INFO if verbose else logging.WARNING, fmt=args.log_format)
+    setup_logging_from_args(args)
     try:
         import uvicorn
 

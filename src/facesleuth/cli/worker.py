@@ -11,7 +11,6 @@ when one input ran past ``--input-seconds`` and the worker ended itself (the inp
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -23,7 +22,13 @@ from facesleuth.cli.common import (
     limit_settings,
     thread_count,
 )
-from facesleuth.cli.serve import EXIT_USAGE, add_logging_arguments, add_scanning_arguments, check_model
+from facesleuth.cli.serve import (
+    EXIT_USAGE,
+    add_logging_arguments,
+    add_scanning_arguments,
+    check_model,
+    setup_logging_from_args,
+)
 
 _EPILOG = """\
 examples:
@@ -99,10 +104,7 @@ def settings_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from facesleuth.runtime import setup_logging
-
-    verbose = args.verbose or args.log_format == "json"
-    setup_logging(level=logging.INFO if verbose else logging.WARNING, fmt=args.log_format)
+    setup_logging_from_args(args)
     try:
         import celery  # noqa: F401
         import redis  # noqa: F401
