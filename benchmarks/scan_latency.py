@@ -80,14 +80,11 @@ def make_random_efb0_run(folder: Path) -> Path:
 def worker(args: argparse.Namespace) -> None:
     """One configuration in this (fresh) process; prints one JSON line."""
     started = time.perf_counter()
-    import torch
 
-    torch.set_num_threads(args.threads)
     sys.path.insert(0, str(REPO / "src"))
-    from facesleuth.extract.detect import FaceDetector
-    from facesleuth.extract.video import set_decoder_threads
+    from facesleuth.extract.detect import FaceDetector, set_cpu_threads
 
-    set_decoder_threads(args.threads)  # as facesleuth scan --threads does
+    set_cpu_threads(args.threads)  # as facesleuth scan --threads does
     from facesleuth.scan import Scanner, ScanOptions
 
     import facesleuth.scan.scanner as scanner_module

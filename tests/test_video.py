@@ -357,3 +357,21 @@ def test_decoders_keep_to_the_thread_budget_and_decode_the_same_frames(samples, 
         assert np.array_equal(frame, reference[index]), f"frame {index} differs with one decoder thread"
     with pytest.raises(ValueError, match="0 or more"):
         video.set_decoder_threads(-1)
+
+
+def test_set_cpu_threads_bounds_torch_and_the_decoders():
+    """The one switch extraction jobs, scanners and workers use for their thread budget."""
+    import torch
+
+    from facesleuth.extract import video
+    from facesleuth.extract.detect import set_cpu_threads
+
+    before = torch.get_num_threads()
+    try:
+        set_cpu_threads(1)
+        assert torch.get_num_threads() == 1 and video._decoder_threads == 1
+    finally:
+        torch.set_num_threads(before)
+        video.set_decoder_threads(0)
+    with pytest.raises(ValueError, match="at least 1"):
+        set_cpu_threads(0)

@@ -1,14 +1,14 @@
 """Snakemake script of rule extract_faces: one chunk of a manifest -> faces + status Parquet."""
 
 import pandas as pd
-import torch
 
+from facesleuth.extract.detect import set_cpu_threads
 from facesleuth.extract.flows import extract_chunk
 from facesleuth.io import FACES_SCHEMA, STATUS_SCHEMA, write_parquet
 from facesleuth.runtime import setup_logging
 
 setup_logging(snakemake.log[0])  # noqa: F821 (snakemake is injected by the script directive)
-torch.set_num_threads(snakemake.threads)  # noqa: F821 (jobs side by side must not oversubscribe cores)
+set_cpu_threads(snakemake.threads)  # noqa: F821 (jobs side by side must not oversubscribe cores)
 
 params = snakemake.params.extraction  # noqa: F821
 if list(params["faces_columns"]) != FACES_SCHEMA.names:  # the rule's rerun trigger must track the contract

@@ -147,9 +147,7 @@ def _open_output(path: Path | None, streamed: bool) -> tuple[TextIO | None, Call
 
 
 def _scan(args: argparse.Namespace) -> int:
-    import torch
-
-    from facesleuth.extract.video import set_decoder_threads
+    from facesleuth.extract.detect import set_cpu_threads
     from facesleuth.scan.runfolder import RunFolderError
     from facesleuth.scan.scanner import Scanner, ScanOptions
 
@@ -174,8 +172,7 @@ def _scan(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
 
     backend_setting(args.backend, args.device)
-    torch.set_num_threads(threads)
-    set_decoder_threads(threads)
+    set_cpu_threads(threads)
     logging.getLogger(__name__).info("torch and the video decoder use %d CPU threads", threads)
     _check_output(args.output)
     try:

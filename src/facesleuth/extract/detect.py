@@ -53,6 +53,22 @@ class FrameFaces(NamedTuple):
     landmarks: np.ndarray
 
 
+def set_cpu_threads(threads: int) -> None:
+    """Hold this process's torch and its video decoders to ``threads`` CPU threads each.
+
+    Extraction jobs, scanners and service workers are sized to the cores and run side by side;
+    each must keep to its share rather than start a thread per core in FFmpeg or torch.
+    """
+    import torch
+
+    from facesleuth.extract.video import set_decoder_threads
+
+    if int(threads) < 1:
+        raise ValueError(f"CPU threads must be at least 1, got {threads}")
+    torch.set_num_threads(int(threads))
+    set_decoder_threads(int(threads))
+
+
 def no_faces(detected: int = 0) -> FrameFaces:
     return FrameFaces(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), detected, no_landmarks())
 

@@ -149,12 +149,11 @@ def load_scanner(settings: Any) -> Any:
     :func:`scan_options`, torch and the video decoder pinned to ``settings.threads``."""
     import torch
 
-    from facesleuth.extract.video import set_decoder_threads
+    from facesleuth.extract.detect import set_cpu_threads
     from facesleuth.scan import Scanner
 
-    torch.set_num_threads(settings.threads)
+    set_cpu_threads(settings.threads)
     torch.set_num_interop_threads(1)
-    set_decoder_threads(settings.threads)
     return Scanner(settings.model, scan_options(settings))
 
 
