@@ -12,7 +12,9 @@ The run folder is made here: ``efb0_ns`` (tf_efficientnet_b0.ns_jft_in1k) with i
 random initialisation, so no weights need to be downloaded; speed does not depend on the
 weights' values. It has no threshold.json, so verdicts use 0.5 (irrelevant here).
 
-Each configuration (frames x threads x classifier backend x frame policy) runs in a fresh Python process, so
+Each configuration (frames x threads x classifier backend x frame policy) runs in a fresh Python process,
+once per round (``--rounds``: every configuration in turn, so none always runs first; ratios take
+the best round's cold start and the best warm scan of all rounds), so
 **cold** is a genuine first call: from the process's start (as the parent launched it: the
 interpreter's own start-up counts) to the first result, through importing facesleuth.scan,
 loading the run and MTCNN, and the first scan; ``imports`` and ``first scan`` split it. The ONNX
@@ -159,6 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", default="torch", help=argparse.SUPPRESS)
     parser.add_argument("--frame-policy", default="exact", help=argparse.SUPPRESS)
     parser.add_argument("--warm", type=int, default=3, help="warm repeats per configuration")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="rounds over all configurations, each a fresh process per configuration; cold is the "
+                             "best round's, warm the best of all (no configuration always runs first)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: where the scanner runs")
     parser.add_argument("--json", type=Path, help="also write all figures here (rewritten after every row)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -183,25 +188,27 @@ def main(argv: list[str] | None = None) -> int:
         run = make_random_efb0_run(Path(tmp) / "efb0_ns" / "none")
         if "onnx" in args.backends:
             print(f"onnx export (once per checkpoint, kept in the run folder): {export_once(run):.2f} s", flush=True)
-        for frames in args.frames:
-            for threads in args.threads:
-                for backend, policy in [(b, p) for b in args.backends for p in args.frame_policies]:
-                    command = [sys.executable, __file__, "--worker", "--run", str(run), "--video", str(args.video),
-                               "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm),
-                               "--device", args.device, "--backend", backend, "--frame-policy", policy]
-                    launched = time.time()
-                    done = subprocess.run(command, capture_output=True, text=True, check=False,
-                                          env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"})
-                    if done.returncode != 0:
-                        print(done.stderr[-3000:], file=sys.stderr)
-                        return 1
-                    row = json.loads(done.stdout.strip().splitlines()[-1])
-                    row["cold"] = row["first_result_at"] - launched
-                    rows.append(row)
-                    print(format_row(rows[-1]), flush=True)
-                    if args.json:
-                        args.json.write_text(json.dumps({"machine": info, "device": args.device,
-                                                         "video": str(args.video), "rows": rows}, indent=1))
+        configurations = [(frames, threads, backend, policy) for frames in args.frames for threads in args.threads
+                          for backend in args.backends for policy in args.frame_policies]
+        for number in range(args.rounds):
+            for frames, threads, backend, policy in configurations:
+                command = [sys.executable, __file__, "--worker", "--run", str(run), "--video", str(args.video),
+                           "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm),
+                           "--device", args.device, "--backend", backend, "--frame-policy", policy]
+                launched = time.time()
+                done = subprocess.run(command, capture_output=True, text=True, check=False,
+                                      env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"})
+                if done.returncode != 0:
+                    print(done.stderr[-3000:], file=sys.stderr)
+                    return 1
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                row["cold"] = row["first_result_at"] - launched
+                row["round"] = number
+                rows.append(row)
+                print(format_row(rows[-1]), flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps({"machine": info, "device": args.device,
+                                                     "video": str(args.video), "rows": rows}, indent=1))
     load_after = os.getloadavg()
     print(f"load average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
     best32 = [min(w["wall"] for w in r["warm"]) for r in rows if r["frames"] == 32 and r["warm"]]
@@ -232,14 +239,17 @@ def backend_ratios(rows: list[dict]) -> list[str]:
     (torch, exact frames) at the same frames x threads: warm (best) and cold, whole scan and
     classifier; the issue's goals for one thread and 32 frames apply to onnx with nearest_reference."""
     lines = []
-    by_key = {(r["frames"], r["threads"], r["backend"], r["frame_policy"]): r for r in rows}
-    for (frames, threads, backend, policy), row in by_key.items():
+    by_key: dict[tuple, list[dict]] = {}
+    for r in rows:
+        by_key.setdefault((r["frames"], r["threads"], r["backend"], r["frame_policy"]), []).append(r)
+    for (frames, threads, backend, policy), runs in by_key.items():
         before = by_key.get((frames, threads, "torch", "exact"))
-        if before is None or row is before:
+        if before is None or runs is before:
             continue
-        best = {name: min(r["warm"] or [r["first_scan"]], key=lambda w: w["wall"]) for name, r in
-                (("before", before), ("now", row))}
-        warm, cold = best["now"]["wall"] / best["before"]["wall"], row["cold"] / before["cold"]
+        best = {name: min((w for r in group for w in (r["warm"] or [r["first_scan"]])), key=lambda w: w["wall"])
+                for name, group in (("before", before), ("now", runs))}
+        warm = best["now"]["wall"] / best["before"]["wall"]
+        cold = min(r["cold"] for r in runs) / min(r["cold"] for r in before)
         classify = best["now"]["classify"] / max(best["before"]["classify"], 1e-9)
         decode = best["now"]["decode_crop"] / max(best["before"]["decode_crop"], 1e-9)
         line = (f"{backend} + {policy} / torch + exact, frames {frames:>3} threads {threads}: warm {warm:.2f}x, "
@@ -256,7 +266,7 @@ def format_row(row: dict) -> str:
     walls = [w["wall"] for w in warm]
     median = statistics.median(walls)
     stage = min(warm, key=lambda w: w["wall"])
-    return (f"{row['backend']:>5} {row['frame_policy']:>17}  frames {row['frames']:>3}  threads {row['threads']}  cold {row['cold']:6.2f} s "
+    return (f"round {row.get('round', 0)}  {row['backend']:>5} {row['frame_policy']:>17}  frames {row['frames']:>3}  threads {row['threads']}  cold {row['cold']:6.2f} s "
             f"(imports {row['import']:.2f} s, first scan {row['first_scan']['wall']:.2f} s)  "
             f"warm median {median:6.2f} s, best {min(walls):6.2f} s (CPU {stage['cpu']:.2f} s)  "
             f"[best: decode+crop {stage['decode_crop']:.2f}, detect {stage['detect']:.2f}, "
