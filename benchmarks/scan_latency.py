@@ -59,21 +59,22 @@ DEFAULT_VIDEO = SAMPLES / "dfdc/dfdc_train_part_10/widuwuoiur.mp4"
 TARGET_SECONDS = 8.0
 
 
-def make_random_efb0_run(folder: Path) -> Path:
-    """A run folder (best.pt + run.yaml) for efb0_ns at 224 px, randomly initialised."""
+def make_random_run(folder: Path, model: str = "efb0_ns", input_size: int = 224) -> Path:
+    """A run folder (best.pt + run.yaml) of ``model`` at ``input_size``, randomly initialised."""
     sys.path.insert(0, str(REPO / "src"))
     from facesleuth.train.models import build_model
     from facesleuth.train.loop import run_info, save_checkpoint, write_run_yaml
 
     settings = {
-        "model": "efb0_ns",
+        "model": model,
         "setup": "none",
-        "training": {"input_size": 224, "epochs": 1, "batch_size": 64, "precision": "fp32", "lr": 1e-4,
+        "training": {"input_size": input_size, "epochs": 1, "batch_size": 64, "precision": "fp32", "lr": 1e-4,
                      "dropout": 0.2, "pretrained": False, "seed": 0},
     }
     info = run_info(settings, ["none: random initialisation (benchmark)"], "cpu", 1)
-    model = build_model("efb0_ns", pretrained=False, dropout=0.2)
-    save_checkpoint({"model_state": model.state_dict(), "epoch": 0, "val_loss": float("nan"), "run": info},
+    network = build_model(model, pretrained=False, dropout=0.2)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_checkpoint({"model_state": network.state_dict(), "epoch": 0, "val_loss": float("nan"), "run": info},
                     folder / "best.pt")
     write_run_yaml(info, folder / "run.yaml")
     return folder
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
     rows = []
     with tempfile.TemporaryDirectory(prefix="scan_latency.") as tmp:
-        run = make_random_efb0_run(Path(tmp) / "efb0_ns" / "none")
+        run = make_random_run(Path(tmp) / "efb0_ns" / "none")
         if "onnx" in args.backends:
             print(f"onnx export (once per checkpoint, kept in the run folder): {export_once(run):.2f} s", flush=True)
         configurations = [(frames, threads, backend, policy) for frames in args.frames for threads in args.threads

@@ -295,9 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="serve-load-") as tmp:
         tmp = Path(tmp)
         if args.model is None:
-            from scan_latency import make_random_efb0_run
+            from scan_latency import make_random_run
 
-            args.model = make_random_efb0_run(tmp / "efb0_ns-none")
+            args.model = make_random_run(tmp / "efb0_ns-none")
         load_before = os.getloadavg()[0]
         if args.mode == "broker":
             rounds = broker_rounds(args, upload, tmp)

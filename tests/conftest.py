@@ -19,9 +19,9 @@ HOW_TO_GET_SAMPLES = f"run `facesleuth samples fetch DIR`, then set {SAMPLES_VAR
 
 @pytest.fixture(scope="session", autouse=True)
 def onnx_cache(tmp_path_factory) -> Path:
-    """The scanner's user cache of exported models (facesleuth.scan.inference), kept out of the
+    """The scanner's user cache of exported models (facesleuth.evaluate.inference), kept out of the
     user's own; processes the tests start inherit it."""
-    from facesleuth.scan.inference import CACHE_ENV
+    from facesleuth.evaluate.inference import CACHE_ENV
 
     folder = tmp_path_factory.mktemp("facesleuth-cache")
     before = os.environ.get(CACHE_ENV)

@@ -18,11 +18,11 @@ from face_crops import jittered_crops
 from facesleuth.train.backbones import REGISTRY
 from facesleuth.train.checkpoint import save_checkpoint
 from facesleuth.train.models import build_model
-from facesleuth.evaluate.predict import load_run, predict_crops
+from facesleuth.evaluate.predict import predict_crops
 from facesleuth.train.preprocess import decode_jpeg, prepare_faces
 from facesleuth.published.builtin import DEFAULT_RUN
 from facesleuth.scan import Scanner, ScanOptions, load_scan_run
-from facesleuth.scan.inference import BackendError, OnnxClassifier, resolve_backend, run_digest
+from facesleuth.evaluate.inference import BackendError, OnnxClassifier, load_run, resolve_backend, run_digest
 from facesleuth.scan.schema import DOCUMENT_SCHEMA
 
 pytest.importorskip("onnxruntime")
@@ -107,7 +107,7 @@ def test_onnx_matches_torch_for_the_builtin_published_detectors(folder, crops, o
 
 
 def test_a_changed_checkpoint_is_exported_again(crops, tmp_path, monkeypatch):
-    import facesleuth.scan.inference as inference
+    import facesleuth.evaluate.inference as inference
 
     run = write_run(tmp_path / "run", "mobilenetv3_small_050", 64, seed=0)
     exports = []
@@ -170,7 +170,7 @@ def test_an_unknown_backend_is_a_usage_error(samples, capsys):
 
 
 def test_a_run_folder_that_cannot_be_written_exports_to_the_user_cache(tmp_path, monkeypatch, onnx_cache):
-    import facesleuth.scan.inference as inference
+    import facesleuth.evaluate.inference as inference
 
     run = write_run(tmp_path / "readonly", "mobilenetv3_small_050", 64)
     real_atomic_path = inference.atomic_path

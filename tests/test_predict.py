@@ -19,12 +19,12 @@ from facesleuth.io import (
     VIDEO_PREDICTIONS_SCHEMA,
     write_parquet,
 )
+from facesleuth.evaluate.inference import load_run
 from facesleuth.evaluate.predict import (
     AGGREGATIONS,
     aggregate_videos,
     get_aggregation,
     is_aggregation,
-    load_run,
     predict_crops,
     predict_faces,
     predict_testset,
@@ -183,3 +183,31 @@ def test_aggregate_videos_passes_tracks():
     assert videos.loc["a", "score"] == pytest.approx(0.9) and videos.loc["b", "score"] == pytest.approx(0.2)
     means = aggregate_videos(faces, None, manifest, "mean", 0.5).set_index("video_id")
     assert means.loc["a", "score"] == pytest.approx(0.5)
+
+
+def test_the_workflow_predicts_on_onnx_runtime_when_the_config_says_so(trained, samples, tmp_path):
+    """evaluation.backend onnx: the same face scores as torch's (within 1e-4) from the run's
+    exported model, kept in the run folder; a trained run and a published one (as rule
+    predict_baseline names it, by its run.yaml)."""
+    pytest.importorskip("onnxruntime")
+    from facesleuth.evaluate.inference import BackendError, OnnxClassifier, load_predictor
+    from facesleuth.published.builtin import BUILTIN_RUNS
+
+    run_dir, _ = trained
+    write_parquet(faces_frame(samples, {"fake1": (1, 3), "real1": (0, 3)}), tmp_path / "000.parquet")
+    write_parquet(_manifest({"fake1": 1, "real1": 0}), tmp_path / "manifest.parquet")
+    for run in (run_dir, BUILTIN_RUNS["Meso4_DF"] / "run.yaml"):
+        scores = {}
+        for backend in ("torch", "onnx"):
+            evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4, "backend": backend}
+            _, faces_df = predict_testset(run, [tmp_path / "000.parquet"], [], tmp_path / "manifest.parquet",
+                                          evaluation, "cpu")
+            scores[backend] = faces_df["score"].to_numpy()
+        np.testing.assert_allclose(scores["onnx"], scores["torch"], rtol=0, atol=1e-4)
+        # the faces' scores differ far more than the backends do: the export follows its input
+        assert len(scores["torch"]) == 6 and np.abs(scores["onnx"] - scores["torch"]).max() * 10 < np.ptp(scores["torch"])
+    assert len(list((run_dir / "onnx").glob("*.onnx"))) == 1
+    model, _ = load_predictor(run_dir, "cpu", "auto")
+    assert isinstance(model, OnnxClassifier)
+    with pytest.raises(BackendError, match=r"evaluation.backend onnx runs on the CPU only.*set evaluation.backend to auto"):
+        load_predictor(run_dir, "cuda", "onnx")

@@ -19,7 +19,8 @@ import torch
 import yaml
 
 from facesleuth.cli import main as facesleuth_main
-from facesleuth.evaluate.predict import load_run, predict_crops
+from facesleuth.evaluate.inference import load_run
+from facesleuth.evaluate.predict import predict_crops
 from facesleuth.train.preprocess import recrop
 from facesleuth.published import get_format, mesonet
 from facesleuth.published.builtin import BUILTIN_RUNS, DEFAULT_MEMBERS, DEFAULT_RUN

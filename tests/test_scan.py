@@ -175,7 +175,8 @@ def test_street_video_yields_several_tracks(scanner, samples):
 def test_video_faces_and_scores_are_the_pipelines(scanner, scan_run, samples):
     """The scan equals the pipeline's test flow (extract_video) scored by predict_faces (load_run)."""
     from facesleuth.extract.flows import extract_video
-    from facesleuth.evaluate.predict import load_run, predict_faces
+    from facesleuth.evaluate.inference import load_run
+    from facesleuth.evaluate.predict import predict_faces
 
     video = samples / "ffpp/manipulated_sequences/Deepfakes/c23/videos/519_515.mp4"
     result = scanner.scan_file(video)

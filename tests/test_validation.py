@@ -29,7 +29,8 @@ from train_settings import TINY_RUN as TRAIN_SETTINGS
 from facesleuth.report import catalog
 from facesleuth.config import reference_problems, validate_config, validation_source
 from facesleuth.io import STATUS_SCHEMA, write_parquet
-from facesleuth.evaluate.predict import load_run, predict_faces, validate_on_dataset
+from facesleuth.evaluate.inference import load_run
+from facesleuth.evaluate.predict import predict_faces, validate_on_dataset
 from facesleuth.evaluate.validation import ValidationDataset, validate_run
 from facesleuth.train.splits import make_splits
 from facesleuth.train.loop import train_run

@@ -312,6 +312,32 @@ def test_changed_train_frame_policy_reruns_train_extraction_not_test_extraction(
     assert "demo_dataset" not in planned and "manifest" not in planned
 
 
+def test_onnx_predictions_rerun_only_scoring_and_agree_with_torch(demo_run: Path, tmp_path: Path) -> None:
+    """evaluation.backend: onnx replans the scoring rules and what reads their scores, nothing
+    upstream; one predict job run with it (in a copy of the demo) scores every face as torch did."""
+    pytest.importorskip("onnxruntime")
+    config = demo_config()
+    config["evaluation"]["backend"] = "onnx"
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_run, copy, symlinks=True, ignore=shutil.ignore_patterns("onnx"))
+    (copy / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    planned = planned_jobs(snakemake(copy, "-n", "--cores", "2").stdout)
+    runs = len(config["models"]) * len(config["augmentation_setups"])
+    assert planned.get("predict", 0) == runs * len(config["evaluation"]["testsets"])
+    assert planned.get("validate", 0) == runs and "metrics" in planned
+    for upstream in ("demo_dataset", "manifest", "extract_faces", "splits", "train"):
+        assert upstream not in planned, f"changing evaluation.backend replans {upstream}: {planned}"
+
+    model, target = config["models"][0], "results/predictions/dfdc_test/{}/none.faces.parquet"
+    torch_scores = pd.read_parquet(demo_run / target.format(model))
+    snakemake(copy, "--cores", "2", target.format(model), "--allowed-rules", "predict")
+    onnx_scores = pd.read_parquet(copy / target.format(model))
+    assert (copy / "results/models" / model / "none/onnx").is_dir()
+    assert onnx_scores["face_id"].tolist() == torch_scores["face_id"].tolist() and len(onnx_scores) > 10
+    difference = (onnx_scores["score"] - torch_scores["score"]).abs()
+    assert difference.max() <= 1e-4 and difference.max() * 10 < torch_scores["score"].std()
+
+
 def test_tracking_turned_on_reruns_nothing_and_the_workflow_end_logs_the_study(demo_run: Path, tmp_path: Path) -> None:
     from mlflow import MlflowClient
 

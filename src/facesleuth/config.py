@@ -40,6 +40,7 @@ REGISTRY_ENUMS = {
     "ensemble_methods": lambda: registry.ENSEMBLE_METHODS,
     "tracking_backends": lambda: registry.TRACKING_BACKENDS,
     "wandb_modes": lambda: registry.WANDB_MODES,
+    "inference_backends": lambda: registry.INFERENCE_BACKENDS,
 }
 
 

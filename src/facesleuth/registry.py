@@ -99,8 +99,9 @@ PRECISIONS: tuple[str, ...] = ("fp16", "bf16", "fp32")
 TRACKING_BACKENDS: tuple[str, ...] = ("mlflow", "wandb", "tensorboard")
 WANDB_MODES: tuple[str, ...] = ("auto", "offline", "online")
 
-#: What runs the scanner's face classifier (facesleuth.scan.inference): auto picks onnx on a CPU
-#: with onnxruntime installed, torch otherwise.
+#: What runs the face classifier (facesleuth.evaluate.inference), in the scanner and the service
+#: (auto by default) and in the workflow's predictions (evaluation.backend, torch by default):
+#: auto picks onnx on a CPU with onnxruntime installed, torch otherwise.
 AUTO_BACKEND = "auto"
 INFERENCE_BACKENDS: tuple[str, ...] = (AUTO_BACKEND, "torch", "onnx")
 

@@ -64,7 +64,7 @@ def add_backend_argument(parser: argparse.ArgumentParser) -> None:
 def backend_setting(backend: str, device: str) -> str:
     """The backend ``--backend`` resolves to on ``--device``; UsageError where it cannot run."""
     from facesleuth.runtime import resolve_device
-    from facesleuth.scan.inference import BackendError, resolve_backend
+    from facesleuth.evaluate.inference import BackendError, resolve_backend
 
     try:
         return resolve_backend(backend, resolve_device(device))

@@ -17,22 +17,19 @@ import logging
 import math
 import os
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import torch
-import yaml
 from tqdm import tqdm
 
 from facesleuth import registry
-from facesleuth.train.checkpoint import load_checkpoint
 from facesleuth.train.data import FaceDataset, make_loader, read_split
 from facesleuth.io import FACE_PREDICTIONS_SCHEMA, VIDEO_PREDICTIONS_SCHEMA, read_parquets
+from facesleuth.evaluate.inference import TORCH, load_predictor
 from facesleuth.evaluate.metrics import equal_error_rate, roc_auc
-from facesleuth.train.models import build_model
 from facesleuth.train.preprocess import decode_jpeg, is_published_preprocessing, normalize_batch, prepare_faces
 from facesleuth.runtime import available_cpus, resolve_device
 
@@ -164,64 +161,9 @@ def aggregate_videos(
 # ---------------------------------------------------------------------------- models
 
 
-def load_run(
-    run_dir_or_checkpoint: str | os.PathLike, device: "str | torch.device" = "cpu"
-) -> tuple["nn.Module", dict[str, Any]]:
-    """Rebuild a run's model from its ``best.pt`` (a run folder or the file), in eval mode on ``device``.
-
-    The architecture comes from the settings embedded in the checkpoint (the same as run.yaml),
-    built without pretrained weights, then the trained weights are loaded strictly. The run folder
-    of an imported published detector (run.yaml ``kind: published``) gives its network instead,
-    answering with the same two logits (real, fake) (:mod:`facesleuth.published.runfolder`).
-    """
-    path = Path(run_dir_or_checkpoint)
-    if is_published_checkpoint(path):
-        from facesleuth.published.runfolder import load_published_run
-
-        return load_published_run(path if path.is_dir() else path.parent, device)
-    checkpoint, info = _read_trained_run(path)
-    name = info.get("timm_name") or info["model"]
-    model = build_model(name, pretrained=False, weights=None, dropout=float(info["dropout"]))
-    model.load_state_dict(checkpoint["model_state"])
-    device = torch.device(device)
-    # channels_last: faster convolutions on GPU and on CPU (oneDNN) alike, as in training.
-    model = model.to(device=device, memory_format=torch.channels_last).eval()
-    return model, info
-
-
-def is_published_checkpoint(path: Path) -> bool:
-    """Whether ``path`` (a run folder or its weights file) is an imported published detector's."""
-    from facesleuth.published.runfolder import is_published_run
-
-    return is_published_run(path) or (path.is_file() and path.suffix != ".pt" and is_published_run(path.parent))
-
-
-def _read_trained_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(checkpoint, settings) of a trained run's best.pt (a run folder or the file)."""
-    checkpoint_path = path / "best.pt" if path.is_dir() else path
-    if not checkpoint_path.exists():
-        raise FileNotFoundError(f"no trained model at {checkpoint_path} (train the run first, or name its best.pt)")
-    checkpoint = load_checkpoint(checkpoint_path)
-    info = dict(checkpoint.get("run") or {})
-    if not info and (checkpoint_path.parent / "run.yaml").exists():
-        info = yaml.safe_load((checkpoint_path.parent / "run.yaml").read_text())
-    for key in ("input_size", "dropout"):
-        if key not in info:
-            raise ValueError(f"{checkpoint_path} does not say its {key}: not a facesleuth checkpoint?")
-    info["checkpoint"] = str(checkpoint_path)
-    info["best_epoch"] = checkpoint.get("epoch")
-    return checkpoint, info
-
-
-def read_run_info(run_dir_or_checkpoint: str | os.PathLike) -> dict[str, Any]:
-    """The settings :func:`load_run` returns beside the model, without building the model
-    (no timm import: seconds of a scanner's cold start when an exported model stands in)."""
-    path = Path(run_dir_or_checkpoint)
-    if is_published_checkpoint(path):
-        from facesleuth.published.runfolder import published_run_info
-
-        return published_run_info(path if path.is_dir() else path.parent)
-    return _read_trained_run(path)[1]
+def _load_for_evaluation(run_dir: str | os.PathLike, device: str, evaluation: dict[str, Any]):
+    """A run's model for the workflow's predictions, on the backend ``evaluation`` names."""
+    return load_predictor(run_dir, device, evaluation.get("backend") or TORCH)
 
 
 def predict_faces(
@@ -324,7 +266,7 @@ def predict_testset(
     Returns ``(videos_df, faces_df)`` in VIDEO_PREDICTIONS_SCHEMA and FACE_PREDICTIONS_SCHEMA.
     """
     device = resolve_device(str(device))
-    model, info = load_run(run_dir, device)
+    model, info = _load_for_evaluation(run_dir, device, evaluation)
     batch_size = int(evaluation.get("batch_size", 128))
     face_frames = []
     for path in faces_paths:
@@ -360,7 +302,7 @@ def score_validation_faces(
 ) -> pd.DataFrame:
     """Fake probability of every held-out validation face of the split (FACE_PREDICTIONS_SCHEMA rows)."""
     device = resolve_device(str(device))
-    model, info = load_run(run_dir, device)
+    model, info = _load_for_evaluation(run_dir, device, evaluation)
     table = read_split(split_path, "val")
     if table.num_rows == 0:
         raise ValueError(f"{split_path} holds no validation faces (made with splits.validation_dataset?); "

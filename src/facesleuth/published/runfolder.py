@@ -5,7 +5,7 @@ variant, the architecture, the weights file (beside it), the ``preprocessing`` d
 authors (docs/weights.md), provenance (URL, published and actual sha256, licence, training
 data, the publishing repository's file the layout was read from), where its threshold comes
 from, and the ``limits`` every scan with it reports. :func:`load_published_run` rebuilds the
-network from it for :func:`facesleuth.evaluate.predict.load_run`, wrapped in :class:`PublishedDetector`
+network from it for :func:`facesleuth.evaluate.inference.load_run`, wrapped in :class:`PublishedDetector`
 so that it answers like a trained run: two logits, (real, fake).
 """
 

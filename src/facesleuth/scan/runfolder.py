@@ -41,8 +41,8 @@ from facesleuth.evaluate.predict import (
     validation_videos,
 )
 from facesleuth.train.preprocess import PREPROCESSING, is_published_preprocessing
-from facesleuth.published.runfolder import is_published_run, read_run_yaml
-from facesleuth.scan.inference import TORCH, OnnxClassifier, load_classifier
+from facesleuth.published.runfolder import is_published_run
+from facesleuth.evaluate.inference import TORCH, OnnxClassifier, load_classifier, run_files
 from facesleuth.evaluate.studies import fit_calibration
 
 log = logging.getLogger(__name__)
@@ -85,7 +85,7 @@ class ScanRun:
     ensemble_method: str | None = None
     #: what the run's verdicts cannot be trusted for (run.yaml ``limits``), stated in every output
     limits: list[str] = field(default_factory=list)
-    backend: str = TORCH  # what runs the classifier: torch or onnx (ONNX Runtime), facesleuth.scan.inference
+    backend: str = TORCH  # what runs the classifier: torch or onnx (ONNX Runtime), facesleuth.evaluate.inference
     #: the detection and crop settings its training faces were cut with (run.yaml ``face_crops``);
     #: None: not recorded (an older run, a published detector, an ensemble whose members differ)
     face_crops: dict[str, Any] | None = None
@@ -151,18 +151,13 @@ def _locate(path: Path) -> tuple[Path, Path]:
     """(run folder, best.pt) for a folder or a checkpoint file; RunFolderError when neither."""
     if not path.exists():
         raise RunFolderError(f"--model {path}: no such file or folder. {RUN_FOLDER_HELP}")
-    if path.is_dir():
-        checkpoint = path / "best.pt"
-        if is_published_run(path):
-            return path, path / str(read_run_yaml(path).get("weights") or "run.yaml")
-        if not checkpoint.is_file():
-            present = sorted(p.name for p in path.iterdir())[:8]
-            raise RunFolderError(
-                f"--model {path}: not a training run folder, it has no best.pt "
-                f"(it holds: {', '.join(present) or 'nothing'}). {RUN_FOLDER_HELP}"
-            )
-        return path, checkpoint
-    return path.parent, path
+    if path.is_dir() and not is_published_run(path) and not (path / "best.pt").is_file():
+        present = sorted(p.name for p in path.iterdir())[:8]
+        raise RunFolderError(
+            f"--model {path}: not a training run folder, it has no best.pt "
+            f"(it holds: {', '.join(present) or 'nothing'}). {RUN_FOLDER_HELP}"
+        )
+    return run_files(path)
 
 
 def read_threshold(folder: Path) -> tuple[float, str, dict[str, Any]]:
@@ -190,7 +185,7 @@ def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None
 
     ``aggregation``: how to join face scores (default: the one the run's threshold was chosen
     with). ``calibrate``: report calibrated probabilities when the folder has calibration.json.
-    ``backend``: torch or onnx (:func:`facesleuth.scan.inference.resolve_backend` resolves auto).
+    ``backend``: torch or onnx (:func:`facesleuth.evaluate.inference.resolve_backend` resolves auto).
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
     if Path(path).is_dir() and is_ensemble_folder(path):

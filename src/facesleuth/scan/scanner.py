@@ -70,7 +70,7 @@ from facesleuth.registry import (
 )
 from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
-from facesleuth.scan.inference import AUTO, BACKENDS, resolve_backend
+from facesleuth.evaluate.inference import AUTO, BACKENDS, resolve_backend
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 from facesleuth.extract.tracking import sample_track_faces
 from facesleuth.extract.video import (
@@ -115,7 +115,7 @@ class ScanOptions:
     frame_policy: str = registry.SCAN_FRAME_POLICY
     max_frame_offset: int = registry.MAX_FRAME_OFFSET
     device: str = "auto"
-    backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.scan.inference)
+    backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.evaluate.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
     # where the crop settings (facesleuth.config.CROP_KEYS) came from, set by the Scanner: "config"
     # (detection names some; the rest as below), "run" (its run.yaml face_crops), "defaults" (the package's)

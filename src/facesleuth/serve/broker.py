@@ -574,7 +574,7 @@ class BrokerWorkerSettings:
     # ScanOptions' frames, frame_policy and max_frame_offset as given (the rest: its defaults)
     sampling: dict[str, Any] = field(default_factory=dict)
     device: str = "auto"
-    backend: str = "auto"  # the classifier's (facesleuth.scan.inference.BACKENDS)
+    backend: str = "auto"  # the classifier's (facesleuth.evaluate.inference.BACKENDS)
     detection: dict[str, Any] = field(default_factory=dict)
     threads: int = 1
     thumbnails: int = 12

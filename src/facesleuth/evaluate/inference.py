@@ -1,8 +1,10 @@
-"""The scanner's face classifier backends: torch (the reference) and ONNX Runtime.
+"""The face classifier's backends: torch (the reference) and ONNX Runtime.
 
 On a CPU, ONNX Runtime runs the same network faster than torch eager (benchmarks/README.md,
 scan latency), so ``auto``, the default of ``facesleuth scan`` and ``serve``, takes it there
-when ``onnxruntime`` is installed (the ``onnx`` extra) and torch otherwise (or on a GPU).
+when ``onnxruntime`` is installed (the ``onnx`` extra) and torch otherwise (or on a GPU). The
+workflow's predictions take ``evaluation.backend`` (torch unless the config says otherwise:
+the study's numbers come from the reference), through :func:`load_predictor`.
 
 The ONNX model is exported from the run's torch model with ``torch.onnx.export`` (the
 TorchScript exporter: it handles every backbone of the registry and the published detectors
@@ -26,9 +28,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import yaml
 
 from facesleuth.io import atomic_path
 from facesleuth.registry import INFERENCE_BACKENDS
+from facesleuth.train.checkpoint import load_checkpoint
+from facesleuth.train.models import build_model
 
 log = logging.getLogger(__name__)
 
@@ -55,20 +60,90 @@ def onnxruntime_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str, device: str) -> str:
+def resolve_backend(backend: str, device: str, setting: str = "--backend") -> str:
     """The backend that runs on ``device`` (already resolved): ``auto`` is onnx on the CPU when
-    onnxruntime is installed, torch otherwise. BackendError for onnx where it cannot run."""
+    onnxruntime is installed, torch otherwise. BackendError for onnx where it cannot run, its
+    message naming ``setting`` (the flag, or the config key of the workflow's predictions)."""
+    command_line = setting.startswith("--")
     if backend not in BACKENDS:
-        raise BackendError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        raise BackendError(f"{setting} must be one of {', '.join(BACKENDS)}, got {backend!r}")
     on_cpu = str(device) == "cpu"
     if backend == AUTO:
         return ONNX if on_cpu and onnxruntime_available() else TORCH
     if backend == ONNX and not on_cpu:
-        raise BackendError(f"--backend onnx runs on the CPU only, the device is {device}: "
-                           "add --device cpu or use --backend torch")
+        fix = ("add --device cpu or use --backend torch" if command_line
+               else f"set {setting} to auto (torch where there is a GPU) or torch")
+        raise BackendError(f"{setting} onnx runs on the CPU only, the device is {device}: {fix}")
     if backend == ONNX and not onnxruntime_available():
-        raise BackendError("--backend onnx needs onnxruntime: pip install 'facesleuth[onnx]' (or use --backend torch)")
+        raise BackendError(f"{setting} onnx needs onnxruntime: pip install 'facesleuth[onnx]' "
+                           f"(or use {'--backend' if command_line else setting} torch)")
     return backend
+
+
+# ---------------------------------------------------------------------------- torch models of runs
+
+
+def load_run(
+    run_dir_or_checkpoint: str | os.PathLike, device: "str | torch.device" = "cpu"
+) -> tuple["torch.nn.Module", dict[str, Any]]:
+    """Rebuild a run's model from its ``best.pt`` (a run folder or the file), in eval mode on ``device``.
+
+    The architecture comes from the settings embedded in the checkpoint (the same as run.yaml),
+    built without pretrained weights, then the trained weights are loaded strictly. The run folder
+    of an imported published detector (run.yaml ``kind: published``) gives its network instead,
+    answering with the same two logits (real, fake) (:mod:`facesleuth.published.runfolder`).
+    """
+    path = Path(run_dir_or_checkpoint)
+    if is_published_checkpoint(path):
+        from facesleuth.published.runfolder import load_published_run
+
+        return load_published_run(path if path.is_dir() else path.parent, device)
+    checkpoint, info = _read_trained_run(path)
+    name = info.get("timm_name") or info["model"]
+    model = build_model(name, pretrained=False, weights=None, dropout=float(info["dropout"]))
+    model.load_state_dict(checkpoint["model_state"])
+    device = torch.device(device)
+    # channels_last: faster convolutions on GPU and on CPU (oneDNN) alike, as in training.
+    model = model.to(device=device, memory_format=torch.channels_last).eval()
+    return model, info
+
+
+def is_published_checkpoint(path: Path) -> bool:
+    """Whether ``path`` (a run folder or its weights file) is an imported published detector's."""
+    from facesleuth.published.runfolder import is_published_run
+
+    return is_published_run(path) or (path.is_file() and path.suffix != ".pt" and is_published_run(path.parent))
+
+
+def _read_trained_run(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(checkpoint, settings) of a trained run's best.pt (a run folder or the file)."""
+    checkpoint_path = path / "best.pt" if path.is_dir() else path
+    if not checkpoint_path.exists():
+        raise FileNotFoundError(f"no trained model at {checkpoint_path} (train the run first, or name its best.pt)")
+    checkpoint = load_checkpoint(checkpoint_path)
+    info = dict(checkpoint.get("run") or {})
+    if not info and (checkpoint_path.parent / "run.yaml").exists():
+        info = yaml.safe_load((checkpoint_path.parent / "run.yaml").read_text())
+    for key in ("input_size", "dropout"):
+        if key not in info:
+            raise ValueError(f"{checkpoint_path} does not say its {key}: not a facesleuth checkpoint?")
+    info["checkpoint"] = str(checkpoint_path)
+    info["best_epoch"] = checkpoint.get("epoch")
+    return checkpoint, info
+
+
+def read_run_info(run_dir_or_checkpoint: str | os.PathLike) -> dict[str, Any]:
+    """The settings :func:`load_run` returns beside the model, without building the model
+    (no timm import: seconds of a scanner's cold start when an exported model stands in)."""
+    path = Path(run_dir_or_checkpoint)
+    if is_published_checkpoint(path):
+        from facesleuth.published.runfolder import published_run_info
+
+        return published_run_info(path if path.is_dir() else path.parent)
+    return _read_trained_run(path)[1]
+
+
+# ---------------------------------------------------------------------------- ONNX Runtime
 
 
 class OnnxClassifier:
@@ -159,8 +234,6 @@ def _example_input(info: dict[str, Any]) -> torch.Tensor:
 
 
 def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, dict[str, Any]]:
-    from facesleuth.evaluate.predict import load_run
-
     model, info = load_run(checkpoint, "cpu")
     example = _example_input(info)
     problems = []
@@ -183,8 +256,6 @@ def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, 
 def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -> tuple[Any, dict[str, Any]]:
     """(model, settings) of a run for ``backend`` (torch or onnx, resolved): the torch model in
     eval mode on ``device``, or an :class:`OnnxClassifier` of the cached (or newly exported) model."""
-    from facesleuth.evaluate.predict import is_published_checkpoint, load_run, read_run_info
-
     if backend == TORCH:
         model, info = load_run(checkpoint, device)
         # channels_last on CPU too (load_run does it on GPU): the same scores for less CPU
@@ -197,3 +268,23 @@ def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -
     else:
         path, info = _export_for_run(folder, checkpoint, digest)
     return OnnxClassifier(path), info
+
+
+def run_files(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(run folder, the file its exported model is keyed by) of a run folder, its best.pt, or an
+    imported detector's folder, run.yaml or weights file (the weights run.yaml names)."""
+    from facesleuth.published.runfolder import read_run_yaml
+
+    path = Path(path)
+    folder = path if path.is_dir() else path.parent
+    if is_published_checkpoint(path):
+        return folder, folder / str(read_run_yaml(folder).get("weights") or "run.yaml")
+    return folder, path / "best.pt" if path.is_dir() else path
+
+
+def load_predictor(path: str | os.PathLike, device: str, backend: str = TORCH,
+                   setting: str = "evaluation.backend") -> tuple[Any, dict[str, Any]]:
+    """(model, settings) of a run (as :func:`load_run` takes it) for ``backend``: auto, torch or
+    onnx, resolved for ``device`` by :func:`resolve_backend` (its errors name ``setting``)."""
+    folder, checkpoint = run_files(path)
+    return load_classifier(folder, checkpoint, device, resolve_backend(backend, device, setting))
