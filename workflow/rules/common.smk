@@ -253,8 +253,9 @@ def grid_runs():
 
 # What scoring faces and videos depends on: rules get only these as params, so settings of the
 # studies (evaluation.aggregations, calibration...) rerun nothing but the studies.
-PREDICTION_SETTINGS = {key: config["evaluation"].get(key)
-                       for key in ("aggregation", "no_face_score", "batch_size", "backend")}
+PREDICTION_SETTINGS = {
+    key: config["evaluation"].get(key) for key in ("aggregation", "no_face_score", "batch_size", "backend")
+}
 
 
 def metrics_files(testset, runs=None):
