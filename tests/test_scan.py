@@ -196,6 +196,34 @@ def test_video_faces_and_scores_are_the_pipelines(scanner, scan_run, samples):
         assert face.score == pytest.approx(float(score), abs=1e-5)
 
 
+@pytest.mark.slow
+def test_decoding_in_the_scanning_thread_finds_the_same_faces(scanner, samples, monkeypatch):
+    """decode_ahead=False (a one-thread service worker) starts no decoding thread and scans the
+    same frames, faces and scores as decoding ahead."""
+    import threading
+
+    started = []
+    real_start = threading.Thread.start
+
+    def recording_start(thread):
+        started.append(thread.name)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", recording_start)
+    path = samples / "dfdc/dfdc_train_part_0/brtujopkby.mp4"
+    results = {}
+    for ahead in (True, False):
+        started.clear()
+        options = ScanOptions(frames=12, device="cpu", detection={"detect_max_side": 480}, decode_ahead=ahead)
+        results[ahead] = Scanner(scanner.run, options).scan_file(path)
+        assert results[ahead].status == "ok", results[ahead].message
+        assert ("facesleuth-prefetch" in started) == ahead, started
+    ahead, inline = results[True], results[False]
+    assert [(f.frame, f.face, f.box, f.track) for f in inline.faces] == [
+        (f.frame, f.face, f.box, f.track) for f in ahead.faces]
+    assert [f.score for f in inline.faces] == pytest.approx([f.score for f in ahead.faces], abs=1e-6)
+
+
 def test_short_tracks_fall_back_to_scoring_every_track(scanner, samples):
     # IoU above 0.99 between frames 3 s apart never holds: every face is its own 1-frame track.
     strict = Scanner(scanner.run, ScanOptions(frames=4, device="cpu", detection={"detect_max_side": 480},

@@ -141,6 +141,27 @@ def test_serve_and_worker_scan_with_the_frame_policy_given(tmp_path) -> None:
             default.frames, default.frame_policy, default.max_frame_offset)
 
 
+def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path) -> None:
+    """A worker keeps to its cores: with one CPU thread no decoding thread runs ahead; with more
+    threads (or a GPU) it does, as `facesleuth scan` always does."""
+    from facesleuth.cli import build_parser
+    from facesleuth.cli.serve import settings_from_args as serve_settings
+    from facesleuth.cli.worker import settings_from_args as worker_settings
+    from facesleuth.scan.scanner import ScanOptions
+    from facesleuth.serve.workers import scan_options
+
+    assert ScanOptions().decode_ahead
+    (tmp_path / "data" / "uploads").mkdir(parents=True)
+    common = ["--model", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--device", "cpu"]
+    for threads, ahead in (("1", False), ("2", True)):
+        serve = build_parser("serve").parse_args(["serve", *common, "--threads", threads, "--workers", "1"])
+        worker = build_parser("worker").parse_args(["worker", *common, "--threads", threads,
+                                                    "--broker", "redis://127.0.0.1:1/0"])
+        for settings in (serve_settings(serve).worker, worker_settings(worker)):
+            assert settings.threads == int(threads)
+            assert scan_options(settings).decode_ahead is ahead
+
+
 def test_a_negative_frame_offset_is_a_usage_error(tmp_path, capsys) -> None:
     (tmp_path / "data" / "uploads").mkdir(parents=True)
     common = ["--model", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--max-frame-offset", "-1"]

@@ -153,6 +153,31 @@ def test_prefetch_keeps_order_reraises_and_stops_early():
     assert len(produced) <= 4
 
 
+def test_prefetch_depth_zero_runs_in_the_consumers_thread():
+    """depth 0 (a scanner that keeps to one core): each item is made when asked for, in this thread."""
+    import threading
+
+    made_in, produced = [], []
+
+    def items():
+        for n in range(5):
+            made_in.append(threading.current_thread())
+            produced.append(n)
+            yield n
+
+    stream = prefetch(items(), depth=0)
+    assert next(stream) == 0 and produced == [0]  # nothing made ahead of the consumer
+    assert list(stream) == [1, 2, 3, 4]
+    assert set(made_in) == {threading.current_thread()}
+
+    def failing():
+        yield 1
+        raise VideoError(UNREADABLE, "boom")
+
+    with pytest.raises(VideoError, match="boom"):
+        list(prefetch(failing(), depth=0))
+
+
 # ---------------------------------------------------------------- broken inputs
 
 

@@ -12,7 +12,8 @@ track length. Crops are cut from the full-resolution frames during the one decod
 only the sampled ones are kept (past a memory budget, the sampled frames are decoded again).
 
 Decoding runs in a background thread (``video.prefetch``), overlapping detection: the next
-video's frames in the train flow, the next batch in the test flow.
+video's frames in the train flow, the next batch in the test flow (``decode_ahead=False``: in
+the detecting thread, for a process that must keep to one core).
 
 Every manifest row yields exactly one status row; one bad video never stops a chunk.
 """
@@ -311,14 +312,14 @@ def _train_flow(
 
 
 def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
-               limits: MediaLimits = UNLIMITED) -> dict[str, Any]:
+               limits: MediaLimits = UNLIMITED, decode_ahead: bool = True) -> dict[str, Any]:
     report = DecodeReport()
-    counts = _test_flow_counts(path, detector, settings, crops, limits, report)
+    counts = _test_flow_counts(path, detector, settings, crops, limits, report, decode_ahead)
     return _damage(counts, report)
 
 
 def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
-                      limits: MediaLimits, report: DecodeReport) -> dict[str, Any]:
+                      limits: MediaLimits, report: DecodeReport, decode_ahead: bool = True) -> dict[str, Any]:
     info = probe(path, limits)
     indices = every_kth_indices(info.frames, int(settings["frame_step"]), settings.get("max_frames"))
     # One decoding pass: detect on each batch and crop every kept face from the full-size
@@ -330,8 +331,9 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
     processed: list[int] = []  # the frame index of each detection (damaged frames are skipped)
     targets: list[int] = []  # the sampled index each processed frame stands for (frame_policy)
     policy = FramePolicy.from_settings(settings)
+    ahead = 1 if decode_ahead else 0
     for batch_targets, batch, frames in prefetch(iter_sampled_batches(path, indices, policy, detector.batch_size,
-                                                                      limits=limits, report=report)):
+                                                                      limits=limits, report=report), ahead):
         processed.extend(batch)
         targets.extend(batch_targets)
         for frame, found in zip(frames, detector.detect(frames)):
@@ -390,7 +392,7 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
         by_frame: dict[int, list[tuple[int, int, int]]] = {}
         for position, face, number in chosen:
             by_frame.setdefault(indices[position], []).append((position, face, number))
-        for batch, frames in prefetch(iter_frame_batches(path, sorted(by_frame), detector.batch_size)):
+        for batch, frames in prefetch(iter_frame_batches(path, sorted(by_frame), detector.batch_size), ahead):
             for frame_index, frame in zip(batch, frames):
                 for position, face, number in by_frame[frame_index]:
                     found = detections[position]
@@ -420,10 +422,12 @@ def _extract(
     note: str = "",
     decoded: Decoded | Exception | None = None,
     limits: MediaLimits = UNLIMITED,
+    decode_ahead: bool = True,
 ) -> Extraction:
     """One video through ``flow``; any failure becomes the status row, never an exception.
 
     ``decoded``: the train flow's frames decoded ahead (or the error decoding raised).
+    ``decode_ahead``: the test flow decodes its next batch in a second thread (else in this one).
     """
     path = str(path)
     video_id = video_id or Path(path).stem
@@ -446,7 +450,7 @@ def _extract(
                 started -= decoded.seconds
             counts, boxes = _train_flow(decoded, detector, settings, crops, original_boxes, note)
         else:
-            counts = _test_flow(path, detector, settings, crops, limits)
+            counts = _test_flow(path, detector, settings, crops, limits, decode_ahead)
     except VideoError as err:  # the file's fault: its status, never "error"
         kind = "empty: " if err.status == EMPTY else ""
         status = err.status if err.status in LIMIT_STATUSES else UNREADABLE
@@ -486,17 +490,20 @@ def extract_video(
     *,
     dataset: str = "",
     limits: MediaLimits = UNLIMITED,
+    decode_ahead: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Faces (FACES_SCHEMA columns) and a one-row status (STATUS_SCHEMA) of one video.
 
     ``detection`` is the ``extraction.detection`` dict or a ready FaceDetector (reuse one
     across calls so MTCNN loads once). The faces rows carry frame, face index, track (test
-    flow) and the cropped box, which the scanner uses to draw and group.
+    flow) and the cropped box, which the scanner uses to draw and group. ``decode_ahead``:
+    the test flow decodes in a second thread while detecting (False: in this thread only).
     """
     settings = flow_settings_for(flow, flow_settings)
     result = _extract(
         path, flow, make_detector(detection), settings,
         label=label, video_id=video_id, dataset=dataset, original_boxes=original_boxes, limits=limits,
+        decode_ahead=decode_ahead,
     )
     return faces_frame(result.faces), status_frame([result.status])
 

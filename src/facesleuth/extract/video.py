@@ -815,11 +815,15 @@ def read_frames(
 
 
 def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
-    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer.
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer
+    (``depth`` 0: in the consumer's thread, nothing ahead).
 
     Decoding (OpenCV releases the GIL) then overlaps detection. An exception raised by
     ``items`` is re-raised here, in order; closing the generator early stops the thread.
     """
+    if depth <= 0:
+        yield from items
+        return
     done = object()
     slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

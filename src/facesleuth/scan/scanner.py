@@ -115,6 +115,9 @@ class ScanOptions:
     frame_policy: str = registry.SCAN_FRAME_POLICY
     max_frame_offset: int = registry.MAX_FRAME_OFFSET
     device: str = "auto"
+    # decode the next frames in a second thread while detecting: lower latency for one scan, but
+    # about 1.2 cores for a one-thread scanner; service workers on one CPU thread turn it off
+    decode_ahead: bool = True
     backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.evaluate.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
     # where the crop settings (facesleuth.config.CROP_KEYS) came from, set by the Scanner: "config"
@@ -399,7 +402,8 @@ class Scanner:
             "frame_policy": self.options.frame_policy,
             "max_frame_offset": int(self.options.max_frame_offset),
         }
-        faces, status = extract_video(path, "test", self.detector, flow, limits=limits)
+        faces, status = extract_video(path, "test", self.detector, flow, limits=limits,
+                                      decode_ahead=self.options.decode_ahead)
         row = status.iloc[0]
         result.timings["extract"] = round(time.perf_counter() - clock, 3)
         result.frames_read = int(row["frames_read"] or 0)
