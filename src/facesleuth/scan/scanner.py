@@ -116,7 +116,7 @@ class ScanOptions:
     max_frame_offset: int = registry.MAX_FRAME_OFFSET
     device: str = "auto"
     # decode the next frames in a second thread while detecting: lower latency for one scan, but
-    # about 1.2 cores for a one-thread scanner; service workers on one CPU thread turn it off
+    # more than one core for a one-thread scanner; service workers on one CPU thread turn it off
     decode_ahead: bool = True
     backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.evaluate.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)

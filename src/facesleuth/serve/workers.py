@@ -140,8 +140,8 @@ def scan_options(settings: Any) -> Any:
     ``BrokerWorkerSettings``).
 
     A worker keeps to the cores it is given: on the CPU with one thread it decodes in its
-    scanning thread, not ahead in a second one, which made one worker take about 1.2 cores and
-    crowd the next on a machine sized at a core per worker (benchmarks/README.md, serve_load)."""
+    scanning thread, not ahead in a second one, which made one worker take more than its core
+    and crowd the next on a machine sized at a core per worker (benchmarks/README.md, serve_load)."""
     from facesleuth.runtime import resolve_device
     from facesleuth.scan import ScanOptions
 
