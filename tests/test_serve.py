@@ -141,9 +141,11 @@ def test_serve_and_worker_scan_with_the_frame_policy_given(tmp_path) -> None:
             default.frames, default.frame_policy, default.max_frame_offset)
 
 
-def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path) -> None:
+def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path, monkeypatch) -> None:
     """A worker keeps to its cores: with one CPU thread no decoding thread runs ahead; with more
     threads (or a GPU) it does, as `facesleuth scan` always does."""
+    import torch
+
     from facesleuth.cli import build_parser
     from facesleuth.cli.serve import settings_from_args as serve_settings
     from facesleuth.cli.worker import settings_from_args as worker_settings
@@ -160,6 +162,13 @@ def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path) -> Non
         for settings in (serve_settings(serve).worker, worker_settings(worker)):
             assert settings.threads == int(threads)
             assert scan_options(settings).decode_ahead is ahead
+    # on a GPU (device auto finds one) a one-thread worker decodes ahead: the GPU's work overlaps it
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    worker = build_parser("worker").parse_args(["worker", "--model", str(tmp_path / "run"), "--data-dir",
+                                                str(tmp_path / "data"), "--threads", "1",
+                                                "--broker", "redis://127.0.0.1:1/0"])
+    assert worker_settings(worker).device == "auto"
+    assert scan_options(worker_settings(worker)).decode_ahead
 
 
 def test_a_negative_frame_offset_is_a_usage_error(tmp_path, capsys) -> None:
