@@ -5,8 +5,8 @@ networks' arithmetic (benchmarks/README.md, "MTCNN" has the measured split). Wha
 
 - R-Net and O-Net receive their stacked 24x24 / 48x48 crops in channels-last layout, where CPU
   max-pooling with ``ceil_mode`` is far faster than in NCHW, in chunks of CPU_CROP_CHUNK crops.
-- A pyramid level (``interpolate(mode="area")`` there) is, on CPU and 8-bit frames, the
-  difference of integer prefix sums, rows then columns.
+- A pyramid level (``interpolate(mode="area")`` there) is, on CPU and 8-bit frames, read from
+  the frame's integer summed-area table, four gathers per level.
 - Stage 2 and 3 cut and resize each candidate with less overhead per box on CPU (a vectorised
   gather costs more there); on a GPU, where thousands of tiny kernel launches are the cost, all
   crops come from one summed-area table in a few vectorised gathers.
@@ -32,6 +32,7 @@ torch, torchvision and facenet-pytorch are imported inside the functions that us
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -105,38 +106,54 @@ def _sum_dtype(height: int, width: int):
     return np.int32 if height * width * 255 < 2**31 else np.int64
 
 
+@functools.lru_cache(maxsize=8)
+def _pyramid_plan(height: int, width: int, sizes: tuple[tuple[int, int], ...]):
+    """Per level of a (height, width) frame's pyramid: the flat indices of each output value's
+    four summed-area-table corners (4, h, w, 3) and the window heights (h, 1, 1) and widths (w, 1)."""
+    channels = np.arange(3)
+    plan = []
+    for out_h, out_w in sizes:
+        (y0, y1), (x0, x1) = area_windows(height, out_h), area_windows(width, out_w)
+
+        def corner(ys, xs):
+            return ((ys[:, None, None] * (width + 1) + xs[None, :, None]) * 3 + channels).astype(np.intp)
+
+        corners = np.stack([corner(y1, x1), corner(y0, x1), corner(y1, x0), corner(y0, x0)])
+        plan.append((corners, (y1 - y0).astype(np.float32)[:, None, None], (x1 - x0).astype(np.float32)[:, None]))
+    return plan
+
+
 def area_pyramid(frames: np.ndarray, sizes: list[tuple[int, int]]):
     """``interpolate(frames, size, mode="area")`` for each (height, width) in ``sizes``, as
     channels-last float32 tensors, from (B, H, W, 3) uint8 ``frames``.
 
-    Bit-identical to PyTorch's CPU kernel: window sums are exact integer differences of prefix
-    sums (down the rows once for the whole frame, then along each level's rows), divided as
-    the kernel divides. Frame by frame, so the sums stay in cache; the row prefix sums add one
-    row at a time, which is faster than numpy's cumsum along a non-last axis (benchmarks/README.md,
-    "MTCNN").
+    Bit-identical to PyTorch's CPU kernel: each window's sum is an exact integer from the frame's
+    summed-area table (OpenCV's ``integral``), taken with one gather per corner for the whole
+    level, and divided as the kernel divides (float32 sum / rows / columns). Frame by frame, so
+    the table stays in cache (benchmarks/README.md, "MTCNN").
     """
+    import cv2
     import torch
 
     batch, height, width, _ = frames.shape
-    dtype = _sum_dtype(height, width)
-    windows = [(area_windows(height, out_h), area_windows(width, out_w)) for out_h, out_w in sizes]
-    levels = [np.empty((batch, 3, out_h, out_w), np.float32) for out_h, out_w in sizes]
-    row_sums = np.empty((3, height + 1, width), dtype)
-    row_sums[:, 0] = 0
+    # int32 holds every sum of a frame up to 8.4 Mpx; float64 holds larger ones exactly
+    depth = cv2.CV_32S if _sum_dtype(height, width) == np.int32 else cv2.CV_64F
+    plan = _pyramid_plan(height, width, tuple(sizes))
+    levels = [np.empty((batch, out_h, out_w, 3), np.float32) for out_h, out_w in sizes]
     for index, frame in enumerate(frames):
-        planar = np.ascontiguousarray(frame.transpose(2, 0, 1))
-        for y in range(height):
-            np.add(row_sums[:, y], planar[:, y], out=row_sums[:, y + 1])
-        for level, ((y0, y1), (x0, x1)) in zip(levels, windows):
-            band = np.empty((3, len(y0), width + 1), dtype)
-            band[..., 0] = 0
-            np.subtract(np.take(row_sums, y1, axis=1), np.take(row_sums, y0, axis=1), out=band[..., 1:])
-            np.cumsum(band[..., 1:], axis=2, out=band[..., 1:])
+        table = cv2.integral(np.ascontiguousarray(frame), sdepth=depth).ravel()
+        for level, (corners, rows, cols) in zip(levels, plan):
+            sums = table.take(corners)
+            window = sums[0] - sums[1]
+            window -= sums[2]
+            window += sums[3]
             out = level[index]
-            np.subtract(np.take(band, x1, axis=2), np.take(band, x0, axis=2), out=out, casting="unsafe")
-            out /= (y1 - y0).astype(np.float32)[:, None]
-            out /= (x1 - x0).astype(np.float32)
-    return [torch.from_numpy(level).contiguous(memory_format=torch.channels_last) for level in levels]
+            # exact while a window's sum is below 2**24, as in every level of a frame at detection size
+            np.copyto(out, window, casting="unsafe")
+            out /= rows
+            out /= cols
+    # (B, h, w, 3) memory is an NCHW tensor in channels-last layout, as the networks take it
+    return [torch.from_numpy(level).permute(0, 3, 1, 2) for level in levels]
 
 
 def crops_by_loop(pixels, image_inds, y0, y1, x0, x1, size: int, dtype):
