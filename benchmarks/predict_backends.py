@@ -1,4 +1,4 @@
-"""The workflow's predictions on CPU, torch against ONNX Runtime (``evaluation.backend``), in one run.
+"""The workflow's predictions on CPU, torch against ONNX Runtime and OpenVINO (``evaluation.backend``), in one run.
 
     python benchmarks/predict_backends.py                       # efb0_ns, 1 thread, 3 rounds
     python benchmarks/predict_backends.py --models efb0_ns resnet50 --threads 2 --json out.json
@@ -6,12 +6,12 @@
 Faces: the train-flow faces of the FF++ sample videos, extracted with ``config/thesis.yaml``'s
 settings as rule extract_faces does, repeated to ``--faces`` rows (JPEG decoding and letterbox
 are part of what a predict job does, so the repeats cost what new faces would). Each model is
-a run folder made here from random initialisation (speed does not depend on the weights). Both
-backends score the same faces with ``facesleuth.evaluate.predict.predict_faces``, the function
-rules predict and validate use, with the same torch / ONNX Runtime threads (``--threads``); the
-ONNX export happens once before the rounds (printed; the workflow does it once per checkpoint).
+a run folder made here from random initialisation (speed does not depend on the weights). The
+backends (``--backends``; OpenVINO where installed) score the same faces with ``facesleuth.evaluate.predict.predict_faces``, the function
+rules predict and validate use, with the same torch / ONNX Runtime / OpenVINO threads (``--threads``);
+the ONNX export (which both runtimes read) happens once before the rounds (printed; the workflow does it once per checkpoint).
 Rounds alternate the backends; the best round of each is compared. Also the largest difference
-between the two backends' fake probabilities, beside the spread of the scores (random weights
+between each backend's fake probabilities and torch's, beside the spread of the scores (random weights
 may score all faces nearly alike; tests/test_onnx.py checks agreement on networks that tell faces apart).
 """
 
@@ -63,15 +63,18 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=128, help="evaluation.batch_size")
     parser.add_argument("--threads", type=int, default=1, help="torch and ONNX Runtime threads (rule predict's 1)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backends", nargs="+", choices=["onnx", "openvino"], default=None,
+                        help="compared with torch (default: onnx, and openvino where installed)")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     if not args.samples.is_dir():
         parser.error(f"samples not found at {args.samples}; pass --samples or set FACESLEUTH_SAMPLES")
 
-    from facesleuth.evaluate.inference import load_predictor
+    from facesleuth.evaluate.inference import load_predictor, runtime_available
     from facesleuth.evaluate.predict import predict_faces
     from facesleuth.runtime import machine_info
 
+    exported = args.backends or ["onnx"] + (["openvino"] if runtime_available("openvino") else [])
     set_cpu_threads(args.threads)
     info = machine_info()
     print(f"{info['cpu']} x{info['cores']}, torch {info['torch']}, {args.threads} thread(s); extracting the "
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
             run = make_random_run(Path(tmp) / model / "none", model, args.size)
             clock = time.perf_counter()
             predictors = {"torch": load_predictor(run, "cpu", "torch")}
-            predictors["onnx"] = load_predictor(run, "cpu", "onnx")
+            predictors.update({name: load_predictor(run, "cpu", name) for name in exported})
             export_seconds = time.perf_counter() - clock
             seconds = {name: [] for name in predictors}
             scores = {}
@@ -102,17 +105,18 @@ def main(argv=None) -> int:
                 "export_and_load_s": round(export_seconds, 2),
                 **{f"{name}_faces_per_s": round(len(faces) / best[name], 1) for name in best},
                 **{f"{name}_rounds_s": [round(v, 2) for v in seconds[name]] for name in seconds},
-                "onnx_over_torch": round(best["torch"] / best["onnx"], 2),
-                "max_score_difference": float(np.max(np.abs(scores["torch"] - scores["onnx"]))),
+                **{f"{name}_over_torch": round(best["torch"] / best[name], 2) for name in exported},
+                **{f"{name}_max_score_difference": float(np.max(np.abs(scores["torch"] - scores[name])))
+                   for name in exported},
                 # random weights may score every face alike: then a zero difference says little
                 "score_spread": float(np.ptp(scores["torch"])),
                 "load_average": round(os.getloadavg()[0], 2),
             }
             results.append(row)
-            print(f"  {model:<20} torch {row['torch_faces_per_s']:>7.1f} faces/s, onnx {row['onnx_faces_per_s']:>7.1f} "
-                  f"faces/s: {row['onnx_over_torch']:.2f}x; largest score difference "
-                  f"{row['max_score_difference']:.1e} (scores spread over {row['score_spread']:.1e}); export and load "
-                  f"{row['export_and_load_s']} s", flush=True)
+            versus = "; ".join(f"{name} {row[f'{name}_faces_per_s']:.1f} faces/s: {row[f'{name}_over_torch']:.2f}x, "
+                               f"largest score difference {row[f'{name}_max_score_difference']:.1e}" for name in exported)
+            print(f"  {model:<20} torch {row['torch_faces_per_s']:>7.1f} faces/s; {versus} (scores spread over "
+                  f"{row['score_spread']:.1e}); export and load {row['export_and_load_s']} s", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "load_before": load_before, "rows": results}, indent=1))
     return 0

@@ -74,7 +74,8 @@ def test_same_faces_as_facenet_on_the_samples(samples, mtcnn):
 
 
 def test_summed_area_table_crops_find_the_same_faces(samples, mtcnn):
-    """The vectorised crops (the GPU default) on CPU: identical to the per-box loop."""
+    """The vectorised crops (the default: the pyramid's tables on the CPU) are identical to the
+    per-box loop's."""
     import torch
 
     batch = detection_batch(samples, "images/multiface.jpg", None)
@@ -99,7 +100,7 @@ def test_pyramid_levels_are_bit_identical_to_interpolate():
     # PyTorch computes it as a mean with other rounding.
     sizes = [(33, 57), (24, 41), (77, 131), (100, 150), (12, 13)]
     pixels = torch.from_numpy(frames).permute(0, 3, 1, 2).float()
-    levels = mtcnn_fast.area_pyramid(frames, sizes)
+    levels = mtcnn_fast.FrameTables(frames).pyramid(sizes)
     for size, level in zip(sizes, levels):
         assert level.is_contiguous(memory_format=torch.channels_last)
         assert torch.equal(level, imresample(pixels, size)), size
@@ -120,9 +121,10 @@ def test_crops_are_bit_identical_to_facenets_per_box_resize():
         expected = torch.cat([imresample(float_pixels[i : i + 1, :, a:b, c:d], (size, size)) for i, a, b, c, d in boxes.tolist()])
         by_loop = mtcnn_fast.crops_by_loop(pixels, image_inds, y0, y1, x0, x1, size, torch.float32)
         by_table = mtcnn_fast.SummedAreaTable(pixels, torch.float32).crops(image_inds, y0, y1, x0, x1, size)
-        assert by_loop.is_contiguous(memory_format=torch.channels_last)
-        assert by_table.is_contiguous(memory_format=torch.channels_last)
-        assert torch.equal(by_loop, expected) and torch.equal(by_table, expected)
+        by_frame_tables = mtcnn_fast.FrameTables(frames.numpy()).crops(image_inds, y0, y1, x0, x1, size)
+        for crops in (by_loop, by_table, by_frame_tables):
+            assert crops.is_contiguous(memory_format=torch.channels_last)
+            assert torch.equal(crops, expected)
         # A float frame takes the float64 table: the same to float rounding.
         from_float = mtcnn_fast.SummedAreaTable(float_pixels, torch.float32).crops(image_inds, y0, y1, x0, x1, size)
         assert torch.allclose(from_float, expected, atol=1e-3)
@@ -130,6 +132,7 @@ def test_crops_are_bit_identical_to_facenets_per_box_resize():
     assert mtcnn_fast.crops_by_loop(pixels, empty, empty, empty, empty, empty, 24, torch.float32).shape == (0, 3, 24, 24)
     table = mtcnn_fast.SummedAreaTable(pixels, torch.float32)
     assert table.crops(empty, empty, empty, empty, empty, 24).shape == (0, 3, 24, 24)
+    assert mtcnn_fast.FrameTables(frames.numpy()).crops(empty, empty, empty, empty, empty, 24).shape == (0, 3, 24, 24)
 
 
 def test_candidates_with_empty_boxes_are_dropped_not_misaligned():
@@ -200,3 +203,51 @@ def test_face_detector_switch(samples):
     assert FaceDetector.from_config({}).implementation == "fast"
     with pytest.raises(ValueError, match="extraction.detection.implementation"):
         FaceDetector(implementation="fastest")
+
+
+def test_box_arithmetic_is_facenets_to_the_bit():
+    """candidate_boxes, regress, square and clipped_corners against facenet-pytorch's
+    generateBoundingBox, bbreg, rerec and pad (which change their input: given copies)."""
+    import torch
+    from facenet_pytorch.models.utils.detect_face import bbreg, generateBoundingBox, pad, rerec
+
+    generator = torch.Generator().manual_seed(0)
+    reg = torch.randn(3, 4, 37, 53, generator=generator) * 0.2
+    probs = torch.rand(3, 37, 53, generator=generator)
+    for scale in (0.6, 0.2127, 0.0521):
+        boxes, image_inds = mtcnn_fast.candidate_boxes(reg, probs, scale, 0.6)
+        expected, expected_inds = generateBoundingBox(reg, probs, scale, 0.6)
+        assert len(boxes) > 100 and torch.equal(boxes, expected) and torch.equal(image_inds, expected_inds)
+    offsets = torch.randn(len(boxes), 4, generator=generator) * 0.1
+    assert torch.equal(mtcnn_fast.regress(boxes[:, :5], offsets), bbreg(boxes[:, :5].clone(), offsets))
+    assert torch.equal(mtcnn_fast.square(boxes[:, :5]), rerec(boxes[:, :5].clone()))
+    # boxes reaching past every edge of a 300 x 200 frame
+    spread = boxes[:, :4] * 3 - 200
+    corners = mtcnn_fast.clipped_corners(spread, 300, 200)
+    for got, want in zip(corners, pad(spread.clone(), 300, 200)):
+        assert np.array_equal(got.numpy(), want)
+    assert corners[0].min() == 1 and corners[3].max() == 300
+
+
+@pytest.mark.parametrize("count", [300, 1500])  # one block of overlaps; several, and torchvision's per-image path
+def test_nms_keeps_what_torchvision_and_facenet_keep(count):
+    import torch
+    from facenet_pytorch.models.utils.detect_face import batched_nms_numpy
+    from torchvision.ops import batched_nms as torchvision_batched_nms
+
+    generator = torch.Generator().manual_seed(count)
+    corner = torch.rand(count, 2, generator=generator) * 6 * count**0.5  # crowded: about half suppressed
+    size = 10 + torch.rand(count, 1, generator=generator) * 90
+    boxes = torch.cat([corner, corner + size * (0.8 + 0.4 * torch.rand(count, 2, generator=generator))], dim=1)
+    scores = torch.rand(count, generator=generator)
+    image_inds = torch.randint(0, 3, (count,), generator=generator)
+    for threshold in (0.5, 0.7):
+        kept = mtcnn_fast.batched_nms(boxes, scores, image_inds, threshold)
+        expected = torchvision_batched_nms(boxes, scores, image_inds, threshold)
+        assert torch.equal(kept, expected), threshold
+        kept_min = mtcnn_fast.batched_nms(boxes, scores, image_inds, threshold, "min")
+        assert torch.equal(kept_min, batched_nms_numpy(boxes, scores, image_inds, threshold, "Min")), threshold
+        for kept_boxes in (kept, kept_min):  # both suppress many boxes and keep many
+            assert 0.05 * count < len(kept_boxes) < 0.95 * count
+    empty = torch.zeros(0, 4)
+    assert mtcnn_fast.batched_nms(empty, torch.zeros(0), torch.zeros(0, dtype=torch.long), 0.5).shape == (0,)

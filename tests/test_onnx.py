@@ -1,6 +1,7 @@
-"""The scanner's ONNX Runtime backend against torch, the reference: the same outputs on real face
-crops for every backbone of the registry and the built-in published detectors, the export cache
-keyed by the checkpoint, ``auto`` without onnxruntime, and the backend named in the output."""
+"""The scanner's ONNX Runtime and OpenVINO backends against torch, the reference: the same outputs
+on real face crops for every backbone of the registry and the built-in published detectors, the
+export cache keyed by the checkpoint, ``auto`` without OpenVINO or onnxruntime, and the backend
+named in the output. OpenVINO's checks run where it is installed (the test extra installs it)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,15 @@ from facesleuth.evaluate.predict import predict_crops
 from facesleuth.train.preprocess import decode_jpeg, prepare_faces
 from facesleuth.published.builtin import DEFAULT_RUN
 from facesleuth.scan import Scanner, ScanOptions, load_scan_run
-from facesleuth.evaluate.inference import BackendError, OnnxClassifier, load_run, resolve_backend, run_digest
+from facesleuth.evaluate.inference import (
+    BackendError,
+    OnnxClassifier,
+    OpenVinoClassifier,
+    load_run,
+    resolve_backend,
+    run_digest,
+    runtime_available,
+)
 from facesleuth.scan.schema import DOCUMENT_SCHEMA
 
 pytest.importorskip("onnxruntime")
@@ -32,6 +41,10 @@ TOLERANCE = 1e-4
 # The smallest input each backbone takes (the schema allows 32 px; Inception's stem needs more).
 SMALLEST_INPUT = {"inception_v4": 96, "inception_resnet_v2": 96}
 BUILTIN_RUNS = sorted(p for p in DEFAULT_RUN.parent.iterdir() if (p / "run.yaml").is_file())
+# The backends that run the exported model, with the class each loads; OpenVINO where installed.
+EXPORTED_BACKENDS = {"onnx": OnnxClassifier, "openvino": OpenVinoClassifier}
+if not runtime_available("openvino"):
+    del EXPORTED_BACKENDS["openvino"]
 
 
 def write_run(folder: Path, name: str, input_size: int, seed: int = 0, faces: list[np.ndarray] | None = None) -> Path:
@@ -73,36 +86,38 @@ def crops(samples) -> list[np.ndarray]:
 
 
 @pytest.mark.parametrize("name", list(REGISTRY))
-def test_onnx_logits_match_torch_for_every_backbone(name, crops, other_faces, tmp_path):
+def test_exported_logits_match_torch_for_every_backbone(name, crops, other_faces, tmp_path):
     run = write_run(tmp_path / name, name, SMALLEST_INPUT.get(name, 64), faces=other_faces)
     torch_run = load_scan_run(run, "cpu", backend="torch")
-    onnx_run = load_scan_run(run, "cpu", backend="onnx")
-    assert isinstance(onnx_run.model, OnnxClassifier) and onnx_run.backend == "onnx"
     inputs = prepare_faces(crops, torch_run.info)
     with torch.inference_mode():
         expected = torch_run.model(inputs).numpy()
         exact = copy.deepcopy(torch_run.model).double()(inputs.double()).numpy()
-    got = onnx_run.model(inputs).numpy()
-    assert got.shape == expected.shape == (len(crops), 2)
     # Within 1e-4 of torch, beyond torch's own float32 rounding: a random network can be badly
     # conditioned (Inception-v4 and EfficientNet-B4 at 96 and 64 px: torch's float32 logits are
     # 1e-3 off its float64 ones, and ONNX Runtime's as close to float64 as torch's).
     rounding = np.abs(expected - exact).max()
-    assert np.abs(got - expected).max() <= TOLERANCE + 2 * rounding
-    assert np.abs(got - exact).max() <= TOLERANCE + 2 * rounding
-    # the faces' logits differ far more than the backends do: the export follows its input
-    assert np.abs(got - expected).max() * 10 < np.ptp(expected, axis=0).max()
+    for backend, classifier in EXPORTED_BACKENDS.items():  # both from the one exported file
+        exported_run = load_scan_run(run, "cpu", backend=backend)
+        assert isinstance(exported_run.model, classifier) and exported_run.backend == backend
+        got = exported_run.model(inputs).numpy()
+        assert got.shape == expected.shape == (len(crops), 2), backend
+        assert np.abs(got - expected).max() <= TOLERANCE + 2 * rounding, backend
+        assert np.abs(got - exact).max() <= TOLERANCE + 2 * rounding, backend
+        # the faces' logits differ far more than the backends do: the export follows its input
+        assert np.abs(got - expected).max() * 10 < np.ptp(expected, axis=0).max(), backend
 
 
 @pytest.mark.parametrize("folder", BUILTIN_RUNS, ids=[p.name for p in BUILTIN_RUNS])
-def test_onnx_matches_torch_for_the_builtin_published_detectors(folder, crops, onnx_cache):
+def test_exported_models_match_torch_for_the_builtin_published_detectors(folder, crops, onnx_cache):
     torch_run = load_scan_run(folder, "cpu", backend="torch")
-    onnx_run = load_scan_run(folder, "cpu", backend="onnx")
     expected = predict_crops(torch_run.model, torch_run.info, crops)
-    got = predict_crops(onnx_run.model, onnx_run.info, crops)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
-    # the package's own folder is never written: the export lives in the user cache
-    assert onnx_run.model.path.parent == onnx_cache / "onnx"
+    for backend in EXPORTED_BACKENDS:
+        exported_run = load_scan_run(folder, "cpu", backend=backend)
+        got = predict_crops(exported_run.model, exported_run.info, crops)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE, err_msg=backend)
+        # the package's own folder is never written: the export lives in the user cache
+        assert exported_run.model.path.parent == onnx_cache / "onnx"
     assert not (folder / "onnx").exists()
 
 
@@ -129,12 +144,18 @@ def test_a_changed_checkpoint_is_exported_again(crops, tmp_path, monkeypatch):
     np.testing.assert_allclose(second(inputs).numpy(), expected, rtol=0, atol=TOLERANCE)
 
 
-def test_auto_takes_torch_without_onnxruntime_or_off_the_cpu(monkeypatch):
-    assert resolve_backend("auto", "cpu") == "onnx"
+def test_auto_takes_openvino_then_onnx_then_torch_and_torch_off_the_cpu(monkeypatch):
+    pytest.importorskip("openvino")
+    assert resolve_backend("auto", "cpu") == "openvino"
     assert resolve_backend("auto", "cuda") == "torch"
-    with pytest.raises(BackendError, match="CPU only"):
-        resolve_backend("onnx", "cuda:0")
-    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed: importing it raises
+    for backend in ("onnx", "openvino"):
+        with pytest.raises(BackendError, match=f"{backend} runs on the CPU only"):
+            resolve_backend(backend, "cuda:0")
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed: importing it raises
+    assert resolve_backend("auto", "cpu") == "onnx"
+    with pytest.raises(BackendError, match=r"pip install 'facesleuth\[openvino\]'"):
+        resolve_backend("openvino", "cpu")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     assert resolve_backend("auto", "cpu") == "torch"
     with pytest.raises(BackendError, match=r"pip install 'facesleuth\[onnx\]'"):
         resolve_backend("onnx", "cpu")
@@ -143,7 +164,7 @@ def test_auto_takes_torch_without_onnxruntime_or_off_the_cpu(monkeypatch):
     assert not isinstance(scanner.run.members[0].model, OnnxClassifier)
 
 
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", *EXPORTED_BACKENDS])
 def test_the_scan_output_names_the_backend(backend, samples, tmp_path, capsys):
     from facesleuth.cli import main
 

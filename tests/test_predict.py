@@ -185,29 +185,32 @@ def test_aggregate_videos_passes_tracks():
     assert means.loc["a", "score"] == pytest.approx(0.5)
 
 
-def test_the_workflow_predicts_on_onnx_runtime_when_the_config_says_so(trained, samples, tmp_path):
-    """evaluation.backend onnx: the same face scores as torch's (within 1e-4) from the run's
-    exported model, kept in the run folder; a trained run and a published one (as rule
+def test_the_workflow_predicts_on_an_exported_model_when_the_config_says_so(trained, samples, tmp_path):
+    """evaluation.backend onnx and openvino: the same face scores as torch's (within 1e-4) from
+    the run's exported model, kept in the run folder; a trained run and a published one (as rule
     predict_baseline names it, by its run.yaml)."""
     pytest.importorskip("onnxruntime")
-    from facesleuth.evaluate.inference import BackendError, OnnxClassifier, load_predictor
+    from facesleuth.evaluate.inference import BackendError, OnnxClassifier, OpenVinoClassifier, load_predictor, runtime_available
     from facesleuth.published.builtin import BUILTIN_RUNS
 
+    exported = ["onnx"] + (["openvino"] if runtime_available("openvino") else [])
     run_dir, _ = trained
     write_parquet(faces_frame(samples, {"fake1": (1, 3), "real1": (0, 3)}), tmp_path / "000.parquet")
     write_parquet(_manifest({"fake1": 1, "real1": 0}), tmp_path / "manifest.parquet")
     for run in (run_dir, BUILTIN_RUNS["Meso4_DF"] / "run.yaml"):
         scores = {}
-        for backend in ("torch", "onnx"):
+        for backend in ("torch", *exported):
             evaluation = {"aggregation": "mean", "no_face_score": 0.5, "batch_size": 4, "backend": backend}
             _, faces_df = predict_testset(run, [tmp_path / "000.parquet"], [], tmp_path / "manifest.parquet",
                                           evaluation, "cpu")
             scores[backend] = faces_df["score"].to_numpy()
-        np.testing.assert_allclose(scores["onnx"], scores["torch"], rtol=0, atol=1e-4)
-        # the faces' scores differ far more than the backends do: the export follows its input
-        assert len(scores["torch"]) == 6 and np.abs(scores["onnx"] - scores["torch"]).max() * 10 < np.ptp(scores["torch"])
+        for backend in exported:
+            np.testing.assert_allclose(scores[backend], scores["torch"], rtol=0, atol=1e-4, err_msg=backend)
+            # the faces' scores differ far more than the backends do: the export follows its input
+            assert len(scores["torch"]) == 6
+            assert np.abs(scores[backend] - scores["torch"]).max() * 10 < np.ptp(scores["torch"]), backend
     assert len(list((run_dir / "onnx").glob("*.onnx"))) == 1
     model, _ = load_predictor(run_dir, "cpu", "auto")
-    assert isinstance(model, OnnxClassifier)
+    assert isinstance(model, OpenVinoClassifier if "openvino" in exported else OnnxClassifier)
     with pytest.raises(BackendError, match=r"evaluation.backend onnx runs on the CPU only.*set evaluation.backend to auto"):
         load_predictor(run_dir, "cuda", "onnx")

@@ -101,9 +101,10 @@ WANDB_MODES: tuple[str, ...] = ("auto", "offline", "online")
 
 #: What runs the face classifier (facesleuth.evaluate.inference), in the scanner and the service
 #: (auto by default) and in the workflow's predictions (evaluation.backend, torch by default):
-#: auto picks onnx on a CPU with onnxruntime installed, torch otherwise.
+#: auto picks, on a CPU, openvino when OpenVINO is installed, else onnx when ONNX Runtime is,
+#: else torch.
 AUTO_BACKEND = "auto"
-INFERENCE_BACKENDS: tuple[str, ...] = (AUTO_BACKEND, "torch", "onnx")
+INFERENCE_BACKENDS: tuple[str, ...] = (AUTO_BACKEND, "torch", "onnx", "openvino")
 
 FRAME_POLICIES: dict[str, str] = {
     "exact": "the frame at the sampled index itself",

@@ -33,6 +33,39 @@ def resolve_device(name: str = "auto") -> str:
     return name
 
 
+def importable(module: str) -> bool:
+    """Whether ``module`` (an optional dependency) imports here."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+CACHE_ENV = "FACESLEUTH_CACHE"
+
+
+def user_cache() -> Path:
+    """Where facesleuth keeps what it derives once per model (exported networks):
+    ``$FACESLEUTH_CACHE``, else the platform's user cache folder for facesleuth."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    import pooch  # a dependency already (facesleuth samples fetch); platformdirs underneath
+
+    return Path(pooch.os_cache("facesleuth"))
+
+
+def openvino_cpu_config(threads: int) -> dict:
+    """OpenVINO's CPU settings for facesleuth's networks: float32, as torch computes (on CPUs
+    with AMX or AVX512-BF16 OpenVINO would otherwise pick bfloat16, about 1e-2 off torch), one
+    stream of ``threads`` threads for the lowest latency, and threads left unpinned, so that
+    workers sized to the cores share them as the operating system schedules."""
+    return {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+            "INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": False}
+
+
 def claimed_gpus(device: str, gpus: int = 1) -> int:
     """GPUs a workflow job on ``device`` claims: none for ``cpu``, else ``gpus`` (``auto`` takes a GPU where there is one)."""
     return 0 if str(device).strip() == "cpu" else int(gpus)

@@ -30,7 +30,7 @@ LIMIT_FLAGS = (
     ("--input-seconds", "input_seconds", float, "wall-clock seconds one input may take (timed_out)"),
 )
 
-THREADS_HELP = ("CPU threads for torch and ONNX Runtime in each scanning process, or auto (default): the cores "
+THREADS_HELP = ("CPU threads for torch, ONNX Runtime and OpenVINO in each scanning process, or auto (default): the cores "
                 "the 1-minute load average leaves idle, shared among the scanning processes, at least 1")
 
 
@@ -55,10 +55,11 @@ def frame_settings(args: argparse.Namespace) -> dict[str, Any]:
 def add_backend_argument(parser: argparse.ArgumentParser) -> None:
     """``--backend``: what runs the face classifier (scan, serve and worker alike)."""
     parser.add_argument("--backend", choices=list(registry.INFERENCE_BACKENDS), default=registry.AUTO_BACKEND,
-                        help="what runs the face classifier: torch, or onnx (ONNX Runtime, on the CPU; the model is "
-                             "exported once and cached in the run folder's onnx/, or the user cache when that cannot "
-                             "be written). auto (default): onnx on the CPU when onnxruntime is installed "
-                             "(pip install 'facesleuth[onnx]'), torch otherwise")
+                        help="what runs the face classifier: torch, onnx (ONNX Runtime) or openvino (OpenVINO, "
+                             "which runs MTCNN too); the last two on the CPU, on a model exported once and cached in "
+                             "the run folder's onnx/, or the user cache when that cannot be written. auto (default): "
+                             "on the CPU openvino when it is installed (pip install 'facesleuth[openvino]'), else onnx "
+                             "when onnxruntime is (pip install 'facesleuth[onnx]'), else torch; torch on a GPU")
 
 
 def backend_setting(backend: str, device: str) -> str:

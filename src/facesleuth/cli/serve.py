@@ -175,7 +175,7 @@ def settings_from_args(args: argparse.Namespace):
 
 def check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ...]:
     """Fail at once with what a run folder holds, not in every worker after the server started;
-    the model's limits, for the upload page. With the onnx backend the model is exported here,
+    the model's limits, for the upload page. With onnx or openvino the model is exported here,
     once, before the workers load it."""
     from facesleuth.scan import RunFolderError, load_scan_run
 

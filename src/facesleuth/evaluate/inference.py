@@ -1,21 +1,24 @@
-"""The face classifier's backends: torch (the reference) and ONNX Runtime.
+"""The face classifier's backends: torch (the reference), ONNX Runtime and OpenVINO.
 
-On a CPU, ONNX Runtime runs the same network faster than torch eager (benchmarks/README.md,
-scan latency), so ``auto``, the default of ``facesleuth scan`` and ``serve``, takes it there
-when ``onnxruntime`` is installed (the ``onnx`` extra) and torch otherwise (or on a GPU). The
+On a CPU, ONNX Runtime and OpenVINO run the same network faster than torch eager, OpenVINO
+fastest (benchmarks/README.md, scan latency), so ``auto``, the default of ``facesleuth scan``
+and ``serve``, takes OpenVINO there when ``openvino`` is installed (the ``openvino`` extra), else
+ONNX Runtime when ``onnxruntime`` is (the ``onnx`` extra), and torch otherwise (or on a GPU). The
 workflow's predictions take ``evaluation.backend`` (torch unless the config says otherwise:
 the study's numbers come from the reference), through :func:`load_predictor`.
 
-The ONNX model is exported from the run's torch model with ``torch.onnx.export`` (the
-TorchScript exporter: it handles every backbone of the registry and the published detectors
-without onnxscript) with a dynamic batch axis, once, and cached under a name made of the
-run's checkpoint's sha256 (with its run.yaml for an imported detector, whose run.yaml chooses the
-network's output mapping), so a retrained or replaced checkpoint is exported again and a stale
-file is never used. The cache is ``<run folder>/onnx/`` where that folder can be written and is
-not inside the installed package (the built-in runs), else the user cache
+Both run one file: the ONNX model exported from the run's torch model with ``torch.onnx.export``
+(the TorchScript exporter: it handles every backbone of the registry and the published
+detectors without onnxscript) with a dynamic batch axis, once, and cached under a name made of
+the run's checkpoint's sha256 (with its run.yaml for an imported detector, whose run.yaml chooses
+the network's output mapping), so a retrained or replaced checkpoint is exported again and a
+stale file is never used. The cache is ``<run folder>/onnx/`` where that folder can be written
+and is not inside the installed package (the built-in runs), else the user cache
 (``$FACESLEUTH_CACHE/onnx``, by default the platform's user cache folder for facesleuth).
 With an exported model cached, a run loads without building its torch model (no timm import).
-MTCNN stays on torch: ONNX Runtime ran its three networks no faster (benchmarks/README.md).
+OpenVINO computes in float32 (:func:`facesleuth.runtime.openvino_cpu_config`). MTCNN stays on
+torch with ONNX Runtime, which ran its three networks no faster; with OpenVINO it runs there too
+(:mod:`facesleuth.extract.mtcnn_openvino`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +36,17 @@ import yaml
 
 from facesleuth.io import atomic_path
 from facesleuth.registry import INFERENCE_BACKENDS
+from facesleuth.runtime import CACHE_ENV, importable, openvino_cpu_config, user_cache
 from facesleuth.train.checkpoint import load_checkpoint
 from facesleuth.train.models import build_model
 
 log = logging.getLogger(__name__)
 
 BACKENDS = INFERENCE_BACKENDS
-AUTO, TORCH, ONNX = BACKENDS
-CACHE_ENV = "FACESLEUTH_CACHE"
+AUTO, TORCH, ONNX, OPENVINO = BACKENDS
+# What each exported-model backend imports and the extra that installs it; auto's order of
+# preference on the CPU.
+RUNTIMES = {OPENVINO: ("openvino", "openvino"), ONNX: ("onnxruntime", "onnx")}
 ONNX_FOLDER = "onnx"  # beside the run's files, and in the user cache
 # Part of every cached file's key: raise it when the export changes, so older files are not used.
 EXPORT_VERSION = 1
@@ -52,30 +59,29 @@ class BackendError(ValueError):
     """The asked backend cannot run here; the message says what to do."""
 
 
-def onnxruntime_available() -> bool:
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def runtime_available(backend: str) -> bool:
+    """Whether the package that runs ``backend`` (onnx or openvino) can be imported."""
+    return importable(RUNTIMES[backend][0])
 
 
 def resolve_backend(backend: str, device: str, setting: str = "--backend") -> str:
-    """The backend that runs on ``device`` (already resolved): ``auto`` is onnx on the CPU when
-    onnxruntime is installed, torch otherwise. BackendError for onnx where it cannot run, its
-    message naming ``setting`` (the flag, or the config key of the workflow's predictions)."""
+    """The backend that runs on ``device`` (already resolved): ``auto`` is, on the CPU, the first
+    of openvino and onnx whose package is installed, torch otherwise. BackendError for onnx or
+    openvino where it cannot run, its message naming ``setting`` (the flag, or the config key of
+    the workflow's predictions)."""
     command_line = setting.startswith("--")
     if backend not in BACKENDS:
         raise BackendError(f"{setting} must be one of {', '.join(BACKENDS)}, got {backend!r}")
     on_cpu = str(device) == "cpu"
     if backend == AUTO:
-        return ONNX if on_cpu and onnxruntime_available() else TORCH
-    if backend == ONNX and not on_cpu:
+        return next((b for b in RUNTIMES if runtime_available(b)), TORCH) if on_cpu else TORCH
+    if backend in RUNTIMES and not on_cpu:
         fix = ("add --device cpu or use --backend torch" if command_line
                else f"set {setting} to auto (torch where there is a GPU) or torch")
-        raise BackendError(f"{setting} onnx runs on the CPU only, the device is {device}: {fix}")
-    if backend == ONNX and not onnxruntime_available():
-        raise BackendError(f"{setting} onnx needs onnxruntime: pip install 'facesleuth[onnx]' "
+        raise BackendError(f"{setting} {backend} runs on the CPU only, the device is {device}: {fix}")
+    if backend in RUNTIMES and not runtime_available(backend):
+        package, extra = RUNTIMES[backend]
+        raise BackendError(f"{setting} {backend} needs {package}: pip install 'facesleuth[{extra}]' "
                            f"(or use {'--backend' if command_line else setting} torch)")
     return backend
 
@@ -167,6 +173,30 @@ class OnnxClassifier:
         return torch.from_numpy(self.session.run([OUTPUT_NAME], {INPUT_NAME: array})[0])
 
 
+class OpenVinoClassifier:
+    """An exported classifier compiled by OpenVINO for the CPU, called like the torch model: a
+    batch of prepared faces (torch tensor) in, the two logits (real, fake) per face out."""
+
+    def __init__(self, path: str | os.PathLike, threads: int | None = None):
+        import openvino as ov
+
+        self.path = Path(path)
+        core = ov.Core()
+        config = openvino_cpu_config(threads or torch.get_num_threads())  # torch's, as OnnxClassifier
+        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
+        self.output = self.compiled.output(OUTPUT_NAME)
+        # an infer request serves one call at a time: one per calling thread
+        self._requests = threading.local()
+
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
+        # the request's output buffer is reused by its next call: copied out
+        return torch.from_numpy(np.array(request.infer({INPUT_NAME: array})[self.output], copy=True))
+
+
 def run_digest(checkpoint: Path, published: bool) -> str:
     """The cache key of a run's exported model: sha256 of its checkpoint (and run.yaml for an
     imported detector) and of the export version."""
@@ -177,15 +207,6 @@ def run_digest(checkpoint: Path, published: bool) -> str:
             for block in iter(lambda: handle.read(2**20), b""):
                 digest.update(block)
     return digest.hexdigest()[:DIGEST_CHARS]
-
-
-def user_cache() -> Path:
-    """``$FACESLEUTH_CACHE``, else the platform's user cache folder for facesleuth."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    import pooch  # a dependency already (facesleuth samples fetch); platformdirs underneath
-
-    return Path(pooch.os_cache("facesleuth"))
 
 
 def cache_folders(folder: Path) -> list[Path]:
@@ -254,8 +275,9 @@ def _export_for_run(folder: Path, checkpoint: Path, digest: str) -> tuple[Path, 
 
 
 def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -> tuple[Any, dict[str, Any]]:
-    """(model, settings) of a run for ``backend`` (torch or onnx, resolved): the torch model in
-    eval mode on ``device``, or an :class:`OnnxClassifier` of the cached (or newly exported) model."""
+    """(model, settings) of a run for ``backend`` (torch, onnx or openvino, resolved): the torch
+    model in eval mode on ``device``, or an :class:`OnnxClassifier` or :class:`OpenVinoClassifier`
+    of the cached (or newly exported) model."""
     if backend == TORCH:
         model, info = load_run(checkpoint, device)
         # channels_last on CPU too (load_run does it on GPU): the same scores for less CPU
@@ -267,7 +289,7 @@ def load_classifier(folder: Path, checkpoint: Path, device: str, backend: str) -
         info = read_run_info(checkpoint)
     else:
         path, info = _export_for_run(folder, checkpoint, digest)
-    return OnnxClassifier(path), info
+    return (OpenVinoClassifier(path) if backend == OPENVINO else OnnxClassifier(path)), info
 
 
 def run_files(path: str | os.PathLike) -> tuple[Path, Path]:
@@ -284,7 +306,7 @@ def run_files(path: str | os.PathLike) -> tuple[Path, Path]:
 
 def load_predictor(path: str | os.PathLike, device: str, backend: str = TORCH,
                    setting: str = "evaluation.backend") -> tuple[Any, dict[str, Any]]:
-    """(model, settings) of a run (as :func:`load_run` takes it) for ``backend``: auto, torch or
-    onnx, resolved for ``device`` by :func:`resolve_backend` (its errors name ``setting``)."""
+    """(model, settings) of a run (as :func:`load_run` takes it) for ``backend``: auto, torch,
+    onnx or openvino, resolved for ``device`` by :func:`resolve_backend` (its errors name ``setting``)."""
     folder, checkpoint = run_files(path)
     return load_classifier(folder, checkpoint, device, resolve_backend(backend, device, setting))

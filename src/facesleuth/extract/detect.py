@@ -22,7 +22,7 @@ import numpy as np
 
 from facesleuth.config import section_defaults
 from facesleuth.extract import mtcnn_fast
-from facesleuth.runtime import resolve_device
+from facesleuth.runtime import importable, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ DETECTION_DEFAULTS: dict[str, Any] = section_defaults("extraction", "detection")
 # "fast": facesleuth.extract.mtcnn_fast (same networks and faces, faster on CPU: benchmarks/README.md); "facenet":
 # facenet-pytorch's own MTCNN.detect, kept as the reference and the fallback.
 IMPLEMENTATIONS = ("fast", "facenet")
+# What runs MTCNN's networks: torch, or OpenVINO on the CPU (facesleuth.extract.mtcnn_openvino).
+BACKENDS = ("torch", "openvino")
 
 
 class FrameFaces(NamedTuple):
@@ -121,6 +123,7 @@ class FaceDetector:
     margin: int = DETECTION_DEFAULTS["margin"]
     jpeg_quality: int = DETECTION_DEFAULTS["jpeg_quality"]
     implementation: str = DETECTION_DEFAULTS["implementation"]
+    backend: str = DETECTION_DEFAULTS["backend"]
     _mtcnn: Any = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -130,6 +133,8 @@ class FaceDetector:
             raise ValueError(
                 f"extraction.detection.implementation: {self.implementation!r} is not one of {list(IMPLEMENTATIONS)}"
             )
+        if self.backend not in BACKENDS:
+            raise ValueError(f"extraction.detection.backend: {self.backend!r} is not one of {list(BACKENDS)}")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any] | None = None, **overrides: Any) -> FaceDetector:
@@ -149,9 +154,12 @@ class FaceDetector:
     @property
     def mtcnn(self):
         if self._mtcnn is None:
+            import torch
             from facenet_pytorch import MTCNN  # imported on use: see the module docstring
 
             device = self.torch_device
+            if self.backend == "openvino":
+                self._check_openvino(device)  # before the networks land on a GPU
             # keep_all: every face; select_largest=False: order by probability, not size.
             self._mtcnn = MTCNN(
                 keep_all=True,
@@ -161,14 +169,25 @@ class FaceDetector:
                 device=device,
             )
             if self.implementation == "fast":
-                import torch  # loaded by facenet_pytorch just above
-
                 # mtcnn_fast feeds every network channels-last input; channels-last weights
                 # save the per-call weight reorder (about 15% of its CPU time), same faces.
                 self._mtcnn.to(memory_format=torch.channels_last)
+            if self.backend == "openvino":
+                from facesleuth.extract import mtcnn_openvino
+
+                mtcnn_openvino.use_openvino(self._mtcnn, torch.get_num_threads())  # this process's threads
             self.device = device
-            log.info("MTCNN loaded on %s", device)
+            log.info("MTCNN loaded on %s (%s)", device, self.backend)
         return self._mtcnn
+
+    @staticmethod
+    def _check_openvino(device: str) -> None:
+        if device != "cpu":
+            raise ValueError(f"extraction.detection.backend openvino runs on the CPU only, the device is {device}: "
+                             "set device: cpu, or backend: torch")
+        if not importable("openvino"):
+            raise ValueError("extraction.detection.backend openvino needs OpenVINO: pip install 'facesleuth[openvino]' "
+                             "(or set backend: torch)")
 
     def load(self) -> FaceDetector:
         """Load MTCNN now, so a missing model or a bad device fails before any video is read."""

@@ -5,29 +5,32 @@ networks' arithmetic (benchmarks/README.md, "MTCNN" has the measured split). Wha
 
 - R-Net and O-Net receive their stacked 24x24 / 48x48 crops in channels-last layout, where CPU
   max-pooling with ``ceil_mode`` is far faster than in NCHW, in chunks of CPU_CROP_CHUNK crops.
-- A pyramid level (``interpolate(mode="area")`` there) is, on CPU and 8-bit frames, read from
-  the frame's integer summed-area table, four gathers per level.
-- Stage 2 and 3 cut and resize each candidate with less overhead per box on CPU (a vectorised
-  gather costs more there); on a GPU, where thousands of tiny kernel launches are the cost, all
-  crops come from one summed-area table in a few vectorised gathers.
+- On the CPU with 8-bit frames, the pyramid levels (``interpolate(mode="area")`` there) and the
+  candidates' crops for stages 2 and 3 are read from the frames' integer summed-area tables
+  (:class:`FrameTables`), in a few vectorised gathers; on a GPU, where thousands of tiny kernel
+  launches are the cost, the crops come from one summed-area table in torch.
+- Non-maximum suppression is greedy NMS in numpy (:func:`greedy_nms`), which keeps the boxes
+  torchvision's and facenet's keep, without importing torchvision (it imports torch._dynamo:
+  about 1.5 s of a scanner's cold start).
 
 Area resampling is the mean over integer windows ``[floor(i*n/s), ceil((i+1)*n/s))``; with
 window sums of 8-bit pixels computed exactly in integers and divided as PyTorch's CPU
 kernel divides (sum / rows / columns in float32), pyramid levels and crops are bit-identical
 to facenet's on CPU. Only the convolutions' float rounding differs between layouts (about
-1e-6). Everything else (P-Net, box generation, NMS, regression, the stage-3 "Min" NMS) is
-facenet-pytorch's own code, called from here, so the same candidates meet the same
-decisions. Two deliberate differences, both where facenet fails: it drops a candidate whose
-clipped box is empty from the crops but not from the boxes and then raises an IndexError
-(here it is dropped from both), and it raises on an image smaller than the smallest face
-searched (here: no faces).
+1e-6). The box arithmetic (candidates, regression, squaring, clipping) is computed with the
+torch operations facenet computes it with, and each function is tested against facenet's, so
+the same candidates meet the same decisions. Two deliberate differences, both where facenet
+fails: it drops a candidate whose clipped box is empty from the crops but not from the boxes
+and then raises an IndexError (here it is dropped from both), and it raises on an image smaller
+than the smallest face searched (here: no faces).
 
 The pretrained P/R/O-Nets are those of the installed facenet-pytorch wheel (pass
-``facenet_pytorch.MTCNN``'s ``pnet``, ``rnet``, ``onet``); no weights live in this repository.
+``facenet_pytorch.MTCNN``'s ``pnet``, ``rnet``, ``onet``, or OpenVINO's compiled copies from
+:mod:`facesleuth.extract.mtcnn_openvino`); no weights live in this repository.
 
-torch, torchvision and facenet-pytorch are imported inside the functions that use them:
-:mod:`facesleuth.extract.detect` imports this module, and steps that never detect import detect
-(the extraction summary, ``facesleuth faces --help``); torch alone takes seconds to import.
+torch and OpenCV are imported inside the functions that use them: :mod:`facesleuth.extract.detect`
+imports this module, and steps that never detect import detect (the extraction summary,
+``facesleuth faces --help``); torch alone takes seconds to import.
 """
 
 from __future__ import annotations
@@ -123,37 +126,84 @@ def _pyramid_plan(height: int, width: int, sizes: tuple[tuple[int, int], ...]):
     return plan
 
 
-def area_pyramid(frames: np.ndarray, sizes: list[tuple[int, int]]):
-    """``interpolate(frames, size, mode="area")`` for each (height, width) in ``sizes``, as
-    channels-last float32 tensors, from (B, H, W, 3) uint8 ``frames``.
+class FrameTables:
+    """The summed-area tables of a batch of 8-bit frames (OpenCV's ``integral``: exact integers),
+    from which the CPU reads both the pyramid levels and the candidates' crops.
 
-    Bit-identical to PyTorch's CPU kernel: each window's sum is an exact integer from the frame's
-    summed-area table (OpenCV's ``integral``), taken with one gather per corner for the whole
-    level, and divided as the kernel divides (float32 sum / rows / columns). Frame by frame, so
-    the table stays in cache (benchmarks/README.md, "MTCNN").
+    Both are bit-identical to PyTorch's CPU kernels: each window's sum is an exact integer
+    (four table corners), divided as the kernels divide (float32 sum / rows / columns). They
+    come out as (N, h, w, 3) float32 memory, an NCHW tensor in the channels-last layout the
+    networks take.
     """
-    import cv2
-    import torch
 
-    batch, height, width, _ = frames.shape
-    # int32 holds every sum of a frame up to 8.4 Mpx; float64 holds larger ones exactly
-    depth = cv2.CV_32S if _sum_dtype(height, width) == np.int32 else cv2.CV_64F
-    plan = _pyramid_plan(height, width, tuple(sizes))
-    levels = [np.empty((batch, out_h, out_w, 3), np.float32) for out_h, out_w in sizes]
-    for index, frame in enumerate(frames):
-        table = cv2.integral(np.ascontiguousarray(frame), sdepth=depth).ravel()
-        for level, (corners, rows, cols) in zip(levels, plan):
-            sums = table.take(corners)
-            window = sums[0] - sums[1]
-            window -= sums[2]
-            window += sums[3]
-            out = level[index]
-            # exact while a window's sum is below 2**24, as in every level of a frame at detection size
-            np.copyto(out, window, casting="unsafe")
-            out /= rows
-            out /= cols
-    # (B, h, w, 3) memory is an NCHW tensor in channels-last layout, as the networks take it
-    return [torch.from_numpy(level).permute(0, 3, 1, 2) for level in levels]
+    def __init__(self, frames: np.ndarray):
+        """``frames``: (B, H, W, 3) uint8."""
+        import cv2
+
+        batch, height, width, _ = frames.shape
+        # int32 holds every sum of a frame up to 8.4 Mpx; float64 holds larger ones exactly
+        dtype = np.int32 if _sum_dtype(height, width) == np.int32 else np.float64
+        self.tables = np.empty((batch, height + 1, width + 1, 3), dtype)
+        for frame, table in zip(frames, self.tables):  # written in place: no copy of the batch's tables
+            cv2.integral(np.ascontiguousarray(frame), table, sdepth=cv2.CV_32S if dtype == np.int32 else cv2.CV_64F)
+        self.height, self.width = height, width
+
+    def pyramid(self, sizes: list[tuple[int, int]]):
+        """``interpolate(frames, size, mode="area")`` for each (height, width) in ``sizes``:
+        four gathers of precomputed corner indices per level, frame by frame."""
+        import torch
+
+        plan = _pyramid_plan(self.height, self.width, tuple(sizes))
+        levels = [np.empty((len(self.tables), out_h, out_w, 3), np.float32) for out_h, out_w in sizes]
+        for index, table in enumerate(self.tables):
+            table = table.ravel()
+            for level, (corners, rows, cols) in zip(levels, plan):
+                sums = table.take(corners)
+                window = sums[0] - sums[1]
+                window -= sums[2]
+                window += sums[3]
+                out = level[index]
+                # exact while a window's sum is below 2**24, as in every level of a frame at detection size
+                np.copyto(out, window, casting="unsafe")
+                out /= rows
+                out /= cols
+        return [torch.from_numpy(level).permute(0, 3, 1, 2) for level in levels]
+
+    def crops(self, image_inds, y0, y1, x0, x1, size: int):
+        """Same contract as :func:`crops_by_loop` (boxes as int tensors, float32 out), from the
+        tables: TABLE_BOXES boxes per gather, which bounds the indices' memory."""
+        import torch
+
+        boxes = [v.cpu().numpy().astype(np.int64) for v in (image_inds, y0, y1, x0, x1)]
+        out = np.empty((len(boxes[0]), size, size, 3), np.float32)
+        for start in range(0, len(out), TABLE_BOXES):
+            part = slice(start, start + TABLE_BOXES)
+            self._crops(*(v[part] for v in boxes), size, out[part])
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+    def _crops(self, image_inds, y0, y1, x0, x1, size: int, out: np.ndarray) -> None:
+        steps = np.arange(size)
+
+        def windows(start, stop):  # area_windows, for N boxes at once
+            n = (stop - start)[:, None]
+            return start[:, None] + (steps * n) // size, start[:, None] - (-(steps + 1) * n) // size
+
+        (ya, yb), (xa, xb) = windows(y0, y1), windows(x0, x1)
+        row = (self.width + 1) * 3
+        base = image_inds * ((self.height + 1) * row)
+        rows_a, rows_b = base[:, None] + ya * row, base[:, None] + yb * row
+        cols_a, cols_b = xa[:, :, None] * 3 + np.arange(3), xb[:, :, None] * 3 + np.arange(3)
+        flat = self.tables.reshape(-1)
+
+        def corner(rows, cols):
+            return flat.take(rows[:, :, None, None] + cols[:, None, :, :])
+
+        window = corner(rows_b, cols_b) - corner(rows_a, cols_b)
+        window -= corner(rows_b, cols_a)
+        window += corner(rows_a, cols_a)
+        np.copyto(out, window, casting="unsafe")
+        out /= (yb - ya).astype(np.float32)[:, :, None, None]
+        out /= (xb - xa).astype(np.float32)[:, None, :, None]
 
 
 def crops_by_loop(pixels, image_inds, y0, y1, x0, x1, size: int, dtype):
@@ -234,19 +284,123 @@ class SummedAreaTable:
         return sums.to(self.dtype) / rows / cols
 
 
+# ---------------------------------------------------------------------------- candidate boxes
+# MTCNN's box arithmetic, in the torch operations facenet-pytorch 2.5.3 computes it with (the
+# same boxes to the bit: tests/test_mtcnn_fast.py compares each function with facenet's), and
+# greedy NMS in numpy in place of torchvision's, whose import (it imports torch._dynamo) made
+# about 1.5 s of a scanner's cold start (benchmarks/README.md, scan latency).
+
+P_NET_STRIDE, P_NET_CELL = 2, 12  # P-Net's output cells: 12 px windows, 2 px apart
+NMS_ROWS = 512  # boxes whose overlaps with all others greedy_nms computes at once (K x 512 bytes)
+
+
+def candidate_boxes(reg, probs, scale: float, threshold: float):
+    """P-Net's windows at one pyramid level (``reg`` (B, 4, h, w), ``probs`` (B, h, w)) that score
+    at least ``threshold``: (N, 9) boxes (x0, y0, x1, y1 in frame pixels, score, the 4
+    regression offsets) in row-major order, and their (N,) image indices."""
+    import torch
+
+    hits = (probs >= threshold).nonzero()  # (N, 3): image, row, column
+    image_inds, rows, cols = hits.unbind(1)
+    cells = torch.stack([cols, rows], dim=1).to(reg.dtype)  # (x, y) of each window
+    top_left = ((P_NET_STRIDE * cells + 1) / scale).floor()
+    bottom_right = ((P_NET_STRIDE * cells + P_NET_CELL) / scale).floor()
+    offsets = reg.permute(0, 2, 3, 1)[image_inds, rows, cols]
+    return torch.cat([top_left, bottom_right, probs[image_inds, rows, cols].unsqueeze(1), offsets], dim=1), image_inds
+
+
+def regress(boxes, offsets):
+    """``boxes`` (N, >=4) moved by the networks' regression ``offsets`` (N, 4), in units of the
+    boxes' inclusive widths and heights; columns after the fourth are kept."""
+    import torch
+
+    widths = boxes[:, 2] - boxes[:, 0] + 1
+    heights = boxes[:, 3] - boxes[:, 1] + 1
+    moved = torch.stack([boxes[:, 0] + offsets[:, 0] * widths, boxes[:, 1] + offsets[:, 1] * heights,
+                         boxes[:, 2] + offsets[:, 2] * widths, boxes[:, 3] + offsets[:, 3] * heights], dim=1)
+    return torch.cat([moved, boxes[:, 4:]], dim=1)
+
+
+def square(boxes):
+    """``boxes`` grown to squares of their longer side about their centres (other columns kept)."""
+    import torch
+
+    heights = boxes[:, 3] - boxes[:, 1]
+    widths = boxes[:, 2] - boxes[:, 0]
+    side = torch.max(widths, heights)
+    x0 = boxes[:, 0] + widths * 0.5 - side * 0.5
+    y0 = boxes[:, 1] + heights * 0.5 - side * 0.5
+    return torch.cat([torch.stack([x0, y0, x0 + side, y0 + side], dim=1), boxes[:, 4:]], dim=1)
+
+
+def clipped_corners(boxes, width: int, height: int):
+    """Each box's truncated integer corners clipped to the frame, 1-based and inclusive as
+    MTCNN cuts them: (y0, y1, x0, x1) long tensors, the box being rows y0 - 1 .. y1 - 1."""
+    import torch
+
+    corners = boxes[:, :4].trunc().int().long()
+    x0, y0 = corners[:, 0].clamp(min=1), corners[:, 1].clamp(min=1)
+    x1, y1 = corners[:, 2].clamp(max=width), corners[:, 3].clamp(max=height)
+    return y0, y1, x0, x1
+
+
+def greedy_nms(boxes: np.ndarray, scores: np.ndarray, threshold: float, overlap: str = "union") -> np.ndarray:
+    """Indices of the boxes (K, 4) greedy non-maximum suppression keeps, highest score first.
+
+    ``overlap``: "union" (intersection over union of the boxes' areas, as torchvision's nms
+    computes it: a box is dropped above ``threshold``) or "min" (intersection over the smaller
+    box, with MTCNN's inclusive pixel areas, +1 on each side). Float32 arithmetic in the order
+    those kernels use, compared with the threshold in float64 as they compare.
+    """
+    order = np.argsort(-scores, kind="stable")
+    boxes = np.asarray(boxes, np.float32)[order]
+    x0, y0, x1, y1 = (np.ascontiguousarray(boxes[:, i]) for i in range(4))
+    inclusive = np.float32(1 if overlap == "min" else 0)
+    areas = (x1 - x0 + inclusive) * (y1 - y0 + inclusive)
+
+    def overlaps(rows: slice) -> np.ndarray:  # (rows, K): whether box row drops box column
+        top = (x0[rows, None], y0[rows, None], x1[rows, None], y1[rows, None], areas[rows, None])
+        widths = np.maximum(np.float32(0), np.minimum(top[2], x1) - np.maximum(top[0], x0) + inclusive)
+        heights = np.maximum(np.float32(0), np.minimum(top[3], y1) - np.maximum(top[1], y0) + inclusive)
+        inter = widths * heights
+        ratio = inter / (np.minimum(top[4], areas) if overlap == "min" else top[4] + areas - inter)
+        return ratio.astype(np.float64) > threshold
+
+    dropped = np.zeros(len(order), bool)
+    keep = []
+    # the boxes' overlaps computed NMS_ROWS rows at a time, all at once; each kept box then
+    # drops the later boxes it overlaps
+    for start in range(0, len(order), NMS_ROWS):
+        block = overlaps(slice(start, start + NMS_ROWS))
+        for row, i in enumerate(range(start, min(start + NMS_ROWS, len(order)))):
+            if not dropped[i]:
+                keep.append(i)
+                dropped[i + 1 :] |= block[row, i + 1 :]
+    return order[np.asarray(keep, dtype=np.int64)]
+
+
+def batched_nms(boxes, scores, image_inds, threshold: float, overlap: str = "union"):
+    """:func:`greedy_nms` within each image (the boxes of different images shifted apart first,
+    as torchvision's and facenet's batched NMS do): a long tensor of the kept indices."""
+    import torch
+
+    if len(boxes) == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    shifted = boxes + (image_inds.to(boxes) * (boxes.max() + 1))[:, None]
+    keep = greedy_nms(shifted.cpu().numpy(), scores.cpu().numpy(), threshold, overlap)
+    return torch.from_numpy(keep).to(boxes.device)
+
+
 # ---------------------------------------------------------------------------- stages
 
 
 def _network_inputs(crop, boxes, image_inds, width: int, height: int, size: int):
-    """facenet's ``pad`` + per-box ``imresample`` + normalisation, for all candidates.
+    """Each candidate clipped to the frame, area-resized to ``size`` and normalised.
 
     Returns the normalised crops and the mask of candidates whose clipped box is not empty.
     """
-    import torch
-    from facenet_pytorch.models.utils.detect_face import pad
-
-    y, ey, x, ex = (torch.as_tensor(v, device=boxes.device) for v in pad(boxes, width, height))
-    # facenet slices rows (y - 1):ey and columns (x - 1):ex (1-based inclusive corners).
+    y, ey, x, ex = clipped_corners(boxes, width, height)
+    # rows (y - 1):ey and columns (x - 1):ex: 1-based inclusive corners
     valid = (ey > y - 1) & (ex > x - 1)
     crops = crop(image_inds[valid], (y - 1)[valid], ey[valid], (x - 1)[valid], ex[valid], size)
     return (crops - 127.5) * 0.0078125, valid
@@ -266,23 +420,18 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
     entry holding (K, 5) boxes (x0, y0, x1, y1, probability) and one holding (K, 5, 2)
     landmarks, in descending probability per image.
 
-    ``crop_method``: "loop" (per-box resize calls, fastest on CPU), "table" (summed-area
-    table, vectorised, fastest on GPUs) or "auto" (loop on CPU, table elsewhere).
+    ``crop_method``: "loop" (one resize call per box, as facenet) or "table" (summed-area
+    tables, vectorised: on the CPU with 8-bit frames and float32 networks the pyramid's
+    :class:`FrameTables`, else :class:`SummedAreaTable` in torch); "auto" is "table".
     """
     import torch
-    from facenet_pytorch.models.utils.detect_face import (
-        batched_nms_numpy,
-        bbreg,
-        generateBoundingBox,
-        imresample,
-        rerec,
-    )
-    from torchvision.ops.boxes import batched_nms
+    import torch.nn.functional as F
 
     if crop_method not in CROP_METHODS:
         raise ValueError(f"crop_method must be one of {CROP_METHODS}, got {crop_method!r}")
     frames = _as_image_batch(imgs, device)
-    model_dtype = next(pnet.parameters()).dtype
+    # a compiled stand-in for the torch network (mtcnn_openvino) says its dtype; it has no parameters
+    model_dtype = getattr(pnet, "dtype", None) or next(pnet.parameters()).dtype
     # A permute of NHWC memory is a channels-last view: the convolutions run channels-last.
     pixels = frames.permute(0, 3, 1, 2)
     batch_size = len(pixels)
@@ -294,11 +443,13 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
     # ---- stage 1: P-Net over the pyramid
     scales = pyramid_scales(h, w, minsize, factor)
     sizes = [(int(h * scale + 1), int(w * scale + 1)) for scale in scales]
-    if on_cpu and frames.dtype == torch.uint8 and model_dtype == torch.float32:
-        levels = area_pyramid(frames.numpy(), sizes)
+    # 8-bit frames on the CPU: pyramid and crops read from one set of integer tables
+    tables = FrameTables(frames.numpy()) if on_cpu and frames.dtype == torch.uint8 and model_dtype == torch.float32 else None
+    if tables is not None:
+        levels = tables.pyramid(sizes)
     else:
         imgs = pixels.type(model_dtype)
-        levels = (imresample(imgs, size) for size in sizes)
+        levels = (F.interpolate(imgs, size=size, mode="area") for size in sizes)
     boxes = [torch.zeros(0, 9, device=device, dtype=model_dtype)]
     image_inds = [torch.zeros(0, dtype=torch.long, device=device)]
     scale_picks = [torch.zeros(0, dtype=torch.long, device=device)]
@@ -306,7 +457,7 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
     for scale, level in zip(scales, levels):
         pnet_chunk = max(1, CPU_PNET_PIXELS // (level.shape[2] * level.shape[3])) if on_cpu else batch_size
         reg, probs = _run_chunked(pnet, (level - 127.5) * 0.0078125, pnet_chunk)
-        boxes_scale, image_inds_scale = generateBoundingBox(reg, probs[:, 1], scale, threshold[0])
+        boxes_scale, image_inds_scale = candidate_boxes(reg, probs[:, 1], scale, threshold[0])
         boxes.append(boxes_scale)
         image_inds.append(image_inds_scale)
         pick = batched_nms(boxes_scale[:, :4], boxes_scale[:, 4], image_inds_scale, 0.5)
@@ -323,14 +474,17 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
     qq2 = boxes[:, 1] + boxes[:, 6] * regh
     qq3 = boxes[:, 2] + boxes[:, 7] * regw
     qq4 = boxes[:, 3] + boxes[:, 8] * regh
-    boxes = rerec(torch.stack([qq1, qq2, qq3, qq4, boxes[:, 4]]).permute(1, 0))
+    boxes = square(torch.stack([qq1, qq2, qq3, qq4, boxes[:, 4]]).permute(1, 0))
 
-    if crop_method == "table" or (crop_method == "auto" and not on_cpu):
-        crop = SummedAreaTable(pixels, model_dtype).crops if len(boxes) else None
-    else:
+    if crop_method == "loop":
 
         def crop(*box_args):
             return crops_by_loop(pixels, *box_args, dtype=model_dtype)
+
+    elif tables is not None:
+        crop = tables.crops
+    else:
+        crop = SummedAreaTable(pixels, model_dtype).crops if len(boxes) else None
 
     # ---- stage 2: R-Net refines and filters the candidates
     if len(boxes) > 0:
@@ -345,7 +499,7 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
         mv = out0[:, ipass].permute(1, 0)
         pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7)
         boxes, image_inds, mv = boxes[pick], image_inds[pick], mv[pick]
-        boxes = rerec(bbreg(boxes, mv))
+        boxes = square(regress(boxes, mv))
 
     # ---- stage 3: O-Net scores, regresses and finds landmarks; "Min" NMS
     points = torch.zeros(0, 5, 2, device=device)
@@ -366,8 +520,8 @@ def detect_face(imgs, minsize, pnet, rnet, onet, threshold, factor, device, crop
         points_x = w_i.repeat(5, 1) * points[:5, :] + boxes[:, 0].repeat(5, 1) - 1
         points_y = h_i.repeat(5, 1) * points[5:10, :] + boxes[:, 1].repeat(5, 1) - 1
         points = torch.stack((points_x, points_y)).permute(2, 1, 0)
-        boxes = bbreg(boxes, mv)
-        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "Min")
+        boxes = regress(boxes, mv)
+        pick = batched_nms(boxes[:, :4], boxes[:, 4], image_inds, 0.7, "min")
         boxes, image_inds, points = boxes[pick], image_inds[pick], points[pick]
 
     boxes = boxes.cpu().numpy()

@@ -13,7 +13,7 @@ API (the CLI is a thin layer over it)::
 
 Modules: :mod:`.runfolder` (loading a run), :mod:`.discover` (which files), :mod:`.scanner`
 (one input), :mod:`.formats` and :mod:`.html` (output), :mod:`.schema` (JSON Schemas),
-:mod:`.inference` (torch or ONNX Runtime); the command is :mod:`facesleuth.cli.scan`.
+:mod:`facesleuth.evaluate.inference` (torch, ONNX Runtime or OpenVINO); the command is :mod:`facesleuth.cli.scan`.
 """
 
 from facesleuth.scan.runfolder import (

@@ -14,7 +14,7 @@ from typing import Any
 from facesleuth.extract.video import DecodeReport
 
 
-BACKEND_NAMES = {"torch": "torch", "onnx": "ONNX Runtime"}
+BACKEND_NAMES = {"torch": "torch", "onnx": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def threshold_source_text(source: str) -> str:

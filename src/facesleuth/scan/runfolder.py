@@ -42,7 +42,7 @@ from facesleuth.evaluate.predict import (
 )
 from facesleuth.train.preprocess import PREPROCESSING, is_published_preprocessing
 from facesleuth.published.runfolder import is_published_run
-from facesleuth.evaluate.inference import TORCH, OnnxClassifier, load_classifier, run_files
+from facesleuth.evaluate.inference import TORCH, OnnxClassifier, OpenVinoClassifier, load_classifier, run_files
 from facesleuth.evaluate.studies import fit_calibration
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ScanRun:
 
     folder: Path
     checkpoint: Path
-    model: nn.Module | OnnxClassifier = field(repr=False)  # called on prepared faces: two logits each
+    model: nn.Module | OnnxClassifier | OpenVinoClassifier = field(repr=False)  # called on prepared faces: two logits each
     info: dict[str, Any]
     device: str
     threshold: float
@@ -85,7 +85,7 @@ class ScanRun:
     ensemble_method: str | None = None
     #: what the run's verdicts cannot be trusted for (run.yaml ``limits``), stated in every output
     limits: list[str] = field(default_factory=list)
-    backend: str = TORCH  # what runs the classifier: torch or onnx (ONNX Runtime), facesleuth.evaluate.inference
+    backend: str = TORCH  # what runs the classifier: torch, onnx or openvino (facesleuth.evaluate.inference)
     #: the detection and crop settings its training faces were cut with (run.yaml ``face_crops``);
     #: None: not recorded (an older run, a published detector, an ensemble whose members differ)
     face_crops: dict[str, Any] | None = None
@@ -185,7 +185,7 @@ def load_scan_run(path: str | Path, device: str = "cpu", aggregation: str | None
 
     ``aggregation``: how to join face scores (default: the one the run's threshold was chosen
     with). ``calibrate``: report calibrated probabilities when the folder has calibration.json.
-    ``backend``: torch or onnx (:func:`facesleuth.evaluate.inference.resolve_backend` resolves auto).
+    ``backend``: torch, onnx or openvino (:func:`facesleuth.evaluate.inference.resolve_backend` resolves auto).
     Raises :class:`RunFolderError` with what a run folder must hold and how to make one.
     """
     if Path(path).is_dir() and is_ensemble_folder(path):

@@ -70,7 +70,7 @@ from facesleuth.registry import (
 )
 from facesleuth.runtime import resolve_device
 from facesleuth.scan.discover import Candidate, discover, named_like_media
-from facesleuth.evaluate.inference import AUTO, BACKENDS, resolve_backend
+from facesleuth.evaluate.inference import AUTO, BACKENDS, OPENVINO, TORCH, resolve_backend
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
 from facesleuth.extract.tracking import sample_track_faces
 from facesleuth.extract.video import (
@@ -118,7 +118,7 @@ class ScanOptions:
     # decode the next frames in a second thread while detecting: lower latency for one scan, but
     # more than one core for a one-thread scanner; service workers on one CPU thread turn it off
     decode_ahead: bool = True
-    backend: str = AUTO  # the classifier's: auto, torch or onnx (facesleuth.evaluate.inference)
+    backend: str = AUTO  # the classifier's: auto, torch, onnx or openvino (facesleuth.evaluate.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
     # where the crop settings (facesleuth.config.CROP_KEYS) came from, set by the Scanner: "config"
     # (detection names some; the rest as below), "run" (its run.yaml face_crops), "defaults" (the package's)
@@ -284,6 +284,9 @@ class Scanner:
         detection = {**(self.run.face_crops or {}), **dict(self.options.detection), "device": self.run.device}
         if self.run.device == "cpu":
             detection.setdefault("batch_size", CPU_DETECTION_BATCH)
+        # OpenVINO runs MTCNN's networks too where it runs the classifier (ONNX Runtime ran them
+        # no faster than torch: benchmarks/README.md), unless the config says what runs them.
+        detection.setdefault("backend", OPENVINO if self.run.backend == OPENVINO else TORCH)
         self.detector = make_detector(detection).load()
         # Reports show the settings in force, not only those given.
         effective = {f.name: getattr(self.detector, f.name) for f in dataclasses.fields(self.detector) if f.init}

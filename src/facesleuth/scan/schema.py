@@ -111,8 +111,9 @@ DOCUMENT_SCHEMA: dict[str, Any] = {
                 "trained_on": {"type": "array", "items": {"type": "string"}},
                 "best_epoch": _INT_OR_NULL,
                 "device": {"type": "string"},
-                "backend": {"enum": ["torch", "onnx"],
-                            "description": "what ran the classifier: torch, or ONNX Runtime on a model exported from it"},
+                "backend": {"enum": ["torch", "onnx", "openvino"],
+                            "description": "what ran the classifier: torch, or ONNX Runtime or OpenVINO on a model "
+                                           "exported from it"},
                 "threshold": {"type": "number"},
                 "threshold_source": {"type": "string"},
                 "eer": _NUMBER_OR_NULL,

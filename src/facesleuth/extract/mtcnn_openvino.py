@@ -1,0 +1,127 @@
+"""MTCNN's three networks (P-Net, R-Net, O-Net) on OpenVINO, for the CPU.
+
+The networks are facenet-pytorch's own: exported to ONNX from the installed wheel's weights,
+once, and cached in the user cache (``$FACESLEUTH_CACHE/onnx``) under a name made of the
+weights files' sha256 and the export version, so other weights are exported again and a stale
+file is never used. Each is compiled for the CPU in float32
+(:func:`facesleuth.runtime.openvino_cpu_config`), its input taken in channels-last memory (the
+layout :mod:`facesleuth.extract.mtcnn_fast` feeds), and put in the place of the torch network in
+the ``facenet_pytorch.MTCNN``: the cascade around them (pyramid, candidates, NMS, crops) is
+unchanged. Outputs agree with torch's to float rounding (about 1e-6); faces, boxes and
+probabilities are compared with torch's in tests/test_mtcnn_openvino.py.
+
+:class:`facesleuth.extract.detect.FaceDetector` imports this module when it loads MTCNN with
+``backend: openvino``, after torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from facesleuth.io import atomic_path
+from facesleuth.runtime import CACHE_ENV, openvino_cpu_config, user_cache
+
+log = logging.getLogger(__name__)
+
+# Part of the cached files' key: raise it when the export changes, so older files are not used.
+EXPORT_VERSION = 1
+OPSET = 17
+CACHE_FOLDER = "onnx"  # beside the classifiers' exports
+# Each network's example input and its dynamic axes beyond the batch: P-Net is fully
+# convolutional and runs on every pyramid level's size; R-Net and O-Net take fixed crops.
+NETWORKS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
+    "pnet": ((1, 3, 48, 64), {2: "height", 3: "width"}),
+    "rnet": ((2, 3, 24, 24), {}),
+    "onet": ((2, 3, 48, 48), {}),
+}
+
+
+def weights_digest() -> str:
+    """sha256 (16 hex digits) of the installed facenet-pytorch's P/R/O-Net weights files and the
+    export version: the cache key of the exported networks."""
+    import facenet_pytorch
+
+    digest = hashlib.sha256(f"facesleuth-mtcnn-onnx-{EXPORT_VERSION}\n".encode())
+    for name in NETWORKS:
+        digest.update((Path(facenet_pytorch.__file__).parent / "data" / f"{name}.pt").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def export_network(net: Any, name: str, path: Path) -> Path:
+    """Export facenet's ``net`` (P-, R- or O-Net, on the CPU) to ONNX at ``path``, atomically."""
+    import warnings
+
+    shape, axes = NETWORKS[name]
+    outputs = [f"out{i}" for i in range({"pnet": 2, "rnet": 2, "onet": 3}[name])]
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's tracer warnings say nothing here
+        torch.onnx.export(net.cpu().eval(), (torch.zeros(shape),), str(tmp), dynamo=False, opset_version=OPSET,
+                          input_names=["images"], output_names=outputs,
+                          dynamic_axes={"images": {0: "batch", **axes}, **{o: {0: "batch"} for o in outputs}})
+    return path
+
+
+def exported_networks(mtcnn: Any) -> dict[str, Path]:
+    """The ONNX file of each of ``mtcnn``'s networks, exported now unless cached."""
+    folder = user_cache() / CACHE_FOLDER
+    digest = weights_digest()
+    paths = {}
+    for name in NETWORKS:
+        path = folder / f"mtcnn-{digest}-{name}.onnx"
+        if not path.is_file():
+            try:
+                export_network(getattr(mtcnn, name), name, path)
+            except OSError as err:
+                raise OSError(f"cannot write MTCNN's exported networks to {folder} ({err.strerror or err}); set "
+                              f"{CACHE_ENV} to a writable folder, or run MTCNN on torch") from err
+            log.info("exported MTCNN's %s to ONNX at %s", name, path)
+        paths[name] = path
+    return paths
+
+
+class OpenVinoNetwork(torch.nn.Module):
+    """A compiled network called like the torch one: an (N, 3, H, W) float32 tensor in (any
+    layout; channels-last is read without a copy), its outputs as float32 tensors out.
+
+    A ``torch.nn.Module`` without parameters, so it can take the torch network's place in a
+    ``facenet_pytorch.MTCNN`` (which accepts only modules there) and ``.to()`` leaves it be.
+    """
+
+    def __init__(self, path: Path, threads: int):
+        import openvino as ov
+
+        super().__init__()
+        core = ov.Core()
+        model = core.read_model(str(path))
+        steps = ov.preprocess.PrePostProcessor(model)
+        # NHWC memory in, the network's NCHW inside: OpenVINO fuses the transpose into its layout
+        steps.input().tensor().set_layout(ov.Layout("NHWC"))
+        steps.input().model().set_layout(ov.Layout("NCHW"))
+        self.compiled = core.compile_model(steps.build(), "CPU", openvino_cpu_config(threads))
+        self.path = path
+        self.dtype = torch.float32  # what mtcnn_fast computes the cascade in
+        self._requests = threading.local()  # an infer request serves one call at a time
+
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        nhwc = np.ascontiguousarray(inputs.detach().cpu().permute(0, 2, 3, 1).numpy(), dtype=np.float32)
+        results = request.infer([nhwc])
+        # the request's output buffers are reused by its next call: copied out
+        return tuple(torch.from_numpy(np.array(results[output], copy=True)) for output in self.compiled.outputs)
+
+
+def use_openvino(mtcnn: Any, threads: int) -> Any:
+    """Put OpenVINO-compiled copies of ``mtcnn``'s three networks (a ``facenet_pytorch.MTCNN``
+    on the CPU) in their place, each on ``threads`` CPU threads; returns ``mtcnn``."""
+    for name, path in exported_networks(mtcnn).items():
+        setattr(mtcnn, name, OpenVinoNetwork(path, threads))
+    return mtcnn
