@@ -21,16 +21,19 @@ from facesleuth.extract import mtcnn_openvino  # noqa: E402 (needs openvino only
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def fresh_mtcnn():
-    from facenet_pytorch import MTCNN
+THRESHOLDS = [0.6, 0.7, 0.7]  # facenet-pytorch's defaults, the config's
 
-    return MTCNN(keep_all=True, select_largest=False, device="cpu")
+
+def compiled_mtcnn():
+    return mtcnn_openvino.load_mtcnn(20, THRESHOLDS, threads=1)
 
 
 @pytest.fixture(scope="module")
 def torch_and_openvino():
-    """(facenet's MTCNN with its torch networks, the same with OpenVINO's)."""
-    return fresh_mtcnn(), mtcnn_openvino.use_openvino(fresh_mtcnn(), threads=1)
+    """(facenet's MTCNN with its torch networks, OpenVINO's with the same settings)."""
+    from facenet_pytorch import MTCNN
+
+    return MTCNN(keep_all=True, select_largest=False, device="cpu"), compiled_mtcnn()
 
 
 def test_each_network_gives_torchs_outputs_on_real_inputs(samples, torch_and_openvino):
@@ -86,13 +89,14 @@ def test_networks_are_exported_once_per_weights(monkeypatch, onnx_cache):
     exports = []
     real_export = mtcnn_openvino.export_network
     monkeypatch.setattr(mtcnn_openvino, "export_network", lambda *a: exports.append(a[1]) or real_export(*a))
-    mtcnn_openvino.use_openvino(fresh_mtcnn(), threads=1)  # cached by the module fixture or an earlier test
+    compiled_mtcnn()  # cached by the module fixture or an earlier test
     digest = mtcnn_openvino.weights_digest()
     assert exports == []
     assert sorted(p.name for p in (onnx_cache / "onnx").glob(f"mtcnn-{digest}-*.onnx")) == [
         f"mtcnn-{digest}-{name}.onnx" for name in ("onet", "pnet", "rnet")]
+    assert any((onnx_cache / "openvino").iterdir())  # OpenVINO's compiled networks, for later starts
     monkeypatch.setattr(mtcnn_openvino, "weights_digest", lambda: "0" * 16)  # as if the wheel's weights changed
-    mtcnn_openvino.use_openvino(fresh_mtcnn(), threads=1)
+    compiled_mtcnn()
     assert exports == ["pnet", "rnet", "onet"]
 
 
@@ -101,12 +105,17 @@ def test_a_cache_that_cannot_be_written_says_what_to_do(monkeypatch, tmp_path):
     blocked.write_text("not a folder")
     monkeypatch.setenv("FACESLEUTH_CACHE", str(blocked))
     with pytest.raises(OSError, match="set FACESLEUTH_CACHE to a writable folder"):
-        mtcnn_openvino.use_openvino(fresh_mtcnn(), threads=1)
+        compiled_mtcnn()
+    from facesleuth.runtime import openvino_cpu_config
+
+    assert "CACHE_DIR" not in openvino_cpu_config(1)  # nor a cache of compiled networks: compiled anew
 
 
 def test_where_openvino_cannot_run_the_detector_says_why(monkeypatch):
     with pytest.raises(ValueError, match="not one of"):
         FaceDetector(backend="tensorrt")
+    with pytest.raises(ValueError, match="runs the fast cascade"):
+        FaceDetector(device="cpu", backend="openvino", implementation="facenet").load()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU, as far as the detector can tell
     with pytest.raises(ValueError, match="openvino runs on the CPU only, the device is cuda"):
         FaceDetector(device="cuda", backend="openvino").load()
@@ -127,3 +136,25 @@ def test_the_scanner_runs_mtcnn_where_it_runs_the_classifier(tmp_path):
         assert scanner.detector.backend == expected, (backend, configured)
         assert scanner.options.detection["backend"] == expected  # the report shows it
         assert isinstance(scanner.detector.mtcnn.pnet, mtcnn_openvino.OpenVinoNetwork) == (expected == "openvino")
+
+
+def test_a_scanner_on_openvino_imports_neither_facenet_nor_torchvision(samples, tmp_path):
+    """Once the networks are exported, scanning on OpenVINO needs neither package: importing
+    torchvision (it imports torch._dynamo) was about 1.5 s of every scanner's cold start."""
+    import subprocess
+
+    from facesleuth.published.builtin import DEFAULT_RUN
+    from facesleuth.scan import load_scan_run
+
+    compiled_mtcnn(), load_scan_run(DEFAULT_RUN, "cpu", backend="openvino")  # the exports, in the tests' cache
+    program = (
+        "import sys; from facesleuth.published.builtin import DEFAULT_RUN; "
+        "from facesleuth.scan import Scanner, ScanOptions; "
+        "scanner = Scanner(DEFAULT_RUN, ScanOptions(device='cpu', backend='openvino')); "
+        f"result = scanner.scan_file({str(samples / 'images' / 'ex_deepfakes.png')!r}); "
+        "print(result.status, len(result.faces), scanner.detector.backend, "
+        "sorted({m.split('.')[0] for m in sys.modules} & {'torchvision', 'facenet_pytorch'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-4:] == ["ok", "1", "openvino", "[]"], done.stdout

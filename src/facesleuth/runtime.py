@@ -60,10 +60,20 @@ def user_cache() -> Path:
 def openvino_cpu_config(threads: int) -> dict:
     """OpenVINO's CPU settings for facesleuth's networks: float32, as torch computes (on CPUs
     with AMX or AVX512-BF16 OpenVINO would otherwise pick bfloat16, about 1e-2 off torch), one
-    stream of ``threads`` threads for the lowest latency, and threads left unpinned, so that
-    workers sized to the cores share them as the operating system schedules."""
-    return {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
-            "INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": False}
+    stream of ``threads`` threads for the lowest latency, threads left unpinned, so that
+    workers sized to the cores share them as the operating system schedules, and the compiled
+    networks kept in the user cache's ``openvino/`` (where it can be written), which makes later
+    starts compile them several times faster (benchmarks/README.md, scan latency)."""
+    config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+              "INFERENCE_NUM_THREADS": int(threads), "ENABLE_CPU_PINNING": False}
+    compiled = user_cache() / "openvino"
+    try:
+        compiled.mkdir(parents=True, exist_ok=True)
+    except OSError:  # no cache: each start compiles anew
+        return config
+    if os.access(compiled, os.W_OK):
+        config["CACHE_DIR"] = str(compiled)
+    return config
 
 
 def claimed_gpus(device: str, gpus: int = 1) -> int:

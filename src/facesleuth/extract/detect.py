@@ -155,11 +155,20 @@ class FaceDetector:
     def mtcnn(self):
         if self._mtcnn is None:
             import torch
-            from facenet_pytorch import MTCNN  # imported on use: see the module docstring
 
             device = self.torch_device
             if self.backend == "openvino":
-                self._check_openvino(device)  # before the networks land on a GPU
+                self._check_openvino(device, self.implementation)
+                from facesleuth.extract import mtcnn_openvino
+
+                # this process's torch threads; no facenet-pytorch (nor torchvision) import
+                self._mtcnn = mtcnn_openvino.load_mtcnn(self.min_detection_size, list(self.thresholds),
+                                                        torch.get_num_threads())
+                self.device = device
+                log.info("MTCNN loaded on %s (openvino)", device)
+                return self._mtcnn
+            from facenet_pytorch import MTCNN  # imported on use: see the module docstring
+
             # keep_all: every face; select_largest=False: order by probability, not size.
             self._mtcnn = MTCNN(
                 keep_all=True,
@@ -172,16 +181,15 @@ class FaceDetector:
                 # mtcnn_fast feeds every network channels-last input; channels-last weights
                 # save the per-call weight reorder (about 15% of its CPU time), same faces.
                 self._mtcnn.to(memory_format=torch.channels_last)
-            if self.backend == "openvino":
-                from facesleuth.extract import mtcnn_openvino
-
-                mtcnn_openvino.use_openvino(self._mtcnn, torch.get_num_threads())  # this process's threads
             self.device = device
-            log.info("MTCNN loaded on %s (%s)", device, self.backend)
+            log.info("MTCNN loaded on %s", device)
         return self._mtcnn
 
     @staticmethod
-    def _check_openvino(device: str) -> None:
+    def _check_openvino(device: str, implementation: str) -> None:
+        if implementation != "fast":
+            raise ValueError("extraction.detection.backend openvino runs the fast cascade: set implementation: "
+                             "fast, or backend: torch (facenet's own cascade runs its torch networks)")
         if device != "cpu":
             raise ValueError(f"extraction.detection.backend openvino runs on the CPU only, the device is {device}: "
                              "set device: cpu, or backend: torch")

@@ -5,10 +5,12 @@ once, and cached in the user cache (``$FACESLEUTH_CACHE/onnx``) under a name mad
 weights files' sha256 and the export version, so other weights are exported again and a stale
 file is never used. Each is compiled for the CPU in float32
 (:func:`facesleuth.runtime.openvino_cpu_config`), its input taken in channels-last memory (the
-layout :mod:`facesleuth.extract.mtcnn_fast` feeds), and put in the place of the torch network in
-the ``facenet_pytorch.MTCNN``: the cascade around them (pyramid, candidates, NMS, crops) is
-unchanged. Outputs agree with torch's to float rounding (about 1e-6); faces, boxes and
-probabilities are compared with torch's in tests/test_mtcnn_openvino.py.
+layout :mod:`facesleuth.extract.mtcnn_fast` feeds). :func:`load_mtcnn` gives them with
+facenet's detection settings to :func:`facesleuth.extract.mtcnn_fast.detect`: the cascade around
+them (pyramid, candidates, NMS, crops) is the same as on torch. With the exports cached,
+neither facenet-pytorch nor torchvision is imported (about 1.5 s of a scanner's cold start).
+Outputs agree with torch's to float rounding (about 1e-6); faces, boxes and probabilities are
+compared with torch's in tests/test_mtcnn_openvino.py.
 
 :class:`facesleuth.extract.detect.FaceDetector` imports this module when it loads MTCNN with
 ``backend: openvino``, after torch.
@@ -17,6 +19,7 @@ probabilities are compared with torch's in tests/test_mtcnn_openvino.py.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 import threading
 from pathlib import Path
@@ -36,6 +39,8 @@ OPSET = 17
 CACHE_FOLDER = "onnx"  # beside the classifiers' exports
 # Each network's example input and its dynamic axes beyond the batch: P-Net is fully
 # convolutional and runs on every pyramid level's size; R-Net and O-Net take fixed crops.
+# facenet-pytorch's MTCNN pyramid factor (its default, which FaceDetector keeps)
+PYRAMID_FACTOR = 0.709
 NETWORKS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
     "pnet": ((1, 3, 48, 64), {2: "height", 3: "width"}),
     "rnet": ((2, 3, 24, 24), {}),
@@ -45,12 +50,14 @@ NETWORKS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
 
 def weights_digest() -> str:
     """sha256 (16 hex digits) of the installed facenet-pytorch's P/R/O-Net weights files and the
-    export version: the cache key of the exported networks."""
-    import facenet_pytorch
-
+    export version: the cache key of the exported networks. Found without importing the package."""
+    spec = importlib.util.find_spec("facenet_pytorch")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("facenet-pytorch is not installed: pip install facenet-pytorch==2.5.3")
+    data = Path(list(spec.submodule_search_locations)[0]) / "data"
     digest = hashlib.sha256(f"facesleuth-mtcnn-onnx-{EXPORT_VERSION}\n".encode())
     for name in NETWORKS:
-        digest.update((Path(facenet_pytorch.__file__).parent / "data" / f"{name}.pt").read_bytes())
+        digest.update((data / f"{name}.pt").read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -68,16 +75,21 @@ def export_network(net: Any, name: str, path: Path) -> Path:
     return path
 
 
-def exported_networks(mtcnn: Any) -> dict[str, Path]:
-    """The ONNX file of each of ``mtcnn``'s networks, exported now unless cached."""
+def exported_networks() -> dict[str, Path]:
+    """The ONNX file of each of facenet-pytorch's MTCNN networks, exported now unless cached."""
     folder = user_cache() / CACHE_FOLDER
     digest = weights_digest()
     paths = {}
+    torch_networks = None
     for name in NETWORKS:
         path = folder / f"mtcnn-{digest}-{name}.onnx"
         if not path.is_file():
+            if torch_networks is None:
+                from facenet_pytorch import MTCNN  # only to export: it imports torchvision
+
+                torch_networks = MTCNN(device="cpu")
             try:
-                export_network(getattr(mtcnn, name), name, path)
+                export_network(getattr(torch_networks, name), name, path)
             except OSError as err:
                 raise OSError(f"cannot write MTCNN's exported networks to {folder} ({err.strerror or err}); set "
                               f"{CACHE_ENV} to a writable folder, or run MTCNN on torch") from err
@@ -119,9 +131,22 @@ class OpenVinoNetwork(torch.nn.Module):
         return tuple(torch.from_numpy(np.array(results[output], copy=True)) for output in self.compiled.outputs)
 
 
-def use_openvino(mtcnn: Any, threads: int) -> Any:
-    """Put OpenVINO-compiled copies of ``mtcnn``'s three networks (a ``facenet_pytorch.MTCNN``
-    on the CPU) in their place, each on ``threads`` CPU threads; returns ``mtcnn``."""
-    for name, path in exported_networks(mtcnn).items():
-        setattr(mtcnn, name, OpenVinoNetwork(path, threads))
-    return mtcnn
+class CompiledMTCNN(torch.nn.Module):
+    """What :func:`facesleuth.extract.mtcnn_fast.detect` reads of a ``facenet_pytorch.MTCNN``
+    (its networks and detection settings), with the networks compiled by OpenVINO."""
+
+    def __init__(self, networks: dict[str, OpenVinoNetwork], min_face_size: float,
+                 thresholds: list[float], factor: float = PYRAMID_FACTOR):
+        super().__init__()
+        self.pnet, self.rnet, self.onet = networks["pnet"], networks["rnet"], networks["onet"]
+        self.min_face_size = min_face_size
+        self.thresholds = list(thresholds)
+        self.factor = factor
+        self.device = torch.device("cpu")
+
+
+def load_mtcnn(min_face_size: float, thresholds: list[float], threads: int) -> CompiledMTCNN:
+    """facenet-pytorch's MTCNN networks compiled by OpenVINO, each on ``threads`` CPU threads,
+    with facenet's detection settings (its smallest face, its three thresholds)."""
+    networks = {name: OpenVinoNetwork(path, threads) for name, path in exported_networks().items()}
+    return CompiledMTCNN(networks, min_face_size, thresholds)

@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
-import timm
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -141,6 +140,8 @@ class EfficientNetB4Trunk(nn.Module):
 
     def __init__(self, attention: bool = False, padded_stem: bool = True):
         super().__init__()
+        import timm  # on use: it imports torchvision, which a scan from an exported model never needs
+
         self.body = timm.create_model("tf_efficientnet_b4", pretrained=False, num_classes=0)
         size = B4_BUILD_SIZE
         stem = self.body.conv_stem
@@ -199,6 +200,8 @@ class CadeneXception(nn.Module):
 
     def __init__(self, outputs: int):
         super().__init__()
+        import timm  # on use: it imports torchvision, which a scan from an exported model never needs
+
         self.body = timm.create_model("legacy_xception", pretrained=False, num_classes=outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

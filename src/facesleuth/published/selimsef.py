@@ -13,7 +13,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import timm
 import torch
 from torch import nn
 
@@ -37,6 +36,8 @@ class DeepFakeClassifier(nn.Module):
 
     def __init__(self):
         super().__init__()
+        import timm  # on use: it imports torchvision, which a scan from an exported model never needs
+
         self.encoder = timm.create_model("tf_efficientnet_b7", pretrained=False, num_classes=0)
         self.fc = nn.Linear(B7_FEATURES, 1)
 
