@@ -158,3 +158,14 @@ def test_a_scanner_on_openvino_imports_neither_facenet_nor_torchvision(samples, 
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-4:] == ["ok", "1", "openvino", "[]"], done.stdout
+
+
+def test_the_server_exports_mtcnn_before_its_workers_start(monkeypatch, tmp_path):
+    from facesleuth.cli.serve import check_model
+    from facesleuth.published.builtin import DEFAULT_RUN
+
+    monkeypatch.setenv("FACESLEUTH_CACHE", str(tmp_path))  # an empty cache
+    assert check_model(str(DEFAULT_RUN), "cpu", "openvino")  # the model's limits, for the page
+    digest = mtcnn_openvino.weights_digest()
+    assert sorted(p.name for p in (tmp_path / "onnx").glob("mtcnn-*")) == [
+        f"mtcnn-{digest}-{name}.onnx" for name in ("onet", "pnet", "rnet")]

@@ -176,10 +176,14 @@ def settings_from_args(args: argparse.Namespace):
 def check_model(model: str, device: str, backend: str = "auto") -> tuple[str, ...]:
     """Fail at once with what a run folder holds, not in every worker after the server started;
     the model's limits, for the upload page. With onnx or openvino the model is exported here,
-    once, before the workers load it."""
+    once, before the workers load it (with openvino MTCNN's networks too)."""
     from facesleuth.scan import RunFolderError, load_scan_run
 
     backend = backend_setting(backend, device)  # asks whether a GPU is visible; creates no CUDA context
+    if backend == "openvino":
+        from facesleuth.extract.mtcnn_openvino import exported_networks
+
+        exported_networks()
     try:
         # on the CPU: a GPU copy would hold a CUDA context (and its memory) in the web process for
         # its whole life, while only the workers scan
