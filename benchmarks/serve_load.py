@@ -89,7 +89,8 @@ def _start_server(args: argparse.Namespace, run: Path, data: Path, log: Path, *o
     port = _free_port()
     command = [sys.executable, "-m", "facesleuth.cli", "serve", "--model", str(run), "--host", "127.0.0.1",
                "--port", str(port), "--data-dir", str(data), "--workers", str(args.workers),
-               "--threads", str(args.threads), "--max-queue", str(max(100, args.uploads)), *options]
+               "--threads", str(args.threads), "--max-queue", str(max(100, args.uploads)), "--backend", args.backend,
+               *options]
     with open(log, "w") as out:
         server = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
     url = f"http://127.0.0.1:{port}"
@@ -119,7 +120,7 @@ def _start_redis(folder: Path) -> tuple[subprocess.Popen, str]:
 
 def _start_worker(args: argparse.Namespace, run: Path, data: Path, broker: str, log: Path) -> subprocess.Popen:
     command = [sys.executable, "-m", "facesleuth.cli", "worker", "--broker", broker, "--model", str(run),
-               "--data-dir", str(data), "--threads", str(args.threads)]
+               "--data-dir", str(data), "--threads", str(args.threads), "--backend", args.backend]
     with open(log, "w") as out:
         return subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(), cwd=log.parent)
 
@@ -284,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                              "FACESLEUTH_SAMPLES; a video makes jobs of a few seconds, as uploads to a platform are)")
     parser.add_argument("--model", type=Path, help="run folder to serve (default: a random efb0_ns run)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--backend", choices=["auto", "torch", "onnx", "openvino"], default="auto",
+                        help="what runs the classifier in the workers (default auto, the service's default)")
     parser.add_argument("--mode", choices=["sqlite", "broker"], default="sqlite",
                         help="sqlite: the embedded pool of --workers (default); broker: Redis and facesleuth worker "
                              "processes, one then two (--workers is then unused)")
