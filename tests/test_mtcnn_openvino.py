@@ -50,7 +50,7 @@ def test_each_network_gives_torchs_outputs_on_real_inputs(samples, torch_and_ope
             with torch.no_grad():
                 expected = getattr(reference, name)(batch)
                 got = getattr(compiled, name)(batch.contiguous(memory_format=layout))
-            assert isinstance(getattr(compiled, name), mtcnn_openvino.OpenVinoNetwork)
+            assert isinstance(getattr(compiled, name), mtcnn_openvino.CompiledNetwork)
             assert len(got) == len(expected), name
             for out, ref in zip(got, expected):
                 assert out.shape == ref.shape and out.dtype == torch.float32, name
@@ -77,7 +77,7 @@ def test_the_detector_finds_the_same_faces_through_openvino(samples):
     on_torch = FaceDetector(**small).detect(frames)
     detector = FaceDetector(**small, backend="openvino")
     on_openvino = detector.detect(frames)
-    assert isinstance(detector.mtcnn.pnet, mtcnn_openvino.OpenVinoNetwork)
+    assert isinstance(detector.mtcnn.pnet, mtcnn_openvino.CompiledNetwork)
     assert sum(f.boxes.shape[0] for f in on_torch) >= 2
     for ref, got in zip(on_torch, on_openvino):
         assert ref.detected == got.detected
@@ -135,7 +135,7 @@ def test_the_scanner_runs_mtcnn_where_it_runs_the_classifier(tmp_path):
         scanner = Scanner(DEFAULT_RUN, ScanOptions(device="cpu", backend=backend, detection=detection))
         assert scanner.detector.backend == expected, (backend, configured)
         assert scanner.options.detection["backend"] == expected  # the report shows it
-        assert isinstance(scanner.detector.mtcnn.pnet, mtcnn_openvino.OpenVinoNetwork) == (expected == "openvino")
+        assert isinstance(scanner.detector.mtcnn.pnet, mtcnn_openvino.CompiledNetwork) == (expected == "openvino")
 
 
 def test_a_scanner_on_openvino_imports_neither_facenet_nor_torchvision(samples, tmp_path):

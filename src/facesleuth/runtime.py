@@ -76,6 +76,41 @@ def openvino_cpu_config(threads: int) -> dict:
     return config
 
 
+class OpenVinoNetwork:
+    """A network file (ONNX) compiled by OpenVINO for the CPU with :func:`openvino_cpu_config`:
+    called with a float32 array, from any thread, it returns copies of its outputs in order.
+
+    ``input_layout`` "NHWC" takes the input in channels-last memory for a network that computes
+    in NCHW (OpenVINO fuses the transpose); None takes the network's own layout.
+    """
+
+    def __init__(self, path: str | Path, threads: int, input_layout: str | None = None):
+        import threading
+
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(path))
+        if input_layout is not None:
+            steps = ov.preprocess.PrePostProcessor(model)
+            steps.input().tensor().set_layout(ov.Layout(input_layout))
+            steps.input().model().set_layout(ov.Layout("NCHW"))
+            model = steps.build()
+        self.path = Path(path)
+        self.compiled = core.compile_model(model, "CPU", openvino_cpu_config(threads))
+        self._requests = threading.local()  # an infer request serves one call at a time
+
+    def __call__(self, inputs) -> list:
+        import numpy as np
+
+        request = getattr(self._requests, "request", None)
+        if request is None:
+            request = self._requests.request = self.compiled.create_infer_request()
+        results = request.infer([np.ascontiguousarray(inputs, dtype=np.float32)])
+        # the request's output buffers are reused by its next call: copied out
+        return [np.array(results[output], copy=True) for output in self.compiled.outputs]
+
+
 def claimed_gpus(device: str, gpus: int = 1) -> int:
     """GPUs a workflow job on ``device`` claims: none for ``cpu``, else ``gpus`` (``auto`` takes a GPU where there is one)."""
     return 0 if str(device).strip() == "cpu" else int(gpus)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ import yaml
 
 from facesleuth.io import atomic_path
 from facesleuth.registry import INFERENCE_BACKENDS
-from facesleuth.runtime import CACHE_ENV, importable, openvino_cpu_config, user_cache
+from facesleuth.runtime import CACHE_ENV, OpenVinoNetwork, importable, user_cache
 from facesleuth.train.checkpoint import load_checkpoint
 from facesleuth.train.models import build_model
 
@@ -178,23 +177,12 @@ class OpenVinoClassifier:
     batch of prepared faces (torch tensor) in, the two logits (real, fake) per face out."""
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
-        import openvino as ov
-
         self.path = Path(path)
-        core = ov.Core()
-        config = openvino_cpu_config(threads or torch.get_num_threads())  # torch's, as OnnxClassifier
-        self.compiled = core.compile_model(core.read_model(str(self.path)), "CPU", config)
-        self.output = self.compiled.output(OUTPUT_NAME)
-        # an infer request serves one call at a time: one per calling thread
-        self._requests = threading.local()
+        # as many threads as torch was given, as OnnxClassifier
+        self.network = OpenVinoNetwork(self.path, int(threads or torch.get_num_threads()))
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        array = np.ascontiguousarray(inputs.detach().cpu().numpy(), dtype=np.float32)
-        # the request's output buffer is reused by its next call: copied out
-        return torch.from_numpy(np.array(request.infer({INPUT_NAME: array})[self.output], copy=True))
+        return torch.from_numpy(self.network(inputs.detach().cpu().numpy())[0])
 
 
 def run_digest(checkpoint: Path, published: bool) -> str:

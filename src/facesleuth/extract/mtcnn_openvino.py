@@ -21,15 +21,13 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from facesleuth.io import atomic_path
-from facesleuth.runtime import CACHE_ENV, openvino_cpu_config, user_cache
+from facesleuth.runtime import CACHE_ENV, OpenVinoNetwork, user_cache
 
 log = logging.getLogger(__name__)
 
@@ -98,44 +96,27 @@ def exported_networks() -> dict[str, Path]:
     return paths
 
 
-class OpenVinoNetwork(torch.nn.Module):
-    """A compiled network called like the torch one: an (N, 3, H, W) float32 tensor in (any
-    layout; channels-last is read without a copy), its outputs as float32 tensors out.
-
-    A ``torch.nn.Module`` without parameters, so it can take the torch network's place in a
-    ``facenet_pytorch.MTCNN`` (which accepts only modules there) and ``.to()`` leaves it be.
-    """
+class CompiledNetwork(torch.nn.Module):
+    """One of MTCNN's networks compiled by OpenVINO, called like the torch one: an (N, 3, H, W)
+    float32 tensor in (any layout; channels-last is read without a copy), its outputs as
+    float32 tensors out. A ``torch.nn.Module`` without parameters, so ``.to()`` leaves it be."""
 
     def __init__(self, path: Path, threads: int):
-        import openvino as ov
-
         super().__init__()
-        core = ov.Core()
-        model = core.read_model(str(path))
-        steps = ov.preprocess.PrePostProcessor(model)
-        # NHWC memory in, the network's NCHW inside: OpenVINO fuses the transpose into its layout
-        steps.input().tensor().set_layout(ov.Layout("NHWC"))
-        steps.input().model().set_layout(ov.Layout("NCHW"))
-        self.compiled = core.compile_model(steps.build(), "CPU", openvino_cpu_config(threads))
+        self.network = OpenVinoNetwork(path, threads, input_layout="NHWC")
         self.path = path
         self.dtype = torch.float32  # what mtcnn_fast computes the cascade in
-        self._requests = threading.local()  # an infer request serves one call at a time
 
     def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        request = getattr(self._requests, "request", None)
-        if request is None:
-            request = self._requests.request = self.compiled.create_infer_request()
-        nhwc = np.ascontiguousarray(inputs.detach().cpu().permute(0, 2, 3, 1).numpy(), dtype=np.float32)
-        results = request.infer([nhwc])
-        # the request's output buffers are reused by its next call: copied out
-        return tuple(torch.from_numpy(np.array(results[output], copy=True)) for output in self.compiled.outputs)
+        nhwc = inputs.detach().cpu().permute(0, 2, 3, 1).numpy()
+        return tuple(torch.from_numpy(output) for output in self.network(nhwc))
 
 
 class CompiledMTCNN(torch.nn.Module):
     """What :func:`facesleuth.extract.mtcnn_fast.detect` reads of a ``facenet_pytorch.MTCNN``
     (its networks and detection settings), with the networks compiled by OpenVINO."""
 
-    def __init__(self, networks: dict[str, OpenVinoNetwork], min_face_size: float,
+    def __init__(self, networks: dict[str, CompiledNetwork], min_face_size: float,
                  thresholds: list[float], factor: float = PYRAMID_FACTOR):
         super().__init__()
         self.pnet, self.rnet, self.onet = networks["pnet"], networks["rnet"], networks["onet"]
@@ -148,5 +129,5 @@ class CompiledMTCNN(torch.nn.Module):
 def load_mtcnn(min_face_size: float, thresholds: list[float], threads: int) -> CompiledMTCNN:
     """facenet-pytorch's MTCNN networks compiled by OpenVINO, each on ``threads`` CPU threads,
     with facenet's detection settings (its smallest face, its three thresholds)."""
-    networks = {name: OpenVinoNetwork(path, threads) for name, path in exported_networks().items()}
+    networks = {name: CompiledNetwork(path, threads) for name, path in exported_networks().items()}
     return CompiledMTCNN(networks, min_face_size, thresholds)
