@@ -35,10 +35,10 @@ log = logging.getLogger(__name__)
 EXPORT_VERSION = 1
 OPSET = 17
 CACHE_FOLDER = "onnx"  # beside the classifiers' exports
-# Each network's example input and its dynamic axes beyond the batch: P-Net is fully
-# convolutional and runs on every pyramid level's size; R-Net and O-Net take fixed crops.
 # facenet-pytorch's MTCNN pyramid factor (its default, which FaceDetector keeps)
 PYRAMID_FACTOR = 0.709
+# Each network's example input and its dynamic axes beyond the batch: P-Net is fully
+# convolutional and runs on every pyramid level's size; R-Net and O-Net take fixed crops.
 NETWORKS: dict[str, tuple[tuple[int, ...], dict[int, str]]] = {
     "pnet": ((1, 3, 48, 64), {2: "height", 3: "width"}),
     "rnet": ((2, 3, 24, 24), {}),
