@@ -5,6 +5,7 @@ by the weights, clear errors where OpenVINO cannot run, and the scanner's choice
 from __future__ import annotations
 
 import sys
+import textwrap
 
 import numpy as np
 import pytest
@@ -169,3 +170,34 @@ def test_the_server_exports_mtcnn_before_its_workers_start(monkeypatch, tmp_path
     digest = mtcnn_openvino.weights_digest()
     assert sorted(p.name for p in (tmp_path / "onnx").glob("mtcnn-*")) == [
         f"mtcnn-{digest}-{name}.onnx" for name in ("onet", "pnet", "rnet")]
+
+
+def test_a_process_that_dropped_a_scanner_on_openvino_still_trains_with_worker_processes():
+    """OpenVINO 2026.4: a process that had freed compiled networks crashed (a segmentation
+    fault) in its next DataLoader with worker processes, as the test suite does when a scan test
+    precedes a training test; compiled networks are kept for the process's life instead."""
+    import subprocess
+
+    program = textwrap.dedent("""
+        import gc, torch
+        from facesleuth.published.builtin import DEFAULT_RUN
+        from facesleuth.scan import Scanner, ScanOptions
+        scanner = Scanner(DEFAULT_RUN, ScanOptions(device="cpu", backend="openvino"))
+        again = Scanner(DEFAULT_RUN, ScanOptions(device="cpu", backend="openvino"))
+        assert again.run.members[0].model.network is scanner.run.members[0].model.network  # one compiled copy
+        del scanner, again
+        gc.collect()
+
+        class Faces(torch.utils.data.Dataset):
+            def __len__(self):
+                return 32
+
+            def __getitem__(self, index):
+                return torch.full((3, 8, 8), float(index))
+
+        batches = list(torch.utils.data.DataLoader(Faces(), batch_size=8, num_workers=2))
+        print(sum(float(b.sum()) for b in batches))
+    """)
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert float(done.stdout.split()[-1]) == 3 * 8 * 8 * sum(range(32))

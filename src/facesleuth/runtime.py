@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -82,7 +83,16 @@ class OpenVinoNetwork:
 
     ``input_layout`` "NHWC" takes the input in channels-last memory for a network that computes
     in NCHW (OpenVINO fuses the transpose); None takes the network's own layout.
+
+    Get one with :meth:`shared`, which keeps each compiled network for the life of the process:
+    a process that had freed compiled networks (OpenVINO 2026.4) crashed with a segmentation
+    fault in its next DataLoader with worker processes (tests/test_mtcnn_openvino.py).
     """
+
+    @classmethod
+    def shared(cls, path: str | Path, threads: int, input_layout: str | None = None) -> OpenVinoNetwork:
+        """The process's one network compiled from ``path`` for ``threads`` and ``input_layout``."""
+        return _shared_network(cls, str(Path(path).resolve()), int(threads), input_layout)
 
     def __init__(self, path: str | Path, threads: int, input_layout: str | None = None):
         import threading
@@ -109,6 +119,11 @@ class OpenVinoNetwork:
         results = request.infer([np.ascontiguousarray(inputs, dtype=np.float32)])
         # the request's output buffers are reused by its next call: copied out
         return [np.array(results[output], copy=True) for output in self.compiled.outputs]
+
+
+@functools.lru_cache(maxsize=None)
+def _shared_network(cls: type, path: str, threads: int, input_layout: str | None) -> OpenVinoNetwork:
+    return cls(path, threads, input_layout)
 
 
 def claimed_gpus(device: str, gpus: int = 1) -> int:

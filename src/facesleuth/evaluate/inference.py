@@ -179,7 +179,7 @@ class OpenVinoClassifier:
     def __init__(self, path: str | os.PathLike, threads: int | None = None):
         self.path = Path(path)
         # as many threads as torch was given, as OnnxClassifier
-        self.network = OpenVinoNetwork(self.path, int(threads or torch.get_num_threads()))
+        self.network = OpenVinoNetwork.shared(self.path, int(threads or torch.get_num_threads()))
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(self.network(inputs.detach().cpu().numpy())[0])

@@ -103,7 +103,7 @@ class CompiledNetwork(torch.nn.Module):
 
     def __init__(self, path: Path, threads: int):
         super().__init__()
-        self.network = OpenVinoNetwork(path, threads, input_layout="NHWC")
+        self.network = OpenVinoNetwork.shared(path, threads, input_layout="NHWC")
         self.path = path
         self.dtype = torch.float32  # what mtcnn_fast computes the cascade in
 
