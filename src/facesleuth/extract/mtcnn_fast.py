@@ -98,8 +98,9 @@ def pyramid_scales(height: int, width: int, minsize: float, factor: float) -> li
 # ---------------------------------------------------------------------------- area resampling
 
 
-def area_windows(n: int, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """``adaptive_avg_pool2d``'s windows resizing ``n`` pixels to ``size``: [start, stop)."""
+def area_windows(n: int | np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``adaptive_avg_pool2d``'s windows resizing ``n`` pixels to ``size``: [start, stop)
+    (``n`` an (N, 1) array: N rows of windows)."""
     steps = np.arange(size, dtype=np.int64)
     return (steps * n) // size, -((-(steps + 1) * n) // size)
 
@@ -182,11 +183,9 @@ class FrameTables:
         return torch.from_numpy(out).permute(0, 3, 1, 2)
 
     def _crops(self, image_inds, y0, y1, x0, x1, size: int, out: np.ndarray) -> None:
-        steps = np.arange(size)
-
-        def windows(start, stop):  # area_windows, for N boxes at once
-            n = (stop - start)[:, None]
-            return start[:, None] + (steps * n) // size, start[:, None] - (-(steps + 1) * n) // size
+        def windows(start, stop):  # area_windows of N boxes, from their starts
+            low, high = area_windows((stop - start)[:, None], size)
+            return start[:, None] + low, start[:, None] + high
 
         (ya, yb), (xa, xb) = windows(y0, y1), windows(x0, x1)
         row = (self.width + 1) * 3
