@@ -38,9 +38,14 @@ time: with one torch thread they are about what the scan takes on an otherwise i
 the load was.
 
 Targets: 32 frames warm in at most 8 s (the DFDC competition's per-video budget on a P100);
-the goals: with one thread, the scanner's defaults (ONNX Runtime, nearest-reference frames) at 32
-frames warm in at most 0.5x the time of torch with exact frames and a cold start in at most 0.6x, in
-the same run (every configuration's ratios to torch with exact frames are printed at the end).
+the goals: with one thread, the scanner's defaults (what ``--backend auto`` takes, nearest-reference
+frames) at 32 frames warm in at most 0.5x the time of today's scanner and a cold start in at most
+0.6x, in the same run. Two baselines are printed: the current code with torch and exact frames
+(every configuration's ratios to it), which shares this code's faster MTCNN cascade, and the
+scanner's code as it was when the goals were set (``--baseline-rev``, checked out with ``git
+archive``; torch and exact frames were all it had), run in the same rounds on the same threads: its
+torch threads as its own ``--threads`` set them, and its video decoder, which it left at a thread
+per core, held to the same count (:func:`hold_baseline_threads`).
 """
 
 from __future__ import annotations
@@ -60,6 +65,9 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = Path(os.environ.get("FACESLEUTH_SAMPLES") or REPO.parent / "shared/data/samples")
 DEFAULT_VIDEO = SAMPLES / "dfdc/dfdc_train_part_10/widuwuoiur.mp4"
 TARGET_SECONDS = 8.0
+# The scanner's code when the latency goals were set (torch, exact frames, facenet-pytorch's NMS and
+# crops): "today's time" of the goals, run in the same rounds as the current code.
+BASELINE_REV = "835be9c"
 
 
 def make_random_run(folder: Path, model: str = "efb0_ns", input_size: int = 224) -> Path:
@@ -87,9 +95,13 @@ def worker(args: argparse.Namespace) -> None:
     """One configuration in this (fresh) process; prints one JSON line."""
     started = time.perf_counter()
 
-    sys.path.insert(0, str(REPO / "src"))
-    from facesleuth.extract.detect import FaceDetector, set_cpu_threads
+    sys.path.insert(0, str(args.source or REPO / "src"))
+    try:
+        from facesleuth.extract.detect import FaceDetector, set_cpu_threads
+    except ImportError:  # the baseline's code: its own layout and thread setting
+        from facesleuth.detect import FaceDetector
 
+        set_cpu_threads = hold_baseline_threads
     set_cpu_threads(args.threads)  # as facesleuth scan --threads does
     from facesleuth.scan import Scanner, ScanOptions
 
@@ -134,8 +146,9 @@ def worker(args: argparse.Namespace) -> None:
         }
 
     imported = time.perf_counter()
-    options = ScanOptions(frames=args.frames, device=args.device, backend=args.backend,
-                          frame_policy=args.frame_policy)
+    settings = {"frames": args.frames, "device": args.device, "backend": args.backend, "frame_policy": args.frame_policy}
+    known = {f.name for f in dataclasses.fields(ScanOptions)}  # the baseline has neither backend nor frame_policy
+    options = ScanOptions(**{name: value for name, value in settings.items() if name in known})
     scanner = Scanner(args.run, options)
     loaded = scanner.detector
     timed = TimedDetector(**{f.name: getattr(loaded, f.name) for f in dataclasses.fields(loaded) if f.init})
@@ -146,10 +159,44 @@ def worker(args: argparse.Namespace) -> None:
     cold = time.perf_counter() - started
     warm = [scan_once(scanner) for _ in range(args.warm)]
     print(json.dumps({
-        "frames": args.frames, "threads": args.threads, "backend": scanner.run.backend,
-        "frame_policy": args.frame_policy, "cold_in_process": cold,
+        "frames": args.frames, "threads": args.threads, "backend": getattr(scanner.run, "backend", "torch"),
+        "frame_policy": args.frame_policy, "code": "baseline" if args.source else "now", "cold_in_process": cold,
         "import": imported - started, "first_scan": first, "first_result_at": first_result_at, "warm": warm,
     }))
+
+
+def hold_baseline_threads(threads: int) -> None:
+    """What the current scanner's ``--threads`` holds, applied to the baseline's code: torch's
+    threads (as its own ``--threads`` set them) and its video decoder's (which it left at FFmpeg's
+    default, a thread per core), so both run on the same threads."""
+    import torch
+
+    import facesleuth.video as video
+
+    torch.set_num_threads(threads)
+    opened = video._open_container
+
+    def open_held(path):
+        container = opened(path)
+        container.streams.video[0].thread_count = threads
+        return container
+
+    video._open_container = open_held
+
+
+def check_out_baseline(rev: str, folder: Path) -> Path | None:
+    """The package's source at ``rev`` (``git archive``) under ``folder``; None, with the reason
+    printed, where this checkout cannot give it (no git, a shallow clone)."""
+    try:
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", b"") or b""
+        print(f"baseline {rev}: not available here ({detail.decode(errors='replace').strip() or err}); "
+              "ratios against the current code's torch + exact only", flush=True)
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
+    return folder / "src"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -171,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
                              "best round's, warm the best of all (no configuration always runs first)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N: where the scanner runs")
     parser.add_argument("--json", type=Path, help="also write all figures here (rewritten after every row)")
+    parser.add_argument("--baseline-rev", default=BASELINE_REV,
+                        help=f"the scanner's code to run as the goals' baseline, torch + exact frames, in the same "
+                             f"rounds (default {BASELINE_REV}: as it was when the goals were set); none: skip")
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -196,13 +247,19 @@ def main(argv: list[str] | None = None) -> int:
         if "openvino" in args.backends:
             print(f"MTCNN's export for openvino (once per installation, kept in the user cache): "
                   f"{export_mtcnn_once():.2f} s", flush=True)
-        configurations = [(frames, threads, backend, policy) for frames in args.frames for threads in args.threads
-                          for backend in args.backends for policy in args.frame_policies]
+        configurations = [(frames, threads, backend, policy, None) for frames in args.frames
+                          for threads in args.threads for backend in args.backends for policy in args.frame_policies]
+        baseline = None if args.baseline_rev == "none" else check_out_baseline(args.baseline_rev, Path(tmp) / "baseline")
+        if baseline is not None:
+            configurations += [(frames, threads, "torch", "exact", baseline) for frames in args.frames
+                               for threads in args.threads]
         for number in range(args.rounds):
-            for frames, threads, backend, policy in configurations:
+            for frames, threads, backend, policy, source in configurations:
                 command = [sys.executable, __file__, "--worker", "--run", str(run), "--video", str(args.video),
                            "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm),
                            "--device", args.device, "--backend", backend, "--frame-policy", policy]
+                if source is not None:
+                    command += ["--source", str(source)]
                 launched = time.time()
                 done = subprocess.run(command, capture_output=True, text=True, check=False,
                                       env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"})
@@ -224,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "met" if min(best32) <= TARGET_SECONDS else "MISSED"
         print(f"target: 32 frames warm <= {TARGET_SECONDS:.0f} s: {verdict} (best {min(best32):.2f} s)")
     for line in backend_ratios(rows, default_backend(args.device)):
+        print(line)
+    for line in baseline_ratios(rows, default_backend(args.device), args.baseline_rev):
         print(line)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "device": args.device, "load_before": load_before,
@@ -268,26 +327,50 @@ def backend_ratios(rows: list[dict], defaults: str) -> list[str]:
     classifier; the issue's goals for one thread and 32 frames apply to the scanner's defaults
     (``defaults``, what auto takes, with nearest_reference)."""
     lines = []
-    by_key: dict[tuple, list[dict]] = {}
-    for r in rows:
-        by_key.setdefault((r["frames"], r["threads"], r["backend"], r["frame_policy"]), []).append(r)
+    by_key = _by_configuration(rows, "now")
     for (frames, threads, backend, policy), runs in by_key.items():
         before = by_key.get((frames, threads, "torch", "exact"))
         if before is None or runs is before:
             continue
-        best = {name: min((w for r in group for w in (r["warm"] or [r["first_scan"]])), key=lambda w: w["wall"])
-                for name, group in (("before", before), ("now", runs))}
-        warm = best["now"]["wall"] / best["before"]["wall"]
-        cold = min(r["cold"] for r in runs) / min(r["cold"] for r in before)
-        classify = best["now"]["classify"] / max(best["before"]["classify"], 1e-9)
-        decode = best["now"]["decode_crop"] / max(best["before"]["decode_crop"], 1e-9)
-        line = (f"{backend} + {policy} / torch + exact, frames {frames:>3} threads {threads}: warm {warm:.2f}x, "
-                f"cold {cold:.2f}x, classifier {classify:.2f}x, decode+crop {decode:.2f}x")
-        if frames == 32 and threads == 1 and (backend, policy) == (defaults, "nearest_reference"):
-            line += (f"  [the defaults; goals: warm <= 0.5x {'met' if warm <= 0.5 else 'MISSED'}, "
-                     f"cold <= 0.6x {'met' if cold <= 0.6 else 'MISSED'}]")
-        lines.append(line)
+        lines.append(_ratio_line(f"{backend} + {policy} / torch + exact", frames, threads, runs, before,
+                                 (backend, policy) == (defaults, "nearest_reference")))
     return lines
+
+
+def baseline_ratios(rows: list[dict], defaults: str, rev: str) -> list[str]:
+    """The scanner's defaults against the baseline's code (torch, exact frames) at each frames x threads."""
+    now, baseline = _by_configuration(rows, "now"), _by_configuration(rows, "baseline")
+    lines = []
+    for (frames, threads, _, _), before in baseline.items():
+        runs = now.get((frames, threads, defaults, "nearest_reference"))
+        if runs is not None:
+            lines.append(_ratio_line(f"{defaults} + nearest_reference / the code at {rev}", frames, threads, runs,
+                                     before, True))
+    return lines
+
+
+def _by_configuration(rows: list[dict], code: str) -> dict[tuple, list[dict]]:
+    by_key: dict[tuple, list[dict]] = {}
+    for r in rows:
+        if r.get("code", "now") == code:
+            by_key.setdefault((r["frames"], r["threads"], r["backend"], r["frame_policy"]), []).append(r)
+    return by_key
+
+
+def _ratio_line(name: str, frames: int, threads: int, runs: list[dict], before: list[dict], defaults: bool) -> str:
+    """Warm (best of all rounds) and cold (best round) of ``runs`` over ``before``, whole scan and stages."""
+    best = {label: min((w for r in group for w in (r["warm"] or [r["first_scan"]])), key=lambda w: w["wall"])
+            for label, group in (("before", before), ("now", runs))}
+    warm = best["now"]["wall"] / best["before"]["wall"]
+    cold = min(r["cold"] for r in runs) / min(r["cold"] for r in before)
+    classify = best["now"]["classify"] / max(best["before"]["classify"], 1e-9)
+    decode = best["now"]["decode_crop"] / max(best["before"]["decode_crop"], 1e-9)
+    line = (f"{name}, frames {frames:>3} threads {threads}: warm {warm:.2f}x, cold {cold:.2f}x, "
+            f"classifier {classify:.2f}x, decode+crop {decode:.2f}x")
+    if frames == 32 and threads == 1 and defaults:
+        line += (f"  [the defaults; goals: warm <= 0.5x {'met' if warm <= 0.5 else 'MISSED'}, "
+                 f"cold <= 0.6x {'met' if cold <= 0.6 else 'MISSED'}]")
+    return line
 
 
 def format_row(row: dict) -> str:
@@ -295,7 +378,8 @@ def format_row(row: dict) -> str:
     walls = [w["wall"] for w in warm]
     median = statistics.median(walls)
     stage = min(warm, key=lambda w: w["wall"])
-    return (f"round {row.get('round', 0)}  {row['backend']:>8} {row['frame_policy']:>17}  frames {row['frames']:>3}  threads {row['threads']}  cold {row['cold']:6.2f} s "
+    code = "baseline " if row.get("code") == "baseline" else ""
+    return (f"round {row.get('round', 0)}  {code}{row['backend']:>8} {row['frame_policy']:>17}  frames {row['frames']:>3}  threads {row['threads']}  cold {row['cold']:6.2f} s "
             f"(imports {row['import']:.2f} s, first scan {row['first_scan']['wall']:.2f} s)  "
             f"warm median {median:6.2f} s, best {min(walls):6.2f} s (CPU {stage['cpu']:.2f} s)  "
             f"[best: decode+crop {stage['decode_crop']:.2f}, detect {stage['detect']:.2f}, "
