@@ -178,6 +178,28 @@ def test_prefetch_depth_zero_runs_in_the_consumers_thread():
         list(prefetch(failing(), depth=0))
 
 
+def test_prefetch_lowers_the_switch_interval_and_never_raises_it():
+    """A decoding thread takes the GIL back between packets: the interval it waits for it is
+    lowered to DECODE_SWITCH_INTERVAL while the decoder runs ahead, and one already lower stays."""
+    import sys
+
+    from facesleuth.extract.video import DECODE_SWITCH_INTERVAL
+
+    initial = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)  # the interpreter's default
+        assert list(prefetch(iter(range(3)), depth=0)) == [0, 1, 2]
+        assert sys.getswitchinterval() == 0.005  # nothing runs ahead: nothing changed
+        assert list(prefetch(iter(range(3)), depth=1)) == [0, 1, 2]
+        assert sys.getswitchinterval() == pytest.approx(DECODE_SWITCH_INTERVAL)
+        assert DECODE_SWITCH_INTERVAL < 0.005
+        sys.setswitchinterval(DECODE_SWITCH_INTERVAL / 2)
+        assert list(prefetch(iter(range(3)), depth=1)) == [0, 1, 2]
+        assert sys.getswitchinterval() == pytest.approx(DECODE_SWITCH_INTERVAL / 2)
+    finally:
+        sys.setswitchinterval(initial)
+
+
 # ---------------------------------------------------------------- broken inputs
 
 

@@ -36,6 +36,7 @@ import math
 import os
 import queue
 import re
+import sys
 import threading
 import time
 import warnings
@@ -814,16 +815,26 @@ def read_frames(
     return np.stack([decoded[int(i)] for i in indices if int(i) in decoded])
 
 
+# The decoder releases the GIL while it decodes a packet but takes it back between packets, and
+# each time waits out the interpreter's switch interval (5 ms by default) while the consumer runs
+# Python code: beside a busy Python thread a 1080p video decoded several times slower at 5 ms,
+# little slower at 0.2 ms (benchmarks/README.md, decode_contention.py). Process-wide, lowered once.
+DECODE_SWITCH_INTERVAL = 0.0002
+
+
 def prefetch(items: Iterable[T], depth: int = 1) -> Iterator[T]:
     """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer
     (``depth`` 0: in the consumer's thread, nothing ahead).
 
-    Decoding (OpenCV releases the GIL) then overlaps detection. An exception raised by
+    Decoding (the decoders release the GIL) then overlaps detection. An exception raised by
     ``items`` is re-raised here, in order; closing the generator early stops the thread.
+    Lowers the process's GIL switch interval to DECODE_SWITCH_INTERVAL (never raises it).
     """
     if depth <= 0:
         yield from items
         return
+    if sys.getswitchinterval() > DECODE_SWITCH_INTERVAL:
+        sys.setswitchinterval(DECODE_SWITCH_INTERVAL)
     done = object()
     slots: queue.Queue = queue.Queue(maxsize=max(1, depth))
     stop = threading.Event()

@@ -95,9 +95,10 @@ _PENDING = "pending"  # a media file about to be scanned (never in a finished re
 FAKE, REAL = "fake", "real"
 VERDICTS = (FAKE, REAL)
 
-# MTCNN frames per call on CPU when the config does not say: 8 ran 20% faster than the
-# schema's 32 (sized for GPUs) on 30 DFDC 1080p frames (1 thread, 4.6-4.8 s against 5.9-6.2 s).
-CPU_DETECTION_BATCH = 8
+# MTCNN frames per call on CPU when the config does not say: smaller than the schema's 32 (sized
+# for GPUs) because detection waits for the decoder's first batch and the decoder idles while the
+# last batch is detected; 4 keeps that wait short without more per-call cost (benchmarks/README.md).
+CPU_DETECTION_BATCH = 4
 THUMBNAIL_SIDE = 112  # pixels, longest side of the HTML report's face thumbnails
 #: where a scan's crop settings came from (ScanOptions.face_crops_source)
 FACE_CROP_SOURCES = ("run", "config", "defaults")
