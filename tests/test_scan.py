@@ -199,7 +199,8 @@ def test_video_faces_and_scores_are_the_pipelines(scanner, scan_run, samples):
 @pytest.mark.slow
 def test_decoding_in_the_scanning_thread_finds_the_same_faces(scanner, samples, monkeypatch):
     """decode_ahead=False (a one-thread service worker) starts no decoding thread and scans the
-    same frames, faces and scores as decoding ahead."""
+    same frames, faces and scores as decoding ahead (whose batches ramp up from one frame: the
+    same faces whatever the batches)."""
     import threading
 
     started = []

@@ -10,12 +10,14 @@ import pytest
 
 from facesleuth.extract.video import (
     EMPTY,
+    EXACT_FRAMES,
     UNREADABLE,
     DecodeReport,
     VideoError,
     evenly_spaced_indices,
     every_kth_indices,
     iter_frame_batches,
+    iter_sampled_batches,
     prefetch,
     probe,
     read_frames,
@@ -112,6 +114,18 @@ def test_batches_order_resize_and_repeats(samples):
     assert frames.shape == (3, 720, 1280, 3)
     assert np.array_equal(frames[0], frames[2])
     assert not np.array_equal(frames[0], frames[1])
+
+
+def test_ramped_batches_grow_from_one_frame_and_hold_the_same_frames(samples):
+    """ramp_up: batches of 1, 2, 4, then batch_size, each frame where the fixed batches have it."""
+    path = samples / FFPP_004
+    targets = list(range(0, 100, 6))  # 17 frames
+    fixed = list(iter_sampled_batches(path, targets, EXACT_FRAMES, batch_size=4))
+    ramped = list(iter_sampled_batches(path, targets, EXACT_FRAMES, batch_size=4, ramp_up=True))
+    assert [len(used) for _, used, _ in fixed] == [4, 4, 4, 4, 1]
+    assert [len(used) for _, used, _ in ramped] == [1, 2, 4, 4, 4, 2]
+    assert [u for _, used, _ in ramped for u in used] == targets
+    assert np.array_equal(np.concatenate([f for *_, f in ramped]), np.concatenate([f for *_, f in fixed]))
 
 
 def test_reading_past_the_end_is_an_error(samples):

@@ -332,8 +332,9 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
     targets: list[int] = []  # the sampled index each processed frame stands for (frame_policy)
     policy = FramePolicy.from_settings(settings)
     ahead = 1 if decode_ahead else 0
-    for batch_targets, batch, frames in prefetch(iter_sampled_batches(path, indices, policy, detector.batch_size,
-                                                                      limits=limits, report=report), ahead):
+    decoded = iter_sampled_batches(path, indices, policy, detector.batch_size, limits=limits, report=report,
+                                   ramp_up=decode_ahead)
+    for batch_targets, batch, frames in prefetch(decoded, ahead):
         processed.extend(batch)
         targets.extend(batch_targets)
         for frame, found in zip(frames, detector.detect(frames)):

@@ -622,11 +622,16 @@ def iter_sampled_batches(
     *,
     limits: MediaLimits = UNLIMITED,
     report: DecodeReport | None = None,
+    ramp_up: bool = False,
 ) -> Iterator[tuple[list[int], list[int], np.ndarray]]:
     """Yield ``(targets, used, frames)`` batches in increasing frame order: for each sampled
     target index the index of the frame that stands for it under ``policy`` (the target itself
     under ``exact``) and that frame. Used indices are distinct and increasing; otherwise as
     :func:`iter_frame_batches`.
+
+    ``ramp_up``: the first batch holds one frame and each next one twice as many, up to
+    ``batch_size``, so a consumer working while this decodes ahead (:func:`prefetch`) starts
+    after one frame rather than after a whole batch.
     """
     import cv2  # half a second to import: extract imports this module, and its summary step never decodes
 
@@ -653,6 +658,7 @@ def iter_sampled_batches(
     batch_targets: list[int] = []
     batch_used: list[int] = []
     batch: list[np.ndarray] = []
+    size = 1 if ramp_up else batch_size
     try:
         for target, used, frame in frames:
             if resize_to is not None and (frame.shape[1], frame.shape[0]) != tuple(resize_to):
@@ -660,9 +666,10 @@ def iter_sampled_batches(
             batch.append(frame)
             batch_targets.append(target)
             batch_used.append(used)
-            if len(batch) == batch_size:
+            if len(batch) == size:
                 yield batch_targets, batch_used, np.stack(batch)
                 batch_targets, batch_used, batch = [], [], []
+                size = min(batch_size, 2 * size)
     except (_av_error(), MemoryError) as err:  # what the decoder raises past a packet: the file is damaged
         raise VideoError(UNREADABLE, f"decoding stopped ({_short(err)})", path) from None
     if batch:
