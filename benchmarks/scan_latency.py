@@ -160,7 +160,7 @@ def worker(args: argparse.Namespace) -> None:
     warm = [scan_once(scanner) for _ in range(args.warm)]
     print(json.dumps({
         "frames": args.frames, "threads": args.threads, "backend": getattr(scanner.run, "backend", "torch"),
-        "frame_policy": args.frame_policy, "code": "baseline" if args.source else "now", "cold_in_process": cold,
+        "frame_policy": args.frame_policy, "code": args.code, "cold_in_process": cold,
         "import": imported - started, "first_scan": first, "first_result_at": first_result_at, "warm": warm,
     }))
 
@@ -184,15 +184,16 @@ def hold_baseline_threads(threads: int) -> None:
     video._open_container = open_held
 
 
-def check_out_baseline(rev: str, folder: Path) -> Path | None:
+def check_out_source(rev: str, folder: Path) -> Path | None:
     """The package's source at ``rev`` (``git archive``) under ``folder``; None, with the reason
-    printed, where this checkout cannot give it (no git, a shallow clone)."""
+    printed, where this checkout cannot give it (no git, a shallow clone). The worker puts it first
+    on ``sys.path``, ahead of the installed package."""
     try:
         archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "src"], capture_output=True, check=True)
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", b"") or b""
-        print(f"baseline {rev}: not available here ({detail.decode(errors='replace').strip() or err}); "
-              "ratios against the current code's torch + exact only", flush=True)
+        print(f"code at {rev}: not available here ({detail.decode(errors='replace').strip() or err}); "
+              "left out of this run", flush=True)
         return None
     folder.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(folder)], input=archive.stdout, check=True)
@@ -221,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-rev", default=BASELINE_REV,
                         help=f"the scanner's code to run as the goals' baseline, torch + exact frames, in the same "
                              f"rounds (default {BASELINE_REV}: as it was when the goals were set); none: skip")
+    parser.add_argument("--before-rev",
+                        help="also run every configuration on the code at this revision (e.g. HEAD for a change not "
+                             "yet committed), in the same rounds: each configuration's ratio now / before")
+    parser.add_argument("--code", default="now", help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)
@@ -247,17 +252,22 @@ def main(argv: list[str] | None = None) -> int:
         if "openvino" in args.backends:
             print(f"MTCNN's export for openvino (once per installation, kept in the user cache): "
                   f"{export_mtcnn_once():.2f} s", flush=True)
-        configurations = [(frames, threads, backend, policy, None) for frames in args.frames
+        configurations = [(frames, threads, backend, policy, "now", None) for frames in args.frames
                           for threads in args.threads for backend in args.backends for policy in args.frame_policies]
-        baseline = None if args.baseline_rev == "none" else check_out_baseline(args.baseline_rev, Path(tmp) / "baseline")
+        if args.before_rev:
+            before = check_out_source(args.before_rev, Path(tmp) / "before")
+            if before is None:
+                return 1
+            configurations += [(*c[:4], "before", before) for c in list(configurations)]
+        baseline = None if args.baseline_rev == "none" else check_out_source(args.baseline_rev, Path(tmp) / "baseline")
         if baseline is not None:
-            configurations += [(frames, threads, "torch", "exact", baseline) for frames in args.frames
+            configurations += [(frames, threads, "torch", "exact", "baseline", baseline) for frames in args.frames
                                for threads in args.threads]
         for number in range(args.rounds):
-            for frames, threads, backend, policy, source in configurations:
+            for frames, threads, backend, policy, code, source in configurations:
                 command = [sys.executable, __file__, "--worker", "--run", str(run), "--video", str(args.video),
                            "--frames", str(frames), "--threads", str(threads), "--warm", str(args.warm),
-                           "--device", args.device, "--backend", backend, "--frame-policy", policy]
+                           "--device", args.device, "--backend", backend, "--frame-policy", policy, "--code", code]
                 if source is not None:
                     command += ["--source", str(source)]
                 launched = time.time()
@@ -283,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in backend_ratios(rows, default_backend(args.device)):
         print(line)
     for line in baseline_ratios(rows, default_backend(args.device), args.baseline_rev):
+        print(line)
+    for line in before_ratios(rows, args.before_rev):
         print(line)
     if args.json:
         args.json.write_text(json.dumps({"machine": info, "device": args.device, "load_before": load_before,
@@ -349,6 +361,13 @@ def baseline_ratios(rows: list[dict], defaults: str, rev: str) -> list[str]:
     return lines
 
 
+def before_ratios(rows: list[dict], rev: str | None) -> list[str]:
+    """Each configuration now against the same configuration on the code at ``--before-rev``."""
+    now, before = _by_configuration(rows, "now"), _by_configuration(rows, "before")
+    return [_ratio_line(f"{key[2]} + {key[3]} now / at {rev}", key[0], key[1], runs, before[key], False)
+            for key, runs in now.items() if key in before]
+
+
 def _by_configuration(rows: list[dict], code: str) -> dict[tuple, list[dict]]:
     by_key: dict[tuple, list[dict]] = {}
     for r in rows:
@@ -378,7 +397,7 @@ def format_row(row: dict) -> str:
     walls = [w["wall"] for w in warm]
     median = statistics.median(walls)
     stage = min(warm, key=lambda w: w["wall"])
-    code = "baseline " if row.get("code") == "baseline" else ""
+    code = "" if row.get("code", "now") == "now" else f"{row['code']} "
     return (f"round {row.get('round', 0)}  {code}{row['backend']:>8} {row['frame_policy']:>17}  frames {row['frames']:>3}  threads {row['threads']}  cold {row['cold']:6.2f} s "
             f"(imports {row['import']:.2f} s, first scan {row['first_scan']['wall']:.2f} s)  "
             f"warm median {median:6.2f} s, best {min(walls):6.2f} s (CPU {stage['cpu']:.2f} s)  "
