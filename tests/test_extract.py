@@ -381,6 +381,36 @@ def test_test_flow_nearest_reference_frames_are_the_frames_cut(samples, detector
 
 
 @pytest.mark.slow
+def test_test_flow_hands_over_every_face_it_cuts_as_it_cuts_it(street, monkeypatch):
+    """on_crops gets each detected batch's faces while detection goes on: every kept face among
+    them under (target_frame, face), its crop the one the row's JPEG encodes, and no face twice."""
+    path, detector, faces, _ = street
+    handed: list[list] = []
+    events: list[str] = []
+    detect = detector.detect
+
+    def recording_detect(frames, *args, **kwargs):
+        events.append("detect")
+        return detect(frames, *args, **kwargs)
+
+    def on_crops(batch):
+        events.append("crops")
+        handed.append(batch)
+
+    monkeypatch.setattr(detector, "detect", recording_detect)
+    again, status = extract_video(path, "test", detector, STREET_FLOW, label=0, video_id="multiface/street",
+                                  on_crops=on_crops)
+    assert status.iloc[0]["status"] == "ok"
+    pd.testing.assert_frame_equal(faces, again)  # handing over changes nothing
+    last_detect = len(events) - 1 - events[::-1].index("detect")
+    assert events.index("crops") < last_detect  # handed over before detection ends
+    crops = {key: crop for batch in handed for key, crop in batch}
+    assert len(crops) == sum(len(batch) for batch in handed) > len(faces)  # dropped short tracks too
+    for row in faces.itertuples():
+        assert detector.encode(crops[(row.target_frame, row.face)]) == row.jpeg
+
+
+@pytest.mark.slow
 def test_second_pass_gives_the_same_crops(street, monkeypatch):
     """Past the crop memory budget the sampled frames are decoded again: same result."""
     path, detector, faces, _ = street

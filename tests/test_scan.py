@@ -225,6 +225,71 @@ def test_decoding_in_the_scanning_thread_finds_the_same_faces(scanner, samples, 
     assert [f.score for f in inline.faces] == pytest.approx([f.score for f in ahead.faces], abs=1e-6)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("video, frames, detect_max_side", [
+    ("multiface/street.mp4", 32, 640),  # short tracks dropped: faces scored ahead that the scan does not report
+    ("dfdc/dfdc_train_part_0/brtujopkby.mp4", 12, 480),  # B-frames: faces from frames other than the sampled
+])
+def test_classifying_ahead_gives_the_same_scores(scanner, samples, monkeypatch, video, frames, detect_max_side):
+    """classify_ahead (faces scored in a second thread while later frames are detected) reports
+    the same faces and scores as scoring after detection, and uses what it scored ahead; off, no
+    such thread scores."""
+    import threading
+    import time
+
+    import facesleuth.scan.scanner as scanner_module
+
+    scored_in: list[tuple[str, int]] = []  # (thread, faces) of each call of the classifier
+    predict_crops = scanner_module.predict_crops
+
+    def recording_predict_crops(model, info, crops, *args, **kwargs):
+        scored_in.append((threading.current_thread().name, len(crops)))
+        return predict_crops(model, info, crops, *args, **kwargs)
+
+    class ScoresAheadToTheEnd(scanner_module.ScoresAhead):
+        """Finishes only once every face handed over is scored, so no face is left to the scan."""
+
+        handed_over = 0
+
+        def submit(self, faces):
+            self.handed_over += len(faces)
+            super().submit(faces)
+
+        def finish(self):
+            deadline = time.monotonic() + 60
+            while len(self._scores) < self.handed_over and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return super().finish()
+
+    monkeypatch.setattr(scanner_module, "predict_crops", recording_predict_crops)
+    monkeypatch.setattr(scanner_module, "ScoresAhead", ScoresAheadToTheEnd)
+    results, threads = {}, {}
+    for ahead in (True, False):
+        scored_in.clear()
+        options = ScanOptions(frames=frames, device="cpu", detection={"detect_max_side": detect_max_side},
+                              classify_ahead=ahead)
+        results[ahead] = Scanner(scanner.run, options).scan_file(samples / video)
+        assert results[ahead].status == "ok", results[ahead].message
+        threads[ahead] = {}
+        for name, count in scored_in:
+            threads[ahead][name] = threads[ahead].get(name, 0) + count
+    here = threading.current_thread().name
+    assert threads[False] == {here: len(results[False].faces)}
+    assert set(threads[True]) <= {here, "facesleuth-scores-ahead"}
+    # every face reported was scored ahead and taken from there
+    assert here not in threads[True] and threads[True]["facesleuth-scores-ahead"] >= len(results[True].faces)
+    ahead, after = results[True], results[False]
+    if "street" in video:
+        assert ahead.tracks > ahead.tracks_scored
+    else:
+        sampled = set(every_kth_indices(300, math.ceil(300 / frames), frames))
+        assert {f.frame for f in ahead.faces} - sampled
+    assert [(f.frame, f.face, f.box, f.track) for f in ahead.faces] == [
+        (f.frame, f.face, f.box, f.track) for f in after.faces]
+    assert [f.score for f in ahead.faces] == pytest.approx([f.score for f in after.faces], abs=1e-6)
+    assert ahead.score == pytest.approx(after.score, abs=1e-6) and ahead.verdict == after.verdict
+
+
 def test_short_tracks_fall_back_to_scoring_every_track(scanner, samples):
     # IoU above 0.99 between frames 3 s apart never holds: every face is its own 1-frame track.
     strict = Scanner(scanner.run, ScanOptions(frames=4, device="cpu", detection={"detect_max_side": 480},

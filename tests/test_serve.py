@@ -152,7 +152,7 @@ def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path, monkey
     from facesleuth.scan.scanner import ScanOptions
     from facesleuth.serve.workers import scan_options
 
-    assert ScanOptions().decode_ahead
+    assert ScanOptions().decode_ahead and ScanOptions().classify_ahead
     (tmp_path / "data" / "uploads").mkdir(parents=True)
     common = ["--model", str(tmp_path / "run"), "--data-dir", str(tmp_path / "data"), "--device", "cpu"]
     for threads, ahead in (("1", False), ("2", True)):
@@ -162,6 +162,7 @@ def test_a_one_thread_cpu_worker_decodes_in_its_scanning_thread(tmp_path, monkey
         for settings in (serve_settings(serve).worker, worker_settings(worker)):
             assert settings.threads == int(threads)
             assert scan_options(settings).decode_ahead is ahead
+            assert scan_options(settings).classify_ahead is ahead
     # on a GPU (device auto finds one) a one-thread worker decodes ahead: the GPU's work overlaps it
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     worker = build_parser("worker").parse_args(["worker", "--model", str(tmp_path / "run"), "--data-dir",

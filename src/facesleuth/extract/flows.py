@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,10 @@ FLOWS = ("train", "test")
 SOURCE_SELF, SOURCE_ORIGINAL = "self", "original"
 # Test flow: crops held from the single decoding pass before falling back to a second pass.
 CROP_MEMORY_BUDGET = 256 * 2**20
+#: Takes one detected batch's faces as ``((target_frame, face), crop)``: the sampled frame index the
+#: face's frame stands for (unique, where two targets could share a decoded frame), the face's index
+#: in its frame, and its RGB crop as it will be encoded. Faces the tracks later drop are handed over too.
+CropsCallback = Callable[[list[tuple[tuple[int, int], np.ndarray]]], None]
 
 
 # ---------------------------------------------------------------------- settings
@@ -312,14 +316,16 @@ def _train_flow(
 
 
 def _test_flow(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
-               limits: MediaLimits = UNLIMITED, decode_ahead: bool = True) -> dict[str, Any]:
+               limits: MediaLimits = UNLIMITED, decode_ahead: bool = True,
+               on_crops: CropsCallback | None = None) -> dict[str, Any]:
     report = DecodeReport()
-    counts = _test_flow_counts(path, detector, settings, crops, limits, report, decode_ahead)
+    counts = _test_flow_counts(path, detector, settings, crops, limits, report, decode_ahead, on_crops)
     return _damage(counts, report)
 
 
 def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, Any], crops: _Crops,
-                      limits: MediaLimits, report: DecodeReport, decode_ahead: bool = True) -> dict[str, Any]:
+                      limits: MediaLimits, report: DecodeReport, decode_ahead: bool = True,
+                      on_crops: CropsCallback | None = None) -> dict[str, Any]:
     info = probe(path, limits)
     indices = every_kth_indices(info.frames, int(settings["frame_step"]), settings.get("max_frames"))
     # One decoding pass: detect on each batch and crop every kept face from the full-size
@@ -337,7 +343,8 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
     for batch_targets, batch, frames in prefetch(decoded, ahead):
         processed.extend(batch)
         targets.extend(batch_targets)
-        for frame, found in zip(frames, detector.detect(frames)):
+        batch_crops: list[tuple[tuple[int, int], np.ndarray]] = []
+        for target, frame, found in zip(batch_targets, frames, detector.detect(frames)):
             position = len(detections)
             detections.append(found)
             if not holding:
@@ -346,11 +353,14 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
                 crop, crop_box = detector.crop(frame, box)
                 held[(position, face)] = (crop.copy(), crop_box)
                 held_bytes += crop.nbytes
+                batch_crops.append(((target, face), held[(position, face)][0]))
             if held_bytes > CROP_MEMORY_BUDGET:
                 log.info("%s: crops exceed %d MiB; sampled frames will be decoded again", crops.video_id,
                          CROP_MEMORY_BUDGET >> 20)
                 held.clear()
                 holding = False
+        if on_crops is not None and holding and batch_crops:
+            on_crops(batch_crops)
         del frames
     indices = processed
     counts: dict[str, Any] = {
@@ -424,11 +434,13 @@ def _extract(
     decoded: Decoded | Exception | None = None,
     limits: MediaLimits = UNLIMITED,
     decode_ahead: bool = True,
+    on_crops: CropsCallback | None = None,
 ) -> Extraction:
     """One video through ``flow``; any failure becomes the status row, never an exception.
 
     ``decoded``: the train flow's frames decoded ahead (or the error decoding raised).
     ``decode_ahead``: the test flow decodes its next batch in a second thread (else in this one).
+    ``on_crops``: the test flow hands it each batch's face crops as they are cut (see CropsCallback).
     """
     path = str(path)
     video_id = video_id or Path(path).stem
@@ -451,7 +463,7 @@ def _extract(
                 started -= decoded.seconds
             counts, boxes = _train_flow(decoded, detector, settings, crops, original_boxes, note)
         else:
-            counts = _test_flow(path, detector, settings, crops, limits, decode_ahead)
+            counts = _test_flow(path, detector, settings, crops, limits, decode_ahead, on_crops)
     except VideoError as err:  # the file's fault: its status, never "error"
         kind = "empty: " if err.status == EMPTY else ""
         status = err.status if err.status in LIMIT_STATUSES else UNREADABLE
@@ -492,6 +504,7 @@ def extract_video(
     dataset: str = "",
     limits: MediaLimits = UNLIMITED,
     decode_ahead: bool = True,
+    on_crops: CropsCallback | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Faces (FACES_SCHEMA columns) and a one-row status (STATUS_SCHEMA) of one video.
 
@@ -499,12 +512,14 @@ def extract_video(
     across calls so MTCNN loads once). The faces rows carry frame, face index, track (test
     flow) and the cropped box, which the scanner uses to draw and group. ``decode_ahead``:
     the test flow decodes in a second thread while detecting (False: in this thread only).
+    ``on_crops``: called in the test flow with each batch's face crops while later frames are still
+    to be detected (:data:`CropsCallback`), so a caller can start on them early.
     """
     settings = flow_settings_for(flow, flow_settings)
     result = _extract(
         path, flow, make_detector(detection), settings,
         label=label, video_id=video_id, dataset=dataset, original_boxes=original_boxes, limits=limits,
-        decode_ahead=decode_ahead,
+        decode_ahead=decode_ahead, on_crops=on_crops,
     )
     return faces_frame(result.faces), status_frame([result.status])
 

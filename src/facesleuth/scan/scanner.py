@@ -23,7 +23,9 @@ Faces are classified from the same JPEG crops the pipeline stores, letterboxed a
 authors prepared theirs, docs/weights.md); the input's score is the run's aggregation (the mean
 by default; ``aggregation`` chooses another), calibrated by the run's validation temperature where
 it has one (``calibrated`` says so), and the verdict is ``fake`` when the score reaches the run's
-validation EER threshold (on the same scale). An ensemble's members each score and aggregate the
+validation EER threshold (on the same scale). With ``classify_ahead`` each detected batch's faces
+are classified in a second thread while later frames are detected (:mod:`facesleuth.scan.ahead`);
+the scores are the same. An ensemble's members each score and aggregate the
 faces; their input scores are joined by the ensemble's method.
 """
 
@@ -69,6 +71,7 @@ from facesleuth.registry import (
     UNSUPPORTED,
 )
 from facesleuth.runtime import resolve_device
+from facesleuth.scan.ahead import ScoresAhead
 from facesleuth.scan.discover import Candidate, discover, named_like_media
 from facesleuth.evaluate.inference import AUTO, BACKENDS, OPENVINO, TORCH, resolve_backend
 from facesleuth.scan.runfolder import ScanRun, load_scan_run, load_scan_runs
@@ -119,6 +122,9 @@ class ScanOptions:
     # decode the next frames in a second thread while detecting: lower latency for one scan, but
     # more than one core for a one-thread scanner; service workers on one CPU thread turn it off
     decode_ahead: bool = True
+    # classify a video's faces in a second thread as they are cut, while later frames are still
+    # detected (facesleuth.scan.ahead): lower latency, same scores; off where decode_ahead is, and why
+    classify_ahead: bool = True
     backend: str = AUTO  # the classifier's: auto, torch, onnx or openvino (facesleuth.evaluate.inference)
     detection: Mapping[str, Any] = field(default_factory=dict)
     # where the crop settings (facesleuth.config.CROP_KEYS) came from, set by the Scanner: "config"
@@ -406,8 +412,14 @@ class Scanner:
             "frame_policy": self.options.frame_policy,
             "max_frame_offset": int(self.options.max_frame_offset),
         }
-        faces, status = extract_video(path, "test", self.detector, flow, limits=limits,
-                                      decode_ahead=self.options.decode_ahead)
+        ahead = ScoresAhead(self._member_scores, self._stored_crop, int(self.options.batch_size)) \
+            if self.options.classify_ahead else None
+        try:
+            faces, status = extract_video(path, "test", self.detector, flow, limits=limits,
+                                          decode_ahead=self.options.decode_ahead,
+                                          on_crops=None if ahead is None else ahead.submit)
+        finally:
+            scored_ahead = {} if ahead is None else ahead.finish()
         row = status.iloc[0]
         result.timings["extract"] = round(time.perf_counter() - clock, 3)
         result.frames_read = int(row["frames_read"] or 0)
@@ -444,6 +456,7 @@ class Scanner:
             tracks=rows["track"].tolist(),
             boxes=rows[["x0", "y0", "x1", "y1"]].to_numpy().tolist(),
             probs=rows["prob"].tolist(),
+            scored=[scored_ahead.get(key) for key in zip(rows["target_frame"], rows["face"])],
         )
         result.message = (f"{len(rows)} faces from {len(chosen)} of {len(tracks)} tracks in "
                           f"{result.frames_read} sampled frames{note}{_damage_note(result)}")
@@ -472,19 +485,34 @@ class Scanner:
                     boxes=boxes, probs=found.probs.tolist())
         result.message = f"{count} face{'s' if count != 1 else ''} in the image"
 
+    def _stored_crop(self, crop: np.ndarray) -> np.ndarray:
+        """A crop as the classifier sees it: through the JPEG the pipeline would store, so that
+        scores match the pipeline's predictions."""
+        return decode_jpeg(self.detector.encode(crop))
+
+    def _member_scores(self, crops: list[np.ndarray]) -> np.ndarray:
+        """Fake probabilities of ``crops`` (as stored): one row per crop, one column per scorer
+        (the run, or each member of an ensemble)."""
+        columns = [predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size),
+                                 margin=self.detector.margin)
+                   for member in self.run.scorers]
+        return np.stack(columns, axis=1) if crops else np.zeros((0, len(columns)), dtype=np.float32)
+
     def _score(self, result: ScanResult, *, jpegs: list[bytes], frames: list[int], face_indices: list[int],
-               tracks: list[int | None], boxes: list[list[float]], probs: list[float]) -> None:
-        """Classify the crops and fill ``result``'s faces, score and verdict."""
+               tracks: list[int | None], boxes: list[list[float]], probs: list[float],
+               scored: list[np.ndarray | None] | None = None) -> None:
+        """Classify the crops and fill ``result``'s faces, score and verdict. ``scored``: each
+        face's scores where they were computed ahead (ScoresAhead), else None."""
         clock = time.perf_counter()
-        # Decoded from the JPEG the pipeline would store, so scores match the pipeline's predictions.
-        crops = [decode_jpeg(jpeg) for jpeg in jpegs]
+        scored = list(scored) if scored is not None else [None] * len(jpegs)
+        crops: dict[int, np.ndarray] = {i: decode_jpeg(jpegs[i]) for i, known in enumerate(scored) if known is None}
+        if crops:
+            for i, row in zip(crops, self._member_scores(list(crops.values()))):
+                scored[i] = row
+        per_face = np.stack(scored).astype(np.float32)  # faces x scorers
         track_ids = None if all(t is None for t in tracks) else np.array([-1 if t is None else t for t in tracks])
-        member_faces, member_videos = [], []
-        for member in self.run.scorers:  # one run, or each member of an ensemble
-            face_scores = predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size),
-                                        margin=self.detector.margin)
-            member_faces.append(face_scores)
-            member_videos.append(get_aggregation(self.run.aggregation)(face_scores, track_ids))
+        member_faces = [per_face[:, column] for column in range(per_face.shape[1])]
+        member_videos = [get_aggregation(self.run.aggregation)(face_scores, track_ids) for face_scores in member_faces]
         if self.run.members:
             method = self.run.ensemble_method
             scores = combine_scores(member_faces, method).astype(np.float32)  # per face, for the report
@@ -500,7 +528,7 @@ class Scanner:
         ]
         if self.options.thumbnails:
             for i in np.argsort(-scores, kind="stable")[: int(self.options.thumbnails)]:
-                result.faces[i].thumbnail = _thumbnail(crops[i])
+                result.faces[i].thumbnail = _thumbnail(crops[i] if i in crops else decode_jpeg(jpegs[i]))
         result.raw_score = round(raw_score, 6)
         result.score = round(self.run.calibrate(raw_score), 6)
         result.calibrated = self.run.calibrated

@@ -139,8 +139,8 @@ def scan_options(settings: Any) -> Any:
     """The ScanOptions a worker scans with, embedded or broker (:class:`WorkerSettings` or
     ``BrokerWorkerSettings``).
 
-    A worker keeps to the cores it is given: on the CPU with one thread it decodes in its
-    scanning thread, not ahead in a second one, which made one worker take more than its core
+    A worker keeps to the cores it is given: on the CPU with one thread it decodes and classifies
+    in its scanning thread, not ahead in a second one, which made one worker take more than its core
     and crowd the next on a machine sized at a core per worker (benchmarks/README.md, serve_load)."""
     from facesleuth.runtime import resolve_device
     from facesleuth.scan import ScanOptions
@@ -148,7 +148,7 @@ def scan_options(settings: Any) -> Any:
     one_core = settings.threads == 1 and resolve_device(settings.device) == "cpu"
     return ScanOptions(**settings.sampling, device=settings.device, backend=settings.backend,
                        detection=settings.detection, thumbnails=settings.thumbnails, decode_ahead=not one_core,
-                       **settings.limits)
+                       classify_ahead=not one_core, **settings.limits)
 
 
 def load_scanner(settings: Any) -> Any:
