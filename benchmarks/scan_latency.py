@@ -30,9 +30,11 @@ from the same scans: ``detect`` is MTCNN alone (a timing subclass of the pipelin
 ``decode+crop`` the rest of the extraction (decoding every frame up to the last sampled one,
 resizing for detection, crops, JPEG), ``classify`` the model. Load average is printed before and
 after: the machine is shared, so compare only figures taken in one run. The CPU seconds of
-detection and of the classifier (preparing the faces and the network) are recorded too (JSON
-``detect_cpu``, ``classify_network_cpu``; printed for the classifier): with one thread they
-change less with the load than wall times. The CPU seconds of the
+detection and of the classifier (preparing the faces and the network), in the thread that ran
+them, are recorded too (JSON ``detect_cpu``, ``classify_network_cpu``; printed for the
+classifier): with one thread they change less with the load than wall times. Where the scanner
+classifies ahead (``ScanOptions.classify_ahead``), ``classify`` is what is left to classify once
+detection ends, and the classifier's CPU seconds are those of both threads. The CPU seconds of the
 best warm scan (all threads of the process, decoder threads included) are printed beside its wall
 time: with one torch thread they are about what the scan takes on an otherwise idle core, whatever
 the load was.
@@ -112,22 +114,22 @@ def worker(args: argparse.Namespace) -> None:
         cpu: float = 0.0
 
         def detect(self, frames, full_size=None):
-            clock, cpu = time.perf_counter(), time.process_time()
+            clock, cpu = time.perf_counter(), time.thread_time()
             try:
                 return super().detect(frames, full_size)
             finally:
                 self.seconds += time.perf_counter() - clock
-                self.cpu += time.process_time() - cpu
+                self.cpu += time.thread_time() - cpu
 
     classifier_cpu = [0.0]  # CPU seconds of the classifier (prepare + network), the scans' sum
     predict_crops = scanner_module.predict_crops
 
     def timed_predict_crops(*args, **kwargs):
-        cpu = time.process_time()
+        cpu = time.thread_time()
         try:
             return predict_crops(*args, **kwargs)
         finally:
-            classifier_cpu[0] += time.process_time() - cpu
+            classifier_cpu[0] += time.thread_time() - cpu
 
     scanner_module.predict_crops = timed_predict_crops
 
