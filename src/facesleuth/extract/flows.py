@@ -351,9 +351,10 @@ def _test_flow_counts(path: str, detector: FaceDetector, settings: Mapping[str, 
                 continue
             for face, box in enumerate(found.boxes):
                 crop, crop_box = detector.crop(frame, box)
-                held[(position, face)] = (crop.copy(), crop_box)
-                held_bytes += crop.nbytes
-                batch_crops.append(((target, face), held[(position, face)][0]))
+                kept = crop.copy()  # outlives the frame it views
+                held[(position, face)] = (kept, crop_box)
+                held_bytes += kept.nbytes
+                batch_crops.append(((target, face), kept))
             if held_bytes > CROP_MEMORY_BUDGET:
                 log.info("%s: crops exceed %d MiB; sampled frames will be decoded again", crops.video_id,
                          CROP_MEMORY_BUDGET >> 20)
