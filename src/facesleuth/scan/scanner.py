@@ -412,8 +412,9 @@ class Scanner:
             "frame_policy": self.options.frame_policy,
             "max_frame_offset": int(self.options.max_frame_offset),
         }
-        ahead = ScoresAhead(self._member_scores, self._stored_crop, int(self.options.batch_size)) \
-            if self.options.classify_ahead else None
+        ahead = None
+        if self.options.classify_ahead:
+            ahead = ScoresAhead(self._member_scores, self._stored_crop, int(self.options.batch_size))
         try:
             faces, status = extract_video(path, "test", self.detector, flow, limits=limits,
                                           decode_ahead=self.options.decode_ahead,
