@@ -497,7 +497,7 @@ class Scanner:
         columns = [predict_crops(member.model, member.info, crops, member.device, int(self.options.batch_size),
                                  margin=self.detector.margin)
                    for member in self.run.scorers]
-        return np.stack(columns, axis=1) if crops else np.zeros((0, len(columns)), dtype=np.float32)
+        return np.stack(columns, axis=1)
 
     def _score(self, result: ScanResult, *, jpegs: list[bytes], frames: list[int], face_indices: list[int],
                tracks: list[int | None], boxes: list[list[float]], probs: list[float],
