@@ -47,7 +47,13 @@ def test_the_score_is_the_calibrated_probability_and_says_so(calibrated_run, sam
     faces = [face.score for face in result.faces]
     assert result.status == "ok" and result.calibrated and scanner.run.calibrated
     assert result.raw_score == pytest.approx(np.mean(faces), abs=1e-5)
-    assert result.score == pytest.approx(special.expit(special.logit(np.mean(faces)) / temperature), abs=1e-5)
+    expected = special.expit(special.logit(np.mean(faces)) / temperature)
+    # The reported face scores are rounded to 6 decimals, so their mean is off by up to 5e-7, which the
+    # calibration multiplies by its slope there: about 20 where the fitted temperature is 0.05 (the
+    # tiny run's training, and with it the temperature, differs from run to run). Allowed: 1e-5 as
+    # everywhere, plus twice that rounding through the slope.
+    slope = expected * (1 - expected) / (temperature * np.mean(faces) * (1 - np.mean(faces)))
+    assert result.score == pytest.approx(expected, abs=1e-5 + 1e-6 * slope)
     assert result.threshold == pytest.approx(special.expit(special.logit(raw_threshold) / temperature))
     assert result.verdict == ("fake" if result.raw_score >= raw_threshold else "real")
     jsonschema.validate(result.to_dict(), RESULT_SCHEMA)
