@@ -17,11 +17,15 @@ budget (``--budget``, default 540 s), in order of importance:
 5. ``scan_latency.py --device cuda``: ``facesleuth scan`` latency of a 10 s 1080p video on the GPU.
 
 A step that would not fit in the budget left is recorded as ``skipped`` and the run goes on.
-``gpu_paths.py``, ``train_throughput.py`` and ``scan_latency.py`` rewrite their JSON after each
-of their steps, so one that runs out of time keeps what it measured; every step's whole output
+``gpu_paths.py``, ``train_throughput.py``, ``extract.py`` and ``scan_latency.py`` rewrite their JSON
+after each of their steps or rounds, so one that runs out of time keeps what it measured; every step's whole output
 (the other scripts print their rows as they go) is kept in ``<json stem>.logs/<step>.log``
 beside the JSON, which is itself rewritten after every step. Without a CUDA GPU nothing is measured: the JSON says
 ``{"skipped": true, "reason": ...}`` and the exit code is 0.
+
+``--quick`` runs every step at toy sizes, a rehearsal that all of them run; the tests run it
+under a fake CUDA runtime (tests/fake_cuda.py), so a step that breaks shows up before GPU time
+is spent on it.
 
 Exit codes: 0 every step ran (or no GPU: skipped); 1 a step failed or ran out of time (its error
 is in the JSON, the other steps' figures too); 2 bad arguments.
@@ -53,15 +57,31 @@ STEPS = [
      ["--model", "efb4_ns", "--batch", "64", "--precision", "fp16", "bf16", "fp32", *TRAIN_ARGS, "--steps", "20"], 60),
     ("train_efb4_ns_b256", "train_throughput.py",
      ["--model", "efb4_ns", "--batch", "256", "--precision", "fp16", "bf16", "fp32", *TRAIN_ARGS, "--steps", "10"],
-     110),
+     95),
     ("train_resnet50_b64", "train_throughput.py",
-     ["--model", "resnet50", "--batch", "64", "--precision", "fp16", "bf16", "fp32", *TRAIN_ARGS, "--steps", "20"], 45),
+     ["--model", "resnet50", "--batch", "64", "--precision", "fp16", "bf16", "fp32", *TRAIN_ARGS, "--steps", "20"], 40),
     ("train_efb4_ns_b64_compile", "train_throughput.py",
      ["--model", "efb4_ns", "--batch", "64", "--precision", "fp16", "--compile", *TRAIN_ARGS, "--steps", "30"], 75),
-    ("extract", "extract.py", ["--rounds", "1"], 35),
+    # one round decodes the samples four times (both baselines, both pipelines); on a GPU the
+    # script leaves out its CPU decoding floor and writes its JSON after the round
+    ("extract", "extract.py", ["--rounds", "1"], 50),
     ("detect", "detect.py", ["--skip-equivalence", "--rounds", "2"], 20),
-    ("scan_latency", "scan_latency.py", ["--frames", "32", "--threads", "1", "--warm", "2"], 25),  # on cuda
+    # torch alone (ONNX Runtime and OpenVINO run on the CPU), both frame policies, one fresh
+    # process each; the CPU goals' baseline revision is left to the CPU runs
+    ("scan_latency", "scan_latency.py", ["--frames", "32", "--threads", "1", "--warm", "2", "--rounds", "1",
+                                         "--baseline-rev", "none"], 30),
 ]
+
+#: ``--quick``: arguments appended to each script's own (argparse keeps the last of an option)
+#: that shrink it to toy sizes, so every step runs in seconds and its figures mean nothing.
+QUICK_ARGS = {
+    "gpu_paths.py": ["--quick"],
+    "train_throughput.py": ["--model", "mobilenetv3_small_050", "--batch", "4", "--size", "64", "--warmup", "1",
+                            "--steps", "2", "--rounds", "1"],
+    "extract.py": ["--quick"],
+    "detect.py": ["--frames", "2", "--rounds", "1"],
+    "scan_latency.py": ["--frames", "4", "--warm", "1"],
+}
 
 
 def gpu_present() -> tuple[bool, str]:
@@ -103,7 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=Path("gpu_check.json"), help="where to write the figures")
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds for all steps together")
-    parser.add_argument("--only", nargs="+", help="run only these steps (names as in the JSON)")
+    parser.add_argument("--only", nargs="+", choices=[name for name, *_ in STEPS],
+                        help="run only these steps (names as in the JSON)")
+    parser.add_argument("--quick", action="store_true",
+                        help="every step at toy sizes, each allowed what is left of the budget: a rehearsal that "
+                             "all steps run (the tests run it under a fake CUDA runtime); its figures mean nothing")
     args = parser.parse_args(argv)
 
     report: dict = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -114,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         print(f"gpu_check: skipped, {what}; wrote {args.json}")
         return 0
-    report.update(skipped=False, gpu=what, steps={})
-    print(f"gpu_check on {what}, budget {args.budget:.0f} s", flush=True)
+    report.update(skipped=False, gpu=what, quick=args.quick, steps={})
+    print(f"gpu_check on {what}, budget {args.budget:.0f} s{', quick' if args.quick else ''}", flush=True)
     deadline = time.perf_counter() + args.budget
     failed = False
     steps = [s for s in STEPS if not args.only or s[0] in args.only]
@@ -123,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, script, step_args, limit in steps:
         left = deadline - time.perf_counter()
+        if args.quick:
+            step_args, limit = [*step_args, *QUICK_ARGS[script]], left
         if left < min(limit, 20):
             report["steps"][name] = {"status": "skipped", "reason": f"{left:.0f} s of the budget left"}
             print(f"{name}: skipped ({left:.0f} s left)", flush=True)

@@ -208,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--video", type=Path, default=DEFAULT_VIDEO, help="a 10 s 1080p video (default: DFDC sample)")
     parser.add_argument("--frames", type=int, nargs="+", default=[10, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads per configuration")
-    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx", "openvino"], default=["torch", "onnx"],
-                        help="classifier backends to compare (default torch and onnx; onnx needs onnxruntime, "
-                             "openvino OpenVINO, both on the CPU)")
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx", "openvino"],
+                        help="classifier backends to compare (default torch and onnx on the CPU, torch on a GPU; "
+                             "onnx needs onnxruntime, openvino OpenVINO, both run on the CPU only)")
     parser.add_argument("--frame-policies", nargs="+", choices=["exact", "nearest_reference"],
                         default=["exact", "nearest_reference"],
                         help="the scanner's frame policies to compare (default both)")
@@ -239,6 +239,18 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.video.is_file():
         parser.error(f"--video {args.video} does not exist; pass a 10 s 1080p video")
+    sys.path.insert(0, str(REPO / "src"))
+    from facesleuth.runtime import resolve_device
+
+    try:
+        on_cpu = resolve_device(args.device) == "cpu"
+    except RuntimeError as err:  # cuda asked for, none visible
+        parser.error(str(err))
+    if args.backends is None:
+        args.backends = ["torch", "onnx"] if on_cpu else ["torch"]
+    elif not on_cpu and set(args.backends) - {"torch"}:
+        parser.error(f"--backends {' '.join(sorted(set(args.backends) - {'torch'}))} run on the CPU only; "
+                     f"with --device {args.device} compare torch alone")
 
     from facesleuth.runtime import machine_info
 

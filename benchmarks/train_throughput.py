@@ -73,7 +73,8 @@ def synthesise_split(path: Path, faces: int, crop: int, seed: int = 0) -> Path:
         ok, jpeg = cv2.imencode(".jpg", face, [cv2.IMWRITE_JPEG_QUALITY, 95])
         split = "train" if i < faces else "val"
         rows.append({"dataset": "bench", "video_id": f"v{i // 8}", "face_id": f"v{i // 8}/{i}/0", "group": "g",
-                     "original": None, "label": label, "split": split, "jpeg": jpeg.tobytes()})
+                     "original": None, "label": label, "split": split, "landmarks": None,
+                     "jpeg": jpeg.tobytes()})
     write_parquet(pd.DataFrame(rows), path, SPLITS_SCHEMA)
     return path
 

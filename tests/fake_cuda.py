@@ -46,9 +46,6 @@ class _CpuPlacement(TorchFunctionMode):
         if func is torch.Tensor.cuda:
             self.placements["cuda"] += 1
             return args[0]
-        if func is torch.Tensor.pin_memory:
-            self.placements["pinned"] += 1
-            return args[0]
         if _names_cuda(kwargs.get("device")):
             self.placements["cuda"] += 1
             kwargs["device"] = "cpu"
@@ -93,6 +90,9 @@ class FakeCuda:
     def synchronize(self, device: Any = None) -> None:
         self.calls["synchronize"].append(device)
 
+    def set_device_index(self, device: Any) -> None:
+        self.calls["set_device_index"].append(device)
+
     def get_rng_state_all(self) -> list["torch.Tensor"]:
         return [torch.get_rng_state() for _ in range(self.count)]
 
@@ -114,6 +114,18 @@ class FakeCuda:
         monkeypatch.setattr(cuda, "get_device_name", lambda *a, **k: self.name)
         monkeypatch.setattr(cuda, "get_rng_state_all", self.get_rng_state_all)
         monkeypatch.setattr(cuda, "set_rng_state_all", self.set_rng_state_all)
+        # a DataLoader with workers asks for the current device, and its pinning thread sets it
+        monkeypatch.setattr(torch.accelerator, "current_device_index", self.current_device)
+        monkeypatch.setattr(torch.accelerator, "set_device_index", self.set_device_index)
+        # pinning is patched on the class, not caught by the placement mode: the DataLoader pins
+        # in a thread of its own, which the mode (thread-local) does not reach
+        placements = self.placements
+
+        def pin_memory(tensor: "torch.Tensor", device: Any = None) -> "torch.Tensor":
+            placements["pinned"] += 1
+            return tensor
+
+        monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
         # optimisers ask the current accelerator's stream whether a CUDA graph is being captured
         monkeypatch.setattr(torch.accelerator, "current_stream", lambda *a, **k: _Stream())
         self._mode = _CpuPlacement(self.placements)

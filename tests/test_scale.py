@@ -179,7 +179,7 @@ def test_gpu_check_steps_use_options_the_scripts_accept():
         if script not in helps:
             helps[script] = subprocess.run([sys.executable, str(REPO / "benchmarks" / script), "--help"],
                                            capture_output=True, text=True, timeout=120, check=True).stdout
-        for option in (a for a in [*args, "--device", "--json"] if a.startswith("--")):
+        for option in (a for a in [*args, *gpu_check.QUICK_ARGS[script], "--device", "--json"] if a.startswith("--")):
             assert option in helps[script], f"{name}: {script} has no {option}"
 
 
