@@ -296,9 +296,9 @@ def test_gpu_paths_under_the_fake_cuda_runtime(samples, tmp_path, monkeypatch, r
 
 
 def test_gpu_check_rehearses_its_measurements_on_the_fake_gpu(samples, tmp_path, repo_root):
-    """``gpu_check.py --quick`` with every script in processes that see the fake GPU: each
-    measurement step runs on ``cuda``, puts its work there and writes its figures. gpu_paths' own
-    steps have the tests above; torch.compile is left out, as it probes the CUDA driver itself."""
+    """``gpu_check.py --quick`` with every script in processes that see the fake GPU: each step
+    runs on ``cuda``, puts its work there and writes its figures. torch.compile is left out, as
+    its tracing probes the CUDA driver itself."""
     import json
     import subprocess
     import sys
@@ -308,7 +308,7 @@ def test_gpu_check_rehearses_its_measurements_on_the_fake_gpu(samples, tmp_path,
         import gpu_check
     finally:
         sys.path.pop(0)
-    steps = [name for name, _, args, _ in gpu_check.STEPS if name != "gpu_paths" and "--compile" not in args]
+    steps = [name for name, _, args, _ in gpu_check.STEPS if "--compile" not in args]
     placements = tmp_path / "placements"
     placements.mkdir()
     python_path = os.pathsep.join(filter(None, [str(repo_root / "tests" / "fake_cuda_site"),
@@ -323,10 +323,13 @@ def test_gpu_check_rehearses_its_measurements_on_the_fake_gpu(samples, tmp_path,
     failed = {name: step.get("output_tail") for name, step in report["steps"].items() if step["status"] != "ok"}
     assert done.returncode == 0 and not failed, (done.stdout[-2000:], failed)
     assert report["gpu"] == "Fake GPU (CPU arithmetic)" and report["quick"] is True
-    assert list(report["steps"]) == steps == ["train_efb4_ns_b64", "train_efb4_ns_b256", "train_resnet50_b64",
-                                              "extract", "detect", "scan_latency"]
+    assert list(report["steps"]) == steps == ["gpu_paths", "train_efb4_ns_b64", "train_efb4_ns_b256",
+                                              "train_resnet50_b64", "extract", "detect", "scan_latency"]
     figures = {name: step["figures"] for name, step in report["steps"].items()}
-    for name in steps[:3]:  # every precision of the training loop, on the (fake) GPU
+    assert {name: step["status"] for name, step in figures["gpu_paths"]["steps"].items()} == {
+        "mtcnn": "ok", "train_fp16": "ok", "train_bf16": "ok", "resume": "ok", "validate": "ok", "scan": "ok",
+        "ddp": "skipped"}  # DDP needs two GPUs
+    for name in steps[1:4]:  # every precision of the training loop, on the (fake) GPU
         assert [row["precision"] for row in figures[name]] == ["fp16", "bf16", "fp32"]
         assert all(row["device"].startswith("Fake GPU") and row["real_images_per_s"] > 0 for row in figures[name])
     assert figures["extract"]["settings"]["device"] == "cuda"
@@ -338,6 +341,7 @@ def test_gpu_check_rehearses_its_measurements_on_the_fake_gpu(samples, tmp_path,
     assert all(row["code"] == "now" for row in scans)  # no CPU baseline revision on a GPU
     # the processes that computed put tensors on the GPU: the CUDA branches ran
     placed = [json.loads(path.read_text())["placements"] for path in placements.glob("*.json")]
-    # three training runs, extraction's baselines and its one job, detection, two scanning processes
-    assert sum(p.get("cuda", 0) > 0 for p in placed) >= 3 + 2 + 1 + 2, placed
+    # the GPU paths, three training runs, extraction's baselines and its one job, detection, two
+    # scanning processes
+    assert sum(p.get("cuda", 0) > 0 for p in placed) >= 1 + 3 + 2 + 1 + 2, placed
     assert sum(p.get("pinned", 0) for p in placed) > 0
