@@ -16,7 +16,9 @@ results equal a CPU run's up to the optimiser's kernel (fused Adam on CUDA).
 
 from __future__ import annotations
 
+import os
 from collections import Counter, defaultdict
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -136,3 +138,15 @@ class FakeCuda:
         if self._mode is not None:
             self._mode.__exit__(None, None, None)
             self._mode = None
+
+
+def environment_with_fake_gpus(count: int = 1, report_dir: Path | None = None) -> dict[str, str]:
+    """``os.environ`` for a subprocess in which every Python process, the subprocess's own ones
+    too, sees ``count`` fake GPUs (fake_cuda_site/sitecustomize.py); with ``report_dir``, each
+    writes there at exit what it placed on them."""
+    site = str(Path(__file__).resolve().parent / "fake_cuda_site")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [site, os.environ.get("PYTHONPATH")])),
+           "FAKE_CUDA_GPUS": str(count)}
+    if report_dir is not None:
+        env["FAKE_CUDA_REPORT_DIR"] = str(report_dir)
+    return env

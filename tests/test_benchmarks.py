@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_cuda import environment_with_fake_gpus
 from sklearn.metrics import log_loss, roc_auc_score
 
 pytestmark = pytest.mark.slow
@@ -85,12 +86,9 @@ def test_scan_latency_compares_backends_against_torch(repo_root, samples, tmp_pa
 
 def test_scan_latency_refuses_cpu_backends_on_a_gpu(repo_root, samples):
     """On the fake GPU (tests/fake_cuda_site), as a GPU box would see it."""
-    python_path = os.pathsep.join(filter(None, [str(repo_root / "tests" / "fake_cuda_site"),
-                                                os.environ.get("PYTHONPATH")]))
     done = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "scan_latency.py"), "--device", "cuda",
                            "--backends", "torch", "onnx"], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "FACESLEUTH_SAMPLES": str(samples), "PYTHONPATH": python_path,
-                               "FAKE_CUDA_GPUS": "1"})
+                          env={**environment_with_fake_gpus(1), "FACESLEUTH_SAMPLES": str(samples)})
     assert done.returncode == 2
     assert "--backends onnx run on the CPU only; with --device cuda compare torch alone" in done.stderr
 

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 from face_crops import write_split
-from fake_cuda import FakeCuda
+from fake_cuda import FakeCuda, environment_with_fake_gpus
 from train_settings import tiny_run_settings
 
 from facesleuth.train import loop as train_module
@@ -311,10 +311,7 @@ def test_gpu_check_rehearses_its_measurements_on_the_fake_gpu(samples, tmp_path,
     steps = [name for name, _, args, _ in gpu_check.STEPS if "--compile" not in args]
     placements = tmp_path / "placements"
     placements.mkdir()
-    python_path = os.pathsep.join(filter(None, [str(repo_root / "tests" / "fake_cuda_site"),
-                                                os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "FACESLEUTH_SAMPLES": str(samples), "PYTHONPATH": python_path, "FAKE_CUDA_GPUS": "1",
-           "FAKE_CUDA_REPORT_DIR": str(placements)}
+    env = {**environment_with_fake_gpus(1, placements), "FACESLEUTH_SAMPLES": str(samples)}
     out = tmp_path / "gpu_check.json"
     done = subprocess.run([sys.executable, str(repo_root / "benchmarks" / "gpu_check.py"), "--quick", "--budget",
                            "1500", "--only", *steps, "--json", str(out)], capture_output=True, text=True,
