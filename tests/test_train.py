@@ -266,3 +266,29 @@ def test_missing_training_keys_are_named(split, tmp_path):
     del broken["training"]["lr"]
     with pytest.raises(ValueError, match=r"\['lr'\]"):
         train_run(split, tmp_path, broken)
+
+
+def test_a_compiled_trainer_trains_the_model_as_the_eager_one_does(monkeypatch):
+    """``Trainer(compile_model=True)`` (the GPU check's torch.compile step): the compiled forward
+    trains the very parameters the eager trainer trains, to the same values. TorchDynamo traces
+    here; AOTAutograd's eager backend stands in for Inductor, which needs a C++ or GPU compiler."""
+    import copy
+
+    from facesleuth.train.loop import Trainer
+
+    compile_model = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model: compile_model(model, backend="aot_eager"))
+    torch.manual_seed(0)
+    model = models.build_model("resnet10t", dropout=0.0)
+    images = torch.randint(0, 256, (4, 64, 64, 3), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 1, 0])
+    eager = Trainer(copy.deepcopy(model), torch.device("cpu"), channels_last=True)
+    compiled = Trainer(copy.deepcopy(model), torch.device("cpu"), channels_last=True, compile_model=True)
+    assert compiled.forward_model is not compiled.model
+    for _ in range(2):
+        expected, got = eager.train_step(images, labels), compiled.train_step(images, labels)
+        assert float(got) == pytest.approx(float(expected), rel=1e-5)
+    before = dict(model.named_parameters())
+    for (name, trained), (_, reference) in zip(compiled.module.named_parameters(), eager.module.named_parameters()):
+        assert not torch.equal(trained, before[name]), f"{name} was not trained"
+        torch.testing.assert_close(trained, reference, rtol=1e-4, atol=1e-6)
